@@ -1,0 +1,101 @@
+//! Scan-plan traits: a format says *what* to read and *how* to decode it; the engine in
+//! `arrowfeed-decode-sched` decides *when*.
+
+use std::fmt;
+use std::ops::Range;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// A plan for scanning one object: the read tasks, in row order.
+///
+/// # Contract
+/// - Tasks come in the order of the rows they cover: task *k+1*'s `rows` start where task
+///   *k*'s end, the first starting at 0.
+/// - Every batch decoded from any task has the schema [`schema`](Self::schema).
+/// - An `Err` item ends the plan (the engine reports it after the batches of earlier tasks).
+pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
+    /// The schema of the decoded batches.
+    fn schema(&self) -> SchemaRef;
+
+    /// The number of rows the whole plan yields, when known up front.
+    fn total_rows(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// One unit of I/O and decode: the byte ranges it needs and the decoder that turns them into
+/// Arrow data.
+pub struct ReadTask {
+    /// The byte ranges to fetch, in the order the decoder expects them.
+    pub ranges: Vec<Range<u64>>,
+    /// Lower numbers are served first. Plans use the row position, so that rows complete in
+    /// order.
+    pub priority: u64,
+    /// The rows of the plan's output this task produces.
+    pub rows: Range<u64>,
+    /// Turns the fetched bytes into batches, on a CPU thread.
+    pub decoder: Box<dyn TaskDecoder>,
+}
+
+impl fmt::Debug for ReadTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadTask")
+            .field("ranges", &self.ranges)
+            .field("priority", &self.priority)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes the bytes of one [`ReadTask`].
+///
+/// # Contract
+/// `decode` receives one `Bytes` per requested range, in the order requested. It either
+/// finishes, returning batches whose row counts add up to the task's `rows`, or asks for more
+/// bytes (indirect I/O: offsets first, then values) with a decoder to continue. The engine
+/// serves such follow-up requests ahead of new tasks, since the task is already holding budget.
+pub trait TaskDecoder: Send {
+    /// Decodes `bytes`. Runs on a CPU thread; may take milliseconds.
+    ///
+    /// # Errors
+    /// Malformed data, naming the object and what is wrong.
+    fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded>;
+}
+
+/// What a [`TaskDecoder`] produced.
+pub enum Decoded {
+    /// The task's rows, as one or more batches in row order.
+    Batches(Vec<RecordBatch>),
+    /// The decoder needs more bytes before it can finish.
+    NeedMore {
+        /// The further ranges to fetch.
+        ranges: Vec<Range<u64>>,
+        /// The decoder to call with them.
+        decoder: Box<dyn TaskDecoder>,
+    },
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Batches(b) => f.debug_tuple("Batches").field(&b.len()).finish(),
+            Self::NeedMore { ranges, .. } => f
+                .debug_struct("NeedMore")
+                .field("ranges", ranges)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<F> TaskDecoder for F
+where
+    F: FnOnce(Vec<Bytes>) -> Result<Decoded> + Send,
+{
+    fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
+        (*self)(bytes)
+    }
+}
