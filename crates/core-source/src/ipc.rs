@@ -1,0 +1,456 @@
+//! Arrow IPC file and stream sources.
+//!
+//! The file reader parses the footer itself so it can check every length it reads off the disk
+//! against the file size *before* allocating or reading: a crafted footer cannot make it
+//! allocate more than the file holds. Batches are read with one positioned read per block into
+//! a 64-byte aligned buffer, then decoded zero-copy from it by arrow-ipc's `FileDecoder`.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_buffer::{Buffer, MutableBuffer};
+use arrow_ipc::reader::{FileDecoder, StreamReader};
+use arrow_ipc::{Block, CompressionType, MetadataVersion};
+use arrow_schema::{ArrowError, SchemaRef};
+use arrowfeed_traits::{Error, Result};
+
+use crate::detect::ARROW_MAGIC;
+use crate::guard::no_panic;
+use crate::local::LocalFile;
+
+/// Largest flatbuffer footer or message header accepted (the schema of a very wide table is a
+/// few MiB; anything larger is taken as damage rather than allocated).
+const MAX_METADATA_BYTES: u64 = 256 << 20;
+
+/// Facts about one IPC record batch, read from its message header without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpcBatchInfo {
+    /// Rows in the batch.
+    pub rows: u64,
+    /// Bytes of the message (header and body) in the file.
+    pub bytes: u64,
+    /// The body's compression, if any: `"lz4"` or `"zstd"`.
+    pub compression: Option<&'static str>,
+}
+
+fn codec_name(c: CompressionType) -> &'static str {
+    match c {
+        CompressionType::LZ4_FRAME => "lz4",
+        CompressionType::ZSTD => "zstd",
+        _ => "unknown",
+    }
+}
+
+/// Parses an encapsulated message header (with or without the continuation marker).
+fn batch_info_from_header(meta: &[u8], bytes: u64) -> std::result::Result<Option<IpcBatchInfo>, String> {
+    let body = match meta {
+        [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
+        _ => meta.get(4..),
+    }
+    .ok_or("message header shorter than its length prefix")?;
+    let msg = arrow_ipc::root_as_message(body).map_err(|e| format!("bad message header: {e}"))?;
+    Ok(msg.header_as_record_batch().map(|b| IpcBatchInfo {
+        rows: u64::try_from(b.length()).unwrap_or(0),
+        bytes,
+        compression: b.compression().map(|c| codec_name(c.codec())),
+    }))
+}
+
+/// Reads an Arrow IPC *file* (random access to its record batches).
+///
+/// Iterating yields the batches in file order; [`read_batch`](Self::read_batch) reads any one.
+/// With a batch size set, batches longer than it are split (never merged).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow_array::{Int32Array, RecordBatch};
+/// use arrowfeed_core_source::IpcFileReader;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.arrow");
+/// # let batch = RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(vec![1, 2, 3])) as _)])?;
+/// # let mut w = arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(&path)?, &batch.schema())?;
+/// # w.write(&batch)?; w.finish()?;
+/// let reader = IpcFileReader::open(&path)?;
+/// assert_eq!(reader.num_batches(), 1);
+/// let rows: usize = reader.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
+/// assert_eq!(rows, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct IpcFileReader {
+    file: LocalFile,
+    decoder: Arc<FileDecoder>,
+    schema: SchemaRef,
+    blocks: Vec<Block>,
+    next: usize,
+    finished: bool,
+}
+
+impl IpcFileReader {
+    /// Opens the IPC file at `path`, reading every column.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, [`Error::Corrupt`] naming the file if it is not a valid
+    /// Arrow IPC file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_projection(path, None)
+    }
+
+    /// Opens the IPC file at `path`, reading only the columns `projection` (indices into the
+    /// file's schema, in the output order).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a projection outside the
+    /// schema.
+    pub fn open_with_projection(path: impl AsRef<Path>, projection: Option<Vec<usize>>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = LocalFile::open(path)?;
+        no_panic(path, || Self::from_file(file, projection))
+    }
+
+    fn from_file(file: LocalFile, projection: Option<Vec<usize>>) -> Result<Self> {
+        let path = file.path().to_path_buf();
+        let corrupt = |msg: String| Error::corrupt(&path, msg);
+        let size = file.len();
+        // "ARROW1" + 2 bytes padding at the start; footer, 4-byte length and "ARROW1" at the end.
+        if size < 8 + 10 {
+            return Err(corrupt(format!(
+                "too short for an Arrow IPC file ({size} bytes; truncated?)"
+            )));
+        }
+        let mut head = [0u8; 6];
+        file.read_into(0, &mut head)?;
+        let mut tail = [0u8; 10];
+        file.read_into(size - 10, &mut tail)?;
+        if &head != ARROW_MAGIC {
+            return Err(corrupt("missing the ARROW1 magic at the start".into()));
+        }
+        if &tail[4..] != ARROW_MAGIC {
+            return Err(corrupt(
+                "missing the ARROW1 magic at the end (truncated, or a stream rather than a file?)"
+                    .into(),
+            ));
+        }
+        let footer_len = i32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let footer_len = u64::try_from(footer_len)
+            .ok()
+            .filter(|&l| l > 0 && l <= size - 18 && l <= MAX_METADATA_BYTES)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "footer length {footer_len} points outside the {size}-byte file"
+                ))
+            })?;
+        let footer_start = size - 10 - footer_len;
+        let footer_bytes = file.read_blocking(footer_start..size - 10)?;
+        let footer = arrow_ipc::root_as_footer(&footer_bytes)
+            .map_err(|e| corrupt(format!("the footer is not a valid flatbuffer: {e}")))?;
+        let fb_schema = footer
+            .schema()
+            .ok_or_else(|| corrupt("the footer has no schema".into()))?;
+        if !fb_schema.endianness().equals_to_target_endianness() {
+            return Err(corrupt("written on a machine of the other endianness".into()));
+        }
+        let schema = Arc::new(
+            arrow_ipc::convert::try_fb_to_schema(fb_schema).map_err(|e| Error::arrow_at(&path, e))?,
+        );
+        let check_block = |kind: &str, k: usize, b: &Block| -> Result<()> {
+            let ok = b.offset() >= 8
+                && b.metaDataLength() > 0
+                && b.bodyLength() >= 0
+                && (b.offset() as u64)
+                    .checked_add(b.metaDataLength() as u64)
+                    .and_then(|e| e.checked_add(b.bodyLength() as u64))
+                    .is_some_and(|end| end <= footer_start);
+            if ok {
+                Ok(())
+            } else {
+                Err(corrupt(format!(
+                    "{kind} block {k} (offset {}, {} + {} bytes) points outside the data section of the {size}-byte file",
+                    b.offset(),
+                    b.metaDataLength(),
+                    b.bodyLength()
+                )))
+            }
+        };
+        let blocks: Vec<Block> = footer.recordBatches().map(|v| v.iter().copied().collect()).unwrap_or_default();
+        for (k, b) in blocks.iter().enumerate() {
+            check_block("record batch", k, b)?;
+        }
+        let version = footer.version();
+        if version == MetadataVersion::V1 || version == MetadataVersion::V2 || version == MetadataVersion::V3 {
+            return Err(corrupt(format!("unsupported IPC metadata version {version:?}")));
+        }
+        let out_schema = match &projection {
+            Some(p) => Arc::new(crate::project_schema_by_index(&schema, p).map_err(|e| e.or_location(&path))?),
+            None => schema.clone(),
+        };
+        let mut decoder = FileDecoder::new(schema, version);
+        if let Some(p) = projection {
+            decoder = decoder.with_projection(p);
+        }
+        if let Some(dicts) = footer.dictionaries() {
+            for (k, b) in dicts.iter().enumerate() {
+                check_block("dictionary", k, b)?;
+                let buf = read_block(&file, b)?;
+                decoder
+                    .read_dictionary(b, &buf)
+                    .map_err(|e| Error::arrow_at(&path, e))?;
+            }
+        }
+        Ok(Self {
+            file,
+            decoder: Arc::new(decoder),
+            schema: out_schema,
+            blocks,
+            next: 0,
+            finished: false,
+        })
+    }
+
+    /// The path this was opened from.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The number of record batches in the file.
+    pub fn num_batches(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Reads the header of every record batch (not its body): rows, bytes and compression.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a header is malformed.
+    pub fn batch_infos(&self) -> Result<Vec<IpcBatchInfo>> {
+        let path = self.file.path();
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let meta = self.file.read_blocking(b.offset() as u64..(b.offset() + b.metaDataLength() as i64) as u64)?;
+                let bytes = b.metaDataLength() as u64 + b.bodyLength() as u64;
+                batch_info_from_header(&meta, bytes)
+                    .map_err(|m| Error::corrupt(path, format!("record batch {k}: {m}")))?
+                    .ok_or_else(|| Error::corrupt(path, format!("block {k} is not a record batch")))
+            })
+            .collect()
+    }
+
+    /// Reads and decodes record batch `index`.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] past the last batch; [`Error::Corrupt`] or [`Error::Arrow`]
+    /// naming the file for malformed data.
+    pub fn read_batch(&self, index: usize) -> Result<RecordBatch> {
+        let path = self.file.path();
+        let block = self.blocks.get(index).ok_or_else(|| {
+            Error::index_out_of_range(index as u64, self.blocks.len() as u64).or_location(path)
+        })?;
+        no_panic(path, || {
+            let buf = read_block(&self.file, block)?;
+            match self.decoder.read_record_batch(block, &buf) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => Err(Error::corrupt(path, format!("block {index} holds no record batch"))),
+                Err(e) => Err(Error::arrow_at(path, e)),
+            }
+        })
+        .map_err(|e| match e {
+            Error::Arrow { location, source } => Error::Arrow {
+                location: arrowfeed_traits::Location::new(format!(
+                    "{} (record batch {index})",
+                    location.as_str().unwrap_or_default()
+                )),
+                source,
+            },
+            other => other,
+        })
+    }
+}
+
+/// Reads one block into a 64-byte aligned buffer, so the decoder can use it without copying.
+fn read_block(file: &LocalFile, block: &Block) -> Result<Buffer> {
+    let len = (block.metaDataLength() as u64 + block.bodyLength() as u64) as usize;
+    let mut buf = MutableBuffer::from_len_zeroed(len);
+    file.read_into(block.offset() as u64, buf.as_slice_mut())?;
+    Ok(buf.into())
+}
+
+impl Iterator for IpcFileReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished || self.next >= self.blocks.len() {
+            return None;
+        }
+        let r = self.read_batch(self.next);
+        self.next += 1;
+        if r.is_err() {
+            self.finished = true;
+        }
+        Some(r.map_err(Error::into_arrow))
+    }
+}
+
+impl RecordBatchReader for IpcFileReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Reads an Arrow IPC *stream* from a file.
+///
+/// arrow-ipc's `StreamReader` does the decoding (it reads message bodies with bounded
+/// allocation); this adds the file name to every error and turns a decoder panic into an error.
+pub struct IpcStreamReader {
+    path: PathBuf,
+    inner: StreamReader<BufReader<File>>,
+    schema: SchemaRef,
+    finished: bool,
+}
+
+impl std::fmt::Debug for IpcStreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcStreamReader")
+            .field("path", &self.path)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpcStreamReader {
+    /// Opens the IPC stream at `path`, reading every column.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, [`Error::Corrupt`]/[`Error::Arrow`] naming the file
+    /// if it does not start with a valid schema message.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_projection(path, None)
+    }
+
+    /// Opens the IPC stream at `path`, reading only the columns `projection`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a bad projection.
+    pub fn open_with_projection(path: impl AsRef<Path>, projection: Option<Vec<usize>>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = crate::detect::open_regular_file(path)?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len == 0 {
+            return Err(Error::corrupt(path, "the file is empty; expected an Arrow IPC stream"));
+        }
+        let reader = BufReader::with_capacity(1 << 20, file);
+        let inner = no_panic(path, || {
+            // Check the projection against the schema first, for an error that says what is wrong.
+            StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {
+                ArrowError::SchemaError(_) | ArrowError::InvalidArgumentError(_) if projection.is_some() => {
+                    Error::invalid_argument(format!("{}: {e}", path.display()))
+                }
+                e => Error::arrow_at(path, e),
+            })
+        })?;
+        let schema = inner.schema();
+        Ok(Self {
+            path: path.to_path_buf(),
+            inner,
+            schema,
+            finished: false,
+        })
+    }
+
+    /// The path this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Iterator for IpcStreamReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let path = &self.path;
+        let inner = &mut self.inner;
+        let r = no_panic(path, || inner.next().transpose().map_err(|e| Error::arrow_at(path, e)));
+        match r {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e.into_arrow()))
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for IpcStreamReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Walks the messages of an IPC stream file without decoding bodies: rows, bytes and
+/// compression of each record batch.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the file if a message length points past the end.
+pub fn stream_batch_infos(path: &Path) -> Result<Vec<IpcBatchInfo>> {
+    let file = crate::detect::open_regular_file(path)?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut r = BufReader::new(file);
+    let mut pos = 0u64;
+    let mut out = Vec::new();
+    let corrupt = |m: String| Error::corrupt(path, m);
+    loop {
+        let mut word = [0u8; 4];
+        if pos + 4 > size {
+            break; // end of stream without an end marker: allowed
+        }
+        r.read_exact(&mut word).map_err(|e| Error::io(path, e))?;
+        pos += 4;
+        let mut prefix = 4;
+        if word == [0xff; 4] {
+            if pos + 4 > size {
+                return Err(corrupt(format!("truncated message length at byte {pos}")));
+            }
+            r.read_exact(&mut word).map_err(|e| Error::io(path, e))?;
+            pos += 4;
+            prefix = 8;
+        }
+        let meta_len = i32::from_le_bytes(word);
+        if meta_len == 0 {
+            break;
+        }
+        let meta_len = u64::try_from(meta_len)
+            .ok()
+            .filter(|&l| l <= MAX_METADATA_BYTES && pos + l <= size)
+            .ok_or_else(|| corrupt(format!("message length {meta_len} at byte {} points past the end of the {size}-byte file", pos - 4)))?;
+        let mut meta = vec![0u8; meta_len as usize];
+        r.read_exact(&mut meta).map_err(|e| Error::io(path, e))?;
+        pos += meta_len;
+        let msg = arrow_ipc::root_as_message(&meta)
+            .map_err(|e| corrupt(format!("bad message header at byte {}: {e}", pos - meta_len)))?;
+        let body = u64::try_from(msg.bodyLength())
+            .ok()
+            .filter(|&b| pos + b <= size)
+            .ok_or_else(|| corrupt(format!("message body of {} bytes at byte {pos} runs past the end of the {size}-byte file", msg.bodyLength())))?;
+        if let Some(b) = msg.header_as_record_batch() {
+            out.push(IpcBatchInfo {
+                rows: u64::try_from(b.length()).unwrap_or(0),
+                bytes: prefix + meta_len + body,
+                compression: b.compression().map(|c| codec_name(c.codec())),
+            });
+        }
+        r.seek(SeekFrom::Current(body as i64)).map_err(|e| Error::io(path, e))?;
+        pos += body;
+    }
+    Ok(out)
+}

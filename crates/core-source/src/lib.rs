@@ -1,0 +1,88 @@
+//! Sources of Arrow record batches: in-memory tables, Parquet, Arrow IPC file and stream.
+//!
+//! Part of [arrowfeed](https://crates.io/crates/arrowfeed); depends only on
+//! `arrowfeed-traits` among the arrowfeed crates.
+//!
+//! | item | what it reads |
+//! |---|---|
+//! | [`open`], [`open_with`], [`open_many`] | any supported file (or many as one), format detected from its bytes |
+//! | [`ParquetReader`] | Parquet: projection by name, row-group selection, batch size, every codec |
+//! | [`IpcFileReader`], [`IpcStreamReader`] | Arrow IPC file and stream, LZ4/ZSTD-compressed too |
+//! | [`MemTable`] | batches in memory, as a `RandomAccess` dataset and a reader |
+//! | [`LocalFile`] | a local file as a `ByteSource`, with positioned reads |
+//! | [`info`] | what a file holds, without decoding it |
+//!
+//! Every reader is an `arrow_array::RecordBatchReader + Send`, so it plugs into anything that
+//! takes arrow-rs readers.
+//!
+//! # Untrusted input
+//! Files may be truncated, damaged or crafted. Every such input gives an `Err` naming the file
+//! and what is wrong — never a panic, and never an allocation sized by a length read off the
+//! disk before that length is checked against the file size. Arrow's own validation stays on.
+//!
+//! # Example
+//! ```
+//! # use std::sync::Arc;
+//! # use arrow_array::{Int32Array, StringArray, RecordBatch};
+//! use arrowfeed_core_source::{open_with, ReadOptions};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.arrows");
+//! # let batch = RecordBatch::try_from_iter([
+//! #     ("id", Arc::new(Int32Array::from(vec![1, 2, 3])) as _),
+//! #     ("name", Arc::new(StringArray::from(vec!["a", "b", "c"])) as _)])?;
+//! # let mut w = arrow_ipc::writer::StreamWriter::try_new(std::fs::File::create(&path)?, &batch.schema())?;
+//! # w.write(&batch)?; w.finish()?;
+//! // The format comes from the bytes; the extension does not matter.
+//! let source = open_with(&path, &ReadOptions::default().with_columns(["name"]))?;
+//! for batch in source {
+//!     let batch = batch?;
+//!     assert_eq!(batch.schema().field(0).name(), "name");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod detect;
+mod guard;
+mod ipc;
+mod local;
+mod memtable;
+mod open;
+mod parquet;
+
+pub use detect::{Format, detect_format};
+pub use ipc::{IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos};
+pub use local::LocalFile;
+pub use memtable::{MemTable, MemTableReader};
+pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
+pub use parquet::ParquetReader;
+
+use arrow_schema::{Schema, SchemaRef};
+use arrowfeed_traits::{Error, Result};
+
+/// Indices of the columns `names` in `schema`, in the order given.
+pub(crate) fn column_indices(schema: &SchemaRef, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|n| {
+            schema.index_of(n).map_err(|_| {
+                let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                Error::invalid_argument(format!(
+                    "no column named {n:?}; the columns are {}",
+                    have.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// `schema.project(p)` with an error that names the bad index.
+pub(crate) fn project_schema_by_index(schema: &SchemaRef, p: &[usize]) -> Result<Schema> {
+    if let Some(bad) = p.iter().find(|&&i| i >= schema.fields().len()) {
+        return Err(Error::invalid_argument(format!(
+            "projection names column {bad}, but the schema has {} columns",
+            schema.fields().len()
+        )));
+    }
+    Ok(schema.project(p)?)
+}

@@ -1,0 +1,153 @@
+//! A local file as a `ByteSource`, read with positioned reads (`pread`).
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrowfeed_traits::{ByteSource, Error, Result, check_range};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::detect::open_regular_file;
+
+/// A local file read with positioned reads, as a [`ByteSource`].
+///
+/// Positioned reads (`pread` on Unix, `seek_read` on Windows) need no shared cursor, so one
+/// `LocalFile` serves concurrent reads from many threads. The size is taken when the file is
+/// opened; reads past it are errors even if the file has grown since.
+///
+/// Its futures do the read when first polled, so [`ByteSource::is_blocking`] is true: drive it
+/// from threads that may block (the decode scheduler's I/O threads, or `block_on`), not from an
+/// async executor's worker threads.
+///
+/// ```
+/// use arrowfeed_core_source::LocalFile;
+/// use arrowfeed_traits::ByteSource;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("hello.bin");
+/// std::fs::write(&path, b"hello, world")?;
+/// let file = LocalFile::open(&path)?;
+/// let bytes = futures::executor::block_on(file.read(7..12))?;
+/// assert_eq!(&bytes[..], b"world");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    path: PathBuf,
+    name: String,
+    size: u64,
+}
+
+impl LocalFile {
+    /// Opens `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path if it cannot be opened or is a directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = open_regular_file(path)?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                file,
+                path: path.to_path_buf(),
+                name: path.display().to_string(),
+                size,
+            }),
+        })
+    }
+
+    /// The path this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The size when opened.
+    pub fn len(&self) -> u64 {
+        self.inner.size
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.inner.size == 0
+    }
+
+    /// Reads `range` synchronously into a new buffer.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a range outside the file, [`Error::Io`] if the read fails (also when
+    /// the file was truncated since it was opened).
+    pub fn read_blocking(&self, range: Range<u64>) -> Result<Bytes> {
+        let mut buf = vec![0u8; self.checked_len(&range)?];
+        self.read_into(range.start, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Reads `buf.len()` bytes at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// As [`read_blocking`](Self::read_blocking).
+    pub fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.saturating_add(buf.len() as u64);
+        self.checked_len(&(offset..end))?;
+        read_exact_at(&self.inner.file, buf, offset).map_err(|e| Error::io(&self.inner.path, e))
+    }
+
+    fn checked_len(&self, range: &Range<u64>) -> Result<usize> {
+        let r = check_range(&self.inner.name, range, self.inner.size)?;
+        usize::try_from(r.end - r.start).map_err(|_| {
+            Error::corrupt(
+                self.inner.name.as_str(),
+                "byte range larger than the address space",
+            )
+        })
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl ByteSource for LocalFile {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn size(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(futures::future::ready(Ok(self.inner.size)))
+    }
+
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(async move { self.read_blocking(range) })
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+}
