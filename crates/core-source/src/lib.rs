@@ -49,6 +49,7 @@ mod local;
 mod memtable;
 mod open;
 mod parquet;
+mod write;
 
 pub use detect::{Format, detect_format};
 pub use ipc::{IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos};
@@ -56,6 +57,7 @@ pub use local::LocalFile;
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
 pub use parquet::ParquetReader;
+pub use write::{BatchWriter, WriteCompression};
 
 use arrow_schema::{Schema, SchemaRef};
 use arrowfeed_traits::{Error, Result};

@@ -1,0 +1,51 @@
+//! arrowfeed keeps Arrow data flowing to whoever consumes it: a training loop that wants
+//! batches every few milliseconds, or a query engine that wants to stream, spill and replay.
+//!
+//! This facade re-exports the arrowfeed crates as modules, each behind a default-on feature,
+//! and offers the entry points most programs start from. Depend on the individual crates
+//! instead when you want a smaller build.
+//!
+//! | module | crate | feature | what it holds |
+//! |---|---|---|---|
+//! | [`traits`] | `arrowfeed-traits` | always | errors, `RandomAccess`, `ByteSource`, scan plans, memory accounting |
+//! | [`source`] | `arrowfeed-core-source` | `core-source` | Parquet, Arrow IPC, in-memory tables, format detection |
+//!
+//! # Example
+//! ```
+//! # #[cfg(feature = "core-source")] {
+//! # use std::sync::Arc;
+//! # use arrow_array::{Int32Array, RecordBatch};
+//! use arrowfeed::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.arrow");
+//! # let batch = RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(vec![1, 2, 3])) as _)])?;
+//! // Write a file, then open it by its bytes, whatever its extension.
+//! let mut w = BatchWriter::create(&path, Format::ArrowFile, batch.schema(), Default::default())?;
+//! w.write(&batch)?;
+//! w.finish()?;
+//! let rows: usize = arrowfeed::open(&path)?.map(|b| b.map(|b| b.num_rows())).sum::<Result<_, _>>()?;
+//! assert_eq!(rows, 3);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use arrowfeed_traits as traits;
+pub use arrowfeed_traits::{Error, Result};
+
+#[cfg(feature = "core-source")]
+pub use arrowfeed_core_source as source;
+
+#[cfg(feature = "core-source")]
+pub use arrowfeed_core_source::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
+
+/// The names most programs use, in one import.
+pub mod prelude {
+    pub use arrowfeed_traits::{ByteSource, Error, RandomAccess, Result, batch_memory_size};
+
+    #[cfg(feature = "core-source")]
+    pub use arrowfeed_core_source::{
+        BatchWriter, Format, LocalFile, MemTable, ReadOptions, Source, WriteCompression, open,
+        open_many, open_with,
+    };
+}

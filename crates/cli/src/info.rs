@@ -1,0 +1,59 @@
+//! `arrowfeed info`: what a file holds, as text or JSON.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::{CliResult, Failure};
+
+pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
+    let info = arrowfeed::info(path).map_err(|e| Failure::at(path, e))?;
+    let columns: Vec<_> = info
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let r = if as_json {
+        let v = json!({
+            "path": path.display().to_string(),
+            "format": info.format.name(),
+            "rows": info.rows,
+            "columns": columns,
+            "file_bytes": info.file_bytes,
+            "unit": info.unit,
+            "units": info.unit_rows.len(),
+            "unit_rows": info.unit_rows,
+            "compression": info.compression,
+            "created_by": info.created_by,
+        });
+        writeln!(out, "{v}")
+    } else {
+        let mut s = String::new();
+        s += &format!("path:        {}\n", path.display());
+        s += &format!("format:      {}\n", info.format);
+        s += &format!(
+            "rows:        {}\n",
+            info.rows.map_or("unknown".into(), |r| r.to_string())
+        );
+        s += &format!("{:<12} {}\n", format!("{}:", info.unit), info.unit_rows.len());
+        s += &format!("size:        {} bytes\n", info.file_bytes);
+        s += &format!("compression: {}\n", if info.compression.is_empty() { "none".into() } else { info.compression.join(", ") });
+        if let Some(c) = &info.created_by {
+            s += &format!("created by:  {c}\n");
+        }
+        s += &format!("columns:     {}\n", info.schema.fields().len());
+        for f in info.schema.fields() {
+            s += &format!(
+                "  {}: {}{}\n",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "" } else { " not null" }
+            );
+        }
+        out.write_all(s.as_bytes())
+    };
+    r.map_err(|e| Failure::Run(format!("<stdout>: {e}")))
+}
