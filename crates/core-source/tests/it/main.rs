@@ -1,0 +1,8 @@
+//! Integration tests of arrowfeed-core-source, in one binary to keep link time low.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+mod common;
+mod conformance;
+mod malformed;
+mod options;
+mod roundtrip;
