@@ -1,2 +1,172 @@
-//! placeholder
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`: needs nothing but cargo, rustc and (for
+//! `interop`) python3.
+#![allow(clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+mod tidy;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci               everything CI runs, in order: fmt, tidy, clippy, test, doc, interop, deny, package
+  fmt              cargo fmt --check
+  tidy             layering and manifest rules (see docs/architecture.md)
+  clippy           clippy on all targets and features, warnings denied
+  test             the workspace's tests
+  doc              rustdoc with warnings denied
+  interop          pyarrow-written files through the arrowfeed CLI (makes a venv under target/)
+  deny             cargo deny check bans licenses sources (installs cargo-deny if missing)
+  deny-advisories  cargo deny check advisories (needs the advisory database from the network)
+  package          publish dry-run of every crate, in dependency order";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let root = project_root();
+    let result = match cmd.as_str() {
+        "ci" => ci(&root),
+        "fmt" => fmt(&root),
+        "tidy" => tidy::run(&root),
+        "clippy" => clippy(&root),
+        "test" => test(&root),
+        "doc" => doc(&root),
+        "interop" => interop(&root),
+        "deny" => deny(&root, &["bans", "licenses", "sources"]),
+        "deny-advisories" => deny(&root, &["advisories"]),
+        "package" => package(&root),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(root: &Path, cmd: &mut Command) -> Result {
+    cmd.current_dir(root);
+    eprintln!("$ {}", format!("{cmd:?}").replace('"', ""));
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn ci(root: &Path) -> Result {
+    let steps: [(&str, fn(&Path) -> Result); 8] = [
+        ("fmt", fmt),
+        ("tidy", tidy::run),
+        ("clippy", clippy),
+        ("test", test),
+        ("doc", doc),
+        ("interop", interop),
+        ("deny", |r| deny(r, &["bans", "licenses", "sources"])),
+        ("package", package),
+    ];
+    let all = Instant::now();
+    let mut times = Vec::new();
+    for (name, step) in steps {
+        eprintln!("\n==> {name}");
+        let t = Instant::now();
+        step(root).map_err(|e| format!("step {name}: {e}"))?;
+        times.push((name, t.elapsed().as_secs_f64()));
+    }
+    eprintln!("\nci passed in {:.0} s:", all.elapsed().as_secs_f64());
+    for (name, s) in times {
+        eprintln!("  {name:<8} {s:>6.0} s");
+    }
+    Ok(())
+}
+
+fn fmt(root: &Path) -> Result {
+    run(root, cargo().args(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy(root: &Path) -> Result {
+    run(
+        root,
+        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+    )
+}
+
+fn test(root: &Path) -> Result {
+    run(root, cargo().args(["test", "--workspace", "--all-features"]))
+}
+
+fn doc(root: &Path) -> Result {
+    run(
+        root,
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
+}
+
+/// Builds the CLI, makes a Python venv with pyarrow under `target/`, and runs
+/// `xtask/interop.py`, which writes files of every type pyarrow can write and checks what the
+/// CLI does with them.
+fn interop(root: &Path) -> Result {
+    run(root, cargo().args(["build", "--package", "arrowfeed-cli"]))?;
+    let venv = root.join("target/interop-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(root, Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let has_pyarrow = Command::new(&python)
+        .args(["-c", "import pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyarrow {
+        run(root, Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyarrow==26.0.1"]))?;
+    }
+    let bin = root.join("target/debug/arrowfeed");
+    run(root, Command::new(&python).arg(root.join("xtask/interop.py")).arg(bin))
+}
+
+fn deny(root: &Path, checks: &[&str]) -> Result {
+    let have = cargo().args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        run(root, cargo().args(["install", "--locked", "cargo-deny"]))?;
+    }
+    run(root, cargo().args(["deny", "--all-features", "check"]).args(checks))
+}
+
+/// `cargo publish --dry-run` of the whole workspace: cargo packages the crates in dependency
+/// order and builds each from its package, resolving the internal ones against the packages
+/// it just made, so this needs only the crates.io index.
+fn package(root: &Path) -> Result {
+    run(
+        root,
+        cargo().args(["publish", "--dry-run", "--workspace", "--exclude", "xtask", "--allow-dirty"]),
+    )
+}

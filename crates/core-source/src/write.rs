@@ -59,7 +59,7 @@ pub struct BatchWriter {
 }
 
 enum Inner {
-    Parquet(ArrowWriter<BufWriter<File>>),
+    Parquet(ArrowWriter<BufWriter<File>>, ParquetAdapt),
     File(FileWriter<BufWriter<File>>),
     Stream(StreamWriter<BufWriter<File>>),
 }
@@ -127,9 +127,17 @@ impl BatchWriter {
                     WriteCompression::Lz4 => Compression::LZ4_RAW,
                     WriteCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
                 };
-                let props = WriterProperties::builder().set_compression(codec).build();
-                Inner::Parquet(ArrowWriter::try_new(out, schema.clone(), Some(props))
+                // Coerce types Parquet has no exact form for (Date64, Time32(s), Timestamp(s), ...) the
+                // way pyarrow does, so readers restore them from the embedded Arrow schema.
+                let props = WriterProperties::builder()
+                    .set_compression(codec)
+                    .set_coerce_types(true)
+                    .build();
+                let adapt = ParquetAdapt::new(schema);
+                Inner::Parquet(
+                    ArrowWriter::try_new(out, adapt.schema.clone(), Some(props))
                         .map_err(|e| Error::external(arrowfeed_traits::Location::none(), e))?,
+                    adapt,
                 )
             }
             Format::ArrowFile => Inner::File(FileWriter::try_new_with_options(out, schema, ipc_options()?)?),
@@ -144,7 +152,10 @@ impl BatchWriter {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let path = &self.path;
         let r = match self.inner.as_mut() {
-            Some(Inner::Parquet(w)) => w.write(batch).map_err(|e| Error::external(path, e)),
+            Some(Inner::Parquet(w, adapt)) => adapt
+                .apply(batch)
+                .map_err(|e| e.or_location(path))
+                .and_then(|b| w.write(&b).map_err(|e| Error::external(path, e))),
             Some(Inner::File(w)) => w.write(batch).map_err(|e| Error::arrow_at(path, e)),
             Some(Inner::Stream(w)) => w.write(batch).map_err(|e| Error::arrow_at(path, e)),
             None => Err(Error::invalid_argument(format!("{}: write after finish", path.display()))),
@@ -163,7 +174,7 @@ impl BatchWriter {
         let path = self.path.clone();
         let r = (|| -> Result<()> {
             let file = match self.inner.take() {
-                Some(Inner::Parquet(w)) => w.into_inner().map_err(|e| Error::external(&path, e))?,
+                Some(Inner::Parquet(w, _)) => w.into_inner().map_err(|e| Error::external(&path, e))?,
                 Some(Inner::File(mut w)) => {
                     w.finish().map_err(|e| Error::arrow_at(&path, e))?;
                     w.into_inner().map_err(|e| Error::arrow_at(&path, e))?
@@ -197,5 +208,69 @@ impl Drop for BatchWriter {
         if self.inner.is_some() {
             self.abandon();
         }
+    }
+}
+
+/// Second-resolution times, which Parquet has no unit for, widened to milliseconds the way
+/// pyarrow writes them, so that every Parquet reader sees a time type rather than a bare
+/// integer. Only top-level columns are adapted; nested ones are written as arrow-rs writes them.
+struct ParquetAdapt {
+    schema: SchemaRef,
+    /// Columns to widen.
+    columns: Vec<usize>,
+}
+
+impl ParquetAdapt {
+    fn new(schema: &SchemaRef) -> Self {
+        use arrow_schema::{DataType, Field, TimeUnit};
+        let mut columns = Vec::new();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let widened = match f.data_type() {
+                    DataType::Timestamp(TimeUnit::Second, tz) => Some(DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
+                    DataType::Time32(TimeUnit::Second) => Some(DataType::Time32(TimeUnit::Millisecond)),
+                    _ => None,
+                };
+                match widened {
+                    Some(t) => {
+                        columns.push(i);
+                        f.as_ref().clone().with_data_type(t)
+                    }
+                    None => f.as_ref().clone(),
+                }
+            })
+            .collect();
+        let schema = if columns.is_empty() {
+            schema.clone()
+        } else {
+            std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone()))
+        };
+        Self { schema, columns }
+    }
+
+    fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Time32MillisecondType, Time32SecondType, TimestampMillisecondType, TimestampSecondType};
+        if self.columns.is_empty() {
+            return Ok(batch.clone());
+        }
+        let mut cols = batch.columns().to_vec();
+        for &i in &self.columns {
+            let c = &cols[i];
+            let overflow = || Error::invalid_argument(format!("column {i}: a second-resolution time does not fit in milliseconds"));
+            cols[i] = if let Some(ts) = c.as_primitive_opt::<TimestampSecondType>() {
+                let ms = ts.try_unary::<_, TimestampMillisecondType, _>(|v| v.checked_mul(1000).ok_or_else(|| arrow_schema::ArrowError::ComputeError("overflow".into()))).map_err(|_| overflow())?;
+                std::sync::Arc::new(ms.with_timezone_opt(ts.timezone().map(str::to_string)))
+            } else if let Some(t) = c.as_primitive_opt::<Time32SecondType>() {
+                let ms = t.try_unary::<_, Time32MillisecondType, _>(|v| v.checked_mul(1000).ok_or_else(|| arrow_schema::ArrowError::ComputeError("overflow".into()))).map_err(|_| overflow())?;
+                std::sync::Arc::new(ms)
+            } else {
+                c.clone()
+            };
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
 }

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Interop check: files of every Arrow type pyarrow can write, through the arrowfeed CLI.
+
+For each table in the matrix (nested, dictionary, temporal, decimal, view types, zero rows, no
+batches, unicode column names, 500 columns) and each format pyarrow can write it to (Parquet,
+IPC file, IPC stream), checks that:
+  - `arrowfeed info --json` reports the format, rows and columns;
+  - `arrowfeed cat` prints it (jsonl, csv where flat, table);
+  - `arrowfeed convert` to .arrow / .arrows / .parquet gives a file pyarrow reads back equal to
+    what it reads from the input (or a one-line error, exit 1, when the target format cannot
+    hold a type);
+and that bad inputs exit 1 with `error: <path>: ...` and usage errors exit 2.
+
+Usage: interop.py PATH-TO-ARROWFEED-BINARY
+"""
+import decimal
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+BIN = sys.argv[1]
+N = 37
+failures = []
+checked = 0
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg, file=sys.stderr)
+
+
+def cli(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True)
+
+
+def tables():
+    i = list(range(N))
+    maybe = lambda f: [None if k % 5 == 3 else f(k) for k in i]  # noqa: E731
+    yield "primitives", pa.table({
+        "i8": pa.array(maybe(lambda k: k - 20), pa.int8()),
+        "i16": pa.array(maybe(lambda k: k * 300), pa.int16()),
+        "i32": pa.array(maybe(lambda k: -k), pa.int32()),
+        "i64": pa.array(maybe(lambda k: k << 40), pa.int64()),
+        "u8": pa.array(maybe(lambda k: k), pa.uint8()),
+        "u16": pa.array(maybe(lambda k: k), pa.uint16()),
+        "u32": pa.array(maybe(lambda k: k), pa.uint32()),
+        "u64": pa.array(maybe(lambda k: k << 50), pa.uint64()),
+        "f16": pa.array([None if k % 5 == 3 else float(k) / 4 for k in i], pa.float16()) if hasattr(pa, "float16") else pa.array(i),
+        "f32": pa.array(maybe(lambda k: k / 3), pa.float32()),
+        "f64": pa.array(maybe(lambda k: k / 7), pa.float64()),
+        "b": pa.array(maybe(lambda k: k % 2 == 0), pa.bool_()),
+        "nul": pa.nulls(N),
+    })
+    yield "binary", pa.table({
+        "s": pa.array(maybe(lambda k: "x" * (k % 9) + "é"), pa.string()),
+        "ls": pa.array(maybe(lambda k: "y" * k), pa.large_string()),
+        "bin": pa.array(maybe(lambda k: bytes([k]) * (k % 4)), pa.binary()),
+        "lbin": pa.array(maybe(lambda k: b"z" * k), pa.large_binary()),
+        "fsb": pa.array(maybe(lambda k: bytes([k, k, k])), pa.binary(3)),
+    })
+    yield "views", pa.table({
+        "sv": pa.array(maybe(lambda k: "long enough to not be inlined " * (k % 3)), pa.string_view()),
+        "bv": pa.array(maybe(lambda k: b"q" * k), pa.binary_view()),
+    })
+    yield "temporal", pa.table({
+        "d32": pa.array(maybe(lambda k: k * 100), pa.date32()),
+        "d64": pa.array(maybe(lambda k: k * 86_400_000), pa.date64()),
+        "t32s": pa.array(maybe(lambda k: k), pa.time32("s")),
+        "t32ms": pa.array(maybe(lambda k: k * 1000), pa.time32("ms")),
+        "t64us": pa.array(maybe(lambda k: k * 10**6), pa.time64("us")),
+        "t64ns": pa.array(maybe(lambda k: k * 10**9), pa.time64("ns")),
+        "ts_s": pa.array(maybe(lambda k: k * 10**6), pa.timestamp("s")),
+        "ts_ms_tz": pa.array(maybe(lambda k: k * 10**6), pa.timestamp("ms", tz="Europe/Paris")),
+        "ts_us_utc": pa.array(maybe(lambda k: k * 10**9), pa.timestamp("us", tz="UTC")),
+        "ts_ns": pa.array(maybe(lambda k: k * 10**12), pa.timestamp("ns")),
+        "dur_ms": pa.array(maybe(lambda k: k), pa.duration("ms")),
+        "dur_ns": pa.array(maybe(lambda k: k), pa.duration("ns")),
+    })
+    yield "intervals", pa.table({
+        "mdn": pa.array(maybe(lambda k: pa.MonthDayNano([k, -k, k * 1000])), pa.month_day_nano_interval()),
+    })
+    yield "decimal", pa.table({
+        "d128": pa.array(maybe(lambda k: decimal.Decimal(k) / 100), pa.decimal128(12, 2)),
+        "d256": pa.array(maybe(lambda k: decimal.Decimal(k) * 10**40), pa.decimal256(60, 0)),
+    })
+    yield "nested", pa.table({
+        "list": pa.array(maybe(lambda k: list(range(k % 4))), pa.list_(pa.int32())),
+        "llist": pa.array(maybe(lambda k: ["a"] * (k % 3)), pa.large_list(pa.string())),
+        "fsl": pa.array(maybe(lambda k: [k, k + 1]), pa.list_(pa.int64(), 2)),
+        "struct": pa.array(maybe(lambda k: {"x": k, "y": str(k)}), pa.struct([("x", pa.int64()), ("y", pa.string())])),
+        "map": pa.array(maybe(lambda k: [("k%d" % j, j) for j in range(k % 3)]), pa.map_(pa.string(), pa.int32())),
+        "deep": pa.array(maybe(lambda k: [{"v": [k, None]}]), pa.list_(pa.struct([("v", pa.list_(pa.int16()))]))),
+    })
+    yield "dictionary", pa.table({
+        "dict_s": pa.array(maybe(lambda k: ["red", "green", "blue"][k % 3])).dictionary_encode(),
+        "dict_i": pa.array(maybe(lambda k: k % 4), pa.int64()).dictionary_encode(),
+    })
+    yield "unicode-names", pa.table({"名前": pa.array(["太郎"] * N), "ñandú 🐦": pa.array(i), "a b,c\"d": pa.array(i)})
+    yield "wide-500", pa.table({f"col_{k:03d}": pa.array([k * j for j in range(5)], pa.int32()) for k in range(500)})
+    yield "zero-rows", pa.table({"a": pa.array([], pa.int64()), "s": pa.array([], pa.string())})
+
+
+def write_variants(name, table, d):
+    out = []
+    # Two batches where there are rows, to exercise multi-batch files.
+    batches = table.to_batches(max_chunksize=max(1, (table.num_rows + 1) // 2))
+    p = os.path.join(d, f"{name}.arrow")
+    with ipc.new_file(p, table.schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    out.append(("arrow-file", p))
+    p = os.path.join(d, f"{name}.arrows")
+    with ipc.new_stream(p, table.schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    out.append(("arrow-stream", p))
+    p = os.path.join(d, f"{name}.zstd.arrow")
+    with ipc.new_file(p, table.schema, options=ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_table(table)
+    out.append(("arrow-file", p))
+    p = os.path.join(d, f"{name}.lz4.arrows")
+    with ipc.new_stream(p, table.schema, options=ipc.IpcWriteOptions(compression="lz4")) as w:
+        w.write_table(table)
+    out.append(("arrow-stream", p))
+    p = os.path.join(d, f"{name}.parquet")
+    try:
+        pq.write_table(table, p, row_group_size=max(1, table.num_rows // 2 or 1))
+        out.append(("parquet", p))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as e:
+        print(f"  (pyarrow cannot write {name} to Parquet: {e})", file=sys.stderr)
+    return out
+
+
+def read_any(path):
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PAR1"):
+        return pq.read_table(path)
+    if head == b"ARROW1":
+        return ipc.open_file(path).read_all()
+    return ipc.open_stream(path).read_all()
+
+
+def flat(schema):
+    return all(not (pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type) or pa.types.is_binary_view(f.type)
+                    or pa.types.is_string_view(f.type) or pa.types.is_interval(f.type)) for f in schema)
+
+
+def same_column(a, b):
+    """Equal type and values; dictionaries compare by their logical values, since two writers
+    may order a dictionary differently."""
+    if a.type != b.type or len(a) != len(b):
+        return False
+    if pa.types.is_dictionary(a.type):
+        return a.cast(a.type.value_type).equals(b.cast(b.type.value_type))
+    return a.equals(b)
+
+
+def pyarrow_parquet_round_trip(table, d):
+    p = os.path.join(d, "pyarrow-own.parquet")
+    pq.write_table(table, p)
+    return pq.read_table(p)
+
+
+def check_file(kind, path, d, orig):
+    """`orig` is the table pyarrow wrote; `want` what pyarrow reads back from the file.
+
+    Accepted results of a conversion, column by column: what pyarrow reads from the input; the table as
+    originally written (arrow-rs restores types from the Arrow schema embedded in Parquet files,
+    such as date64 or integer dictionaries, which pyarrow's Parquet reader does not); and, for
+    Parquet output, what pyarrow's own Parquet round trip of the input gives (types Parquet cannot
+    hold, such as second-resolution times, come back widened for pyarrow too).
+    """
+    global checked
+    want = read_any(path)
+    r = cli("info", path, "--json")
+    if r.returncode != 0:
+        return fail(f"info {path}: exit {r.returncode}: {r.stderr.strip()}")
+    info = json.loads(r.stdout)
+    if info["format"] != kind or info["rows"] != want.num_rows or [c["name"] for c in info["columns"]] != want.schema.names:
+        return fail(f"info {path}: got format={info['format']} rows={info['rows']}, want {kind} {want.num_rows}")
+    for fmt in ["jsonl", "table"] + (["csv"] if flat(want.schema) else []):
+        r = cli("cat", path, "--format", fmt, "--limit", "5")
+        if r.returncode != 0:
+            fail(f"cat --format {fmt} {path}: exit {r.returncode}: {r.stderr.strip()}")
+    if want.num_rows and want.num_columns > 1:
+        cols = ",".join(reversed(want.schema.names[:2]))
+        r = cli("cat", path, "--format", "jsonl", "--columns", cols, "--offset", "1", "--limit", "3")
+        lines = r.stdout.splitlines()
+        if r.returncode != 0 or len(lines) != min(3, want.num_rows - 1) or (lines and list(json.loads(lines[0]).keys()) and
+                                                                          not set(json.loads(lines[0]).keys()) <= set(cols.split(","))):
+            fail(f"cat --columns {cols} {path}: exit {r.returncode}, {len(lines)} lines: {r.stderr.strip()}")
+    for ext in ("arrow", "arrows", "parquet"):
+        out = os.path.join(d, "out." + ext)
+        r = cli("convert", path, "--out", out)
+        if r.returncode != 0:
+            err = r.stderr.strip()
+            if ext == "parquet" and r.returncode == 1 and err.count("\n") == 0 and err.startswith("error: "):
+                print(f"  convert {os.path.basename(path)} -> parquet refused: {err}", file=sys.stderr)
+                continue
+            fail(f"convert {path} -> {ext}: exit {r.returncode}: {err}")
+            continue
+        got = read_any(out)
+        refs = [want, orig] + ([pyarrow_parquet_round_trip(want, d)] if ext == "parquet" else [])
+        ok = got.schema.names == want.schema.names and got.num_rows == want.num_rows and all(
+            any(r.num_rows == got.num_rows and same_column(got.column(c), r.column(c)) for r in refs)
+            for c in range(got.num_columns))
+        if not ok:
+            fail(f"convert {path} -> {ext}: pyarrow reads back different data\n  want {want.schema}\n  got  {got.schema}")
+        checked += 1
+        os.remove(out)
+
+
+def check_errors(d):
+    bad = os.path.join(d, "bad.parquet")
+    with open(bad, "wb") as f:
+        f.write(b"PAR1 this is not parquet at all")
+    for args in (["info", bad], ["cat", bad], ["convert", bad, "--out", os.path.join(d, "x.arrow")],
+                 ["bench", bad, "--mode", "scan"], ["info", d], ["info", os.path.join(d, "missing.arrow")]):
+        r = cli(*args)
+        lines = r.stderr.strip().splitlines()
+        if r.returncode != 1 or len(lines) != 1 or not lines[0].startswith("error: ") or args[1] not in lines[0]:
+            fail(f"{args}: want exit 1 and one line naming the file, got exit {r.returncode}: {r.stderr!r}")
+    for args in (["info"], ["frobnicate"], ["cat", bad, "--limit", "many"], ["convert", bad, "--out", os.path.join(d, "x.txt")]):
+        r = cli(*args)
+        if r.returncode != 2:
+            fail(f"{args}: usage error should exit 2, got {r.returncode}: {r.stderr.strip()}")
+
+
+def check_no_batches(d):
+    schema = pa.schema([("a", pa.int64()), ("s", pa.string())])
+    for name, opener in (("nobatch.arrow", ipc.new_file), ("nobatch.arrows", ipc.new_stream)):
+        p = os.path.join(d, name)
+        with opener(p, schema):
+            pass
+        check_file("arrow-file" if name.endswith(".arrow") else "arrow-stream", p, d, schema.empty_table())
+
+
+def main():
+    with tempfile.TemporaryDirectory() as d:
+        for name, table in tables():
+            print(f"interop: {name} ({table.num_rows} rows, {table.num_columns} columns)", file=sys.stderr)
+            for kind, path in write_variants(name, table, d):
+                check_file(kind, path, d, table)
+        check_no_batches(d)
+        check_errors(d)
+    print(f"interop: {checked} conversions read back equal by pyarrow {pa.__version__}; "
+          f"{len(failures)} failures", file=sys.stderr)
+    print(f"{checked} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
