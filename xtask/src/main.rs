@@ -74,7 +74,9 @@ fn cargo() -> Command {
 fn run(root: &Path, cmd: &mut Command) -> Result {
     cmd.current_dir(root);
     eprintln!("$ {}", format!("{cmd:?}").replace('"', ""));
-    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -115,12 +117,23 @@ fn fmt(root: &Path) -> Result {
 fn clippy(root: &Path) -> Result {
     run(
         root,
-        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )
 }
 
 fn test(root: &Path) -> Result {
-    run(root, cargo().args(["test", "--workspace", "--all-features"]))
+    run(
+        root,
+        cargo().args(["test", "--workspace", "--all-features"]),
+    )
 }
 
 fn doc(root: &Path) -> Result {
@@ -140,25 +153,44 @@ fn interop(root: &Path) -> Result {
     let venv = root.join("target/interop-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        run(root, Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(
+            root,
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        )?;
     }
     let has_pyarrow = Command::new(&python)
         .args(["-c", "import pyarrow"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_pyarrow {
-        run(root, Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyarrow==26.0.1"]))?;
+        run(
+            root,
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyarrow==26.0.1"]),
+        )?;
     }
     let bin = root.join("target/debug/arrowfeed");
-    run(root, Command::new(&python).arg(root.join("xtask/interop.py")).arg(bin))
+    run(
+        root,
+        Command::new(&python)
+            .arg(root.join("xtask/interop.py"))
+            .arg(bin),
+    )
 }
 
 fn deny(root: &Path, checks: &[&str]) -> Result {
-    let have = cargo().args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());
+    let have = cargo()
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         run(root, cargo().args(["install", "--locked", "cargo-deny"]))?;
     }
-    run(root, cargo().args(["deny", "--all-features", "check"]).args(checks))
+    run(
+        root,
+        cargo()
+            .args(["deny", "--all-features", "check"])
+            .args(checks),
+    )
 }
 
 /// `cargo publish --dry-run` of the whole workspace: cargo packages the crates in dependency
@@ -167,6 +199,13 @@ fn deny(root: &Path, checks: &[&str]) -> Result {
 fn package(root: &Path) -> Result {
     run(
         root,
-        cargo().args(["publish", "--dry-run", "--workspace", "--exclude", "xtask", "--allow-dirty"]),
+        cargo().args([
+            "publish",
+            "--dry-run",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--allow-dirty",
+        ]),
     )
 }

@@ -29,9 +29,13 @@ pub(crate) fn run(root: &Path) -> Result {
         .output()
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    let meta: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let meta: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
     let mut problems = Vec::new();
     check_packages(&meta, &mut problems);
     check_sources(root, &mut problems);
@@ -52,26 +56,42 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 fn check_packages(meta: &Value, problems: &mut Vec<String>) {
     let empty = Vec::new();
-    let packages = meta.get("packages").and_then(Value::as_array).unwrap_or(&empty);
-    let internal: Vec<&str> = packages.iter().map(|p| str_of(p, "name")).filter(|n| n.starts_with("arrowfeed")).collect();
+    let packages = meta
+        .get("packages")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let internal: Vec<&str> = packages
+        .iter()
+        .map(|p| str_of(p, "name"))
+        .filter(|n| n.starts_with("arrowfeed"))
+        .collect();
     for p in packages {
         let name = str_of(p, "name");
         if name == "xtask" {
             continue;
         }
         let manifest = str_of(p, "manifest_path");
-        let dir = Path::new(manifest).parent().and_then(Path::file_name).and_then(|d| d.to_str()).unwrap_or_default();
+        let dir = Path::new(manifest)
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|d| d.to_str())
+            .unwrap_or_default();
         let expected = match dir {
             "arrowfeed" => FACADE.to_string(),
             d => format!("arrowfeed-{d}"),
         };
         if name != expected {
-            problems.push(format!("[naming] crates/{dir} must publish as {expected}, not {name}"));
+            problems.push(format!(
+                "[naming] crates/{dir} must publish as {expected}, not {name}"
+            ));
         }
         if !name.starts_with("arrowfeed") {
             continue;
         }
-        let deps = p.get("dependencies").and_then(Value::as_array).unwrap_or(&empty);
+        let deps = p
+            .get("dependencies")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
         for d in deps {
             let dep = str_of(d, "name");
             let kind = d.get("kind").and_then(Value::as_str); // null = normal, "dev", "build"
@@ -90,7 +110,9 @@ fn check_packages(meta: &Value, problems: &mut Vec<String>) {
                 problems.push(format!("[layering] {TRAITS} must depend on no other arrowfeed crate, but depends on {dep}"));
             }
             if name == TRAITS && RUNTIMES.contains(&dep) {
-                problems.push(format!("[layering] {TRAITS} must not pull in an async runtime, but depends on {dep}"));
+                problems.push(format!(
+                    "[layering] {TRAITS} must not pull in an async runtime, but depends on {dep}"
+                ));
             }
             if FEATURE_CRATES.contains(&name) && is_internal && dep != TRAITS {
                 problems.push(format!("[layering] feature crate {name} may depend only on {TRAITS} among the arrowfeed crates, but depends on {dep}; composition belongs in the facade or the CLI"));
@@ -99,8 +121,14 @@ fn check_packages(meta: &Value, problems: &mut Vec<String>) {
                 problems.push(format!("[layering] the facade must not depend on {dep}"));
             }
         }
-        if FEATURE_CRATES.contains(&name) && !deps.iter().any(|d| str_of(d, "name") == TRAITS && d.get("kind").is_some_and(Value::is_null)) {
-            problems.push(format!("[layering] feature crate {name} must depend on {TRAITS}"));
+        if FEATURE_CRATES.contains(&name)
+            && !deps
+                .iter()
+                .any(|d| str_of(d, "name") == TRAITS && d.get("kind").is_some_and(Value::is_null))
+        {
+            problems.push(format!(
+                "[layering] feature crate {name} must depend on {TRAITS}"
+            ));
         }
         check_manifest(name, Path::new(manifest), problems);
     }
@@ -137,7 +165,9 @@ fn check_manifest(name: &str, path: &Path, problems: &mut Vec<String>) {
 fn check_sources(root: &Path, problems: &mut Vec<String>) {
     let mut stack = vec![root.join("crates"), root.join("xtask")];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -146,12 +176,22 @@ fn check_sources(root: &Path, problems: &mut Vec<String>) {
                 }
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+                let first = text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or_default();
                 if !first.starts_with("//!") {
-                    problems.push(format!("[module-docs] {} must open with a `//!` line saying what lives there", p.strip_prefix(root).unwrap_or(&p).display()));
+                    problems.push(format!(
+                        "[module-docs] {} must open with a `//!` line saying what lives there",
+                        p.strip_prefix(root).unwrap_or(&p).display()
+                    ));
                 }
                 if p.file_name().is_some_and(|n| n == "mod.rs") {
-                    problems.push(format!("[module-docs] {}: no mod.rs files; name the module file after the module", p.display()));
+                    problems.push(format!(
+                        "[module-docs] {}: no mod.rs files; name the module file after the module",
+                        p.display()
+                    ));
                 }
             }
         }

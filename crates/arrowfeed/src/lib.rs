@@ -37,7 +37,9 @@ pub use arrowfeed_traits::{Error, Result};
 pub use arrowfeed_core_source as source;
 
 #[cfg(feature = "core-source")]
-pub use arrowfeed_core_source::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
+pub use arrowfeed_core_source::{
+    ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
+};
 
 /// The names most programs use, in one import.
 pub mod prelude {

@@ -18,7 +18,11 @@ fn logical_bytes(batch: &arrow_array::RecordBatch) -> u64 {
             + d.nulls().map_or(0, |n| n.buffer().len());
         own as u64 + d.child_data().iter().map(data_bytes).sum::<u64>()
     }
-    batch.columns().iter().map(|c| data_bytes(&c.to_data())).sum()
+    batch
+        .columns()
+        .iter()
+        .map(|c| data_bytes(&c.to_data()))
+        .sum()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -29,7 +33,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[k]
 }
 
-pub(crate) fn scan(path: &Path, batch_size: Option<usize>, columns: Option<Vec<String>>, as_json: bool) -> CliResult {
+pub(crate) fn scan(
+    path: &Path,
+    batch_size: Option<usize>,
+    columns: Option<Vec<String>>,
+    as_json: bool,
+) -> CliResult {
     if batch_size == Some(0) {
         return Err(Failure::Usage("--batch-size must be at least 1".into()));
     }

@@ -28,7 +28,9 @@ pub(crate) fn run(
     let io_err = |e: std::io::Error| Failure::Run(format!("<stdout>: {e}"));
     let mut sink: Box<dyn Sink> = match format {
         CatFormat::Table => Box::new(Table::new(out, &schema)),
-        CatFormat::Csv => Box::new(Csv(Some(arrow_csv::WriterBuilder::new().with_header(true).build(out)))),
+        CatFormat::Csv => Box::new(Csv(Some(
+            arrow_csv::WriterBuilder::new().with_header(true).build(out),
+        ))),
         CatFormat::Jsonl => Box::new(arrow_json::LineDelimitedWriter::new(out)),
     };
     let mut skip = offset;
@@ -147,7 +149,12 @@ impl<W: Write> Sink for Table<W> {
             .collect::<Result<Vec<_>, _>>()?;
         let mut cells: Vec<Vec<String>> = Vec::with_capacity(batch.num_rows());
         for r in 0..batch.num_rows() {
-            cells.push(formatters.iter().map(|f| clip(f.value(r).to_string())).collect());
+            cells.push(
+                formatters
+                    .iter()
+                    .map(|f| clip(f.value(r).to_string()))
+                    .collect(),
+            );
         }
         let mut widths: Vec<usize> = self.names.iter().map(|n| n.chars().count()).collect();
         for row in &cells {
@@ -171,7 +178,8 @@ impl<W: Write> Sink for Table<W> {
         if !self.wrote_header {
             self.out.write_all(line(&self.names, &widths).as_bytes())?;
             let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            self.out.write_all(line(&rule, &widths).replace(" | ", "-+-").as_bytes())?;
+            self.out
+                .write_all(line(&rule, &widths).replace(" | ", "-+-").as_bytes())?;
             self.wrote_header = true;
         }
         for row in &cells {

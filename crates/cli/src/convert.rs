@@ -18,7 +18,8 @@ pub(crate) fn run(
     columns: Option<Vec<String>>,
     as_json: bool,
 ) -> CliResult {
-    let format = BatchWriter::format_for(out).map_err(|e| Failure::Usage(e.to_string().replace("invalid argument: ", "")))?;
+    let format = BatchWriter::format_for(out)
+        .map_err(|e| Failure::Usage(e.to_string().replace("invalid argument: ", "")))?;
     let compression = match compression {
         None => WriteCompression::Default,
         Some(CompressionArg::None) => WriteCompression::None,
@@ -33,7 +34,8 @@ pub(crate) fn run(
 
     let progress = progress_bar(inputs);
     let started = Instant::now();
-    let mut writer = BatchWriter::create(out, format, schema, compression).map_err(|e| Failure::at(out, e))?;
+    let mut writer =
+        BatchWriter::create(out, format, schema, compression).map_err(|e| Failure::at(out, e))?;
     let mut rows = 0u64;
     let mut batches = 0u64;
     for batch in source {
@@ -87,9 +89,11 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
         .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})")
-            .expect("the template is valid")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)

@@ -38,9 +38,20 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
             "rows:        {}\n",
             info.rows.map_or("unknown".into(), |r| r.to_string())
         );
-        s += &format!("{:<12} {}\n", format!("{}:", info.unit), info.unit_rows.len());
+        s += &format!(
+            "{:<12} {}\n",
+            format!("{}:", info.unit),
+            info.unit_rows.len()
+        );
         s += &format!("size:        {} bytes\n", info.file_bytes);
-        s += &format!("compression: {}\n", if info.compression.is_empty() { "none".into() } else { info.compression.join(", ") });
+        s += &format!(
+            "compression: {}\n",
+            if info.compression.is_empty() {
+                "none".into()
+            } else {
+                info.compression.join(", ")
+            }
+        );
         if let Some(c) = &info.created_by {
             s += &format!("created by:  {c}\n");
         }

@@ -5,7 +5,10 @@ use arrow_data::ArrayData;
 
 /// XOR of every 8-byte word (and trailing byte) of every buffer under `batch`.
 pub(crate) fn touch_batch(batch: &RecordBatch) -> u64 {
-    batch.columns().iter().fold(0, |acc, c| acc ^ touch_data(&c.to_data()))
+    batch
+        .columns()
+        .iter()
+        .fold(0, |acc, c| acc ^ touch_data(&c.to_data()))
 }
 
 fn touch_data(d: &ArrayData) -> u64 {

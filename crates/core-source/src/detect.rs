@@ -129,6 +129,10 @@ mod tests {
             Ok(Format::ArrowStream)
         );
         assert!(format_from_head(b"").unwrap_err().contains("empty"));
-        assert!(format_from_head(b"hello wo").unwrap_err().contains("68656c6c"));
+        assert!(
+            format_from_head(b"hello wo")
+                .unwrap_err()
+                .contains("68656c6c")
+        );
     }
 }

@@ -10,7 +10,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use arrowfeed_traits::{Error, Location, Result};
 
 /// Runs `f`, turning a panic into [`Error::Corrupt`] at `location`.
-pub(crate) fn no_panic<T>(location: impl Into<Location>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn no_panic<T>(
+    location: impl Into<Location>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     // The closures passed here own or exclusively borrow their state, and a panic poisons
     // nothing we keep: the reader that panicked is marked finished by its caller.
     match catch_unwind(AssertUnwindSafe(f)) {

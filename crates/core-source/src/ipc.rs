@@ -45,7 +45,10 @@ fn codec_name(c: CompressionType) -> &'static str {
 }
 
 /// Parses an encapsulated message header (with or without the continuation marker).
-fn batch_info_from_header(meta: &[u8], bytes: u64) -> std::result::Result<Option<IpcBatchInfo>, String> {
+fn batch_info_from_header(
+    meta: &[u8],
+    bytes: u64,
+) -> std::result::Result<Option<IpcBatchInfo>, String> {
     let body = match meta {
         [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
         _ => meta.get(4..),
@@ -106,7 +109,10 @@ impl IpcFileReader {
     /// # Errors
     /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a projection outside the
     /// schema.
-    pub fn open_with_projection(path: impl AsRef<Path>, projection: Option<Vec<usize>>) -> Result<Self> {
+    pub fn open_with_projection(
+        path: impl AsRef<Path>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let file = LocalFile::open(path)?;
         no_panic(path, || Self::from_file(file, projection))
@@ -152,10 +158,13 @@ impl IpcFileReader {
             .schema()
             .ok_or_else(|| corrupt("the footer has no schema".into()))?;
         if !fb_schema.endianness().equals_to_target_endianness() {
-            return Err(corrupt("written on a machine of the other endianness".into()));
+            return Err(corrupt(
+                "written on a machine of the other endianness".into(),
+            ));
         }
         let schema = Arc::new(
-            arrow_ipc::convert::try_fb_to_schema(fb_schema).map_err(|e| Error::arrow_at(&path, e))?,
+            arrow_ipc::convert::try_fb_to_schema(fb_schema)
+                .map_err(|e| Error::arrow_at(&path, e))?,
         );
         let check_block = |kind: &str, k: usize, b: &Block| -> Result<()> {
             let ok = b.offset() >= 8
@@ -176,16 +185,26 @@ impl IpcFileReader {
                 )))
             }
         };
-        let blocks: Vec<Block> = footer.recordBatches().map(|v| v.iter().copied().collect()).unwrap_or_default();
+        let blocks: Vec<Block> = footer
+            .recordBatches()
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
         for (k, b) in blocks.iter().enumerate() {
             check_block("record batch", k, b)?;
         }
         let version = footer.version();
-        if version == MetadataVersion::V1 || version == MetadataVersion::V2 || version == MetadataVersion::V3 {
-            return Err(corrupt(format!("unsupported IPC metadata version {version:?}")));
+        if version == MetadataVersion::V1
+            || version == MetadataVersion::V2
+            || version == MetadataVersion::V3
+        {
+            return Err(corrupt(format!(
+                "unsupported IPC metadata version {version:?}"
+            )));
         }
         let out_schema = match &projection {
-            Some(p) => Arc::new(crate::project_schema_by_index(&schema, p).map_err(|e| e.or_location(&path))?),
+            Some(p) => Arc::new(
+                crate::project_schema_by_index(&schema, p).map_err(|e| e.or_location(&path))?,
+            ),
             None => schema.clone(),
         };
         let mut decoder = FileDecoder::new(schema, version);
@@ -231,7 +250,9 @@ impl IpcFileReader {
             .iter()
             .enumerate()
             .map(|(k, b)| {
-                let meta = self.file.read_blocking(b.offset() as u64..(b.offset() + b.metaDataLength() as i64) as u64)?;
+                let meta = self.file.read_blocking(
+                    b.offset() as u64..(b.offset() + b.metaDataLength() as i64) as u64,
+                )?;
                 let bytes = b.metaDataLength() as u64 + b.bodyLength() as u64;
                 batch_info_from_header(&meta, bytes)
                     .map_err(|m| Error::corrupt(path, format!("record batch {k}: {m}")))?
@@ -254,7 +275,10 @@ impl IpcFileReader {
             let buf = read_block(&self.file, block)?;
             match self.decoder.read_record_batch(block, &buf) {
                 Ok(Some(b)) => Ok(b),
-                Ok(None) => Err(Error::corrupt(path, format!("block {index} holds no record batch"))),
+                Ok(None) => Err(Error::corrupt(
+                    path,
+                    format!("block {index} holds no record batch"),
+                )),
                 Err(e) => Err(Error::arrow_at(path, e)),
             }
         })
@@ -335,18 +359,26 @@ impl IpcStreamReader {
     ///
     /// # Errors
     /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a bad projection.
-    pub fn open_with_projection(path: impl AsRef<Path>, projection: Option<Vec<usize>>) -> Result<Self> {
+    pub fn open_with_projection(
+        path: impl AsRef<Path>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let file = crate::detect::open_regular_file(path)?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         if len == 0 {
-            return Err(Error::corrupt(path, "the file is empty; expected an Arrow IPC stream"));
+            return Err(Error::corrupt(
+                path,
+                "the file is empty; expected an Arrow IPC stream",
+            ));
         }
         let reader = BufReader::with_capacity(1 << 20, file);
         let inner = no_panic(path, || {
             // Check the projection against the schema first, for an error that says what is wrong.
             StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {
-                ArrowError::SchemaError(_) | ArrowError::InvalidArgumentError(_) if projection.is_some() => {
+                ArrowError::SchemaError(_) | ArrowError::InvalidArgumentError(_)
+                    if projection.is_some() =>
+                {
                     Error::invalid_argument(format!("{}: {e}", path.display()))
                 }
                 e => Error::arrow_at(path, e),
@@ -376,7 +408,12 @@ impl Iterator for IpcStreamReader {
         }
         let path = &self.path;
         let inner = &mut self.inner;
-        let r = no_panic(path, || inner.next().transpose().map_err(|e| Error::arrow_at(path, e)));
+        let r = no_panic(path, || {
+            inner
+                .next()
+                .transpose()
+                .map_err(|e| Error::arrow_at(path, e))
+        });
         match r {
             Ok(Some(b)) => Some(Ok(b)),
             Ok(None) => {
@@ -436,8 +473,12 @@ pub fn stream_batch_infos(path: &Path) -> Result<Vec<IpcBatchInfo>> {
         let mut meta = vec![0u8; meta_len as usize];
         r.read_exact(&mut meta).map_err(|e| Error::io(path, e))?;
         pos += meta_len;
-        let msg = arrow_ipc::root_as_message(&meta)
-            .map_err(|e| corrupt(format!("bad message header at byte {}: {e}", pos - meta_len)))?;
+        let msg = arrow_ipc::root_as_message(&meta).map_err(|e| {
+            corrupt(format!(
+                "bad message header at byte {}: {e}",
+                pos - meta_len
+            ))
+        })?;
         let body = u64::try_from(msg.bodyLength())
             .ok()
             .filter(|&b| pos + b <= size)
@@ -449,7 +490,8 @@ pub fn stream_batch_infos(path: &Path) -> Result<Vec<IpcBatchInfo>> {
                 compression: b.compression().map(|c| codec_name(c.codec())),
             });
         }
-        r.seek(SeekFrom::Current(body as i64)).map_err(|e| Error::io(path, e))?;
+        r.seek(SeekFrom::Current(body as i64))
+            .map_err(|e| Error::io(path, e))?;
         pos += body;
     }
     Ok(out)

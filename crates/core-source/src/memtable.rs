@@ -125,7 +125,11 @@ impl RandomAccess for MemTable {
     }
 
     fn num_rows(&self) -> u64 {
-        *self.inner.starts.last().expect("starts always ends with the total")
+        *self
+            .inner
+            .starts
+            .last()
+            .expect("starts always ends with the total")
     }
 
     fn take(&self, indices: &[u64], projection: Option<&[usize]>) -> Result<RecordBatch> {

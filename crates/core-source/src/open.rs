@@ -91,7 +91,9 @@ pub fn info(path: impl AsRef<Path>) -> Result<SourceInfo> {
                 let r = IpcStreamReader::open(path)?;
                 (RecordBatchReader::schema(&r), stream_batch_infos(path)?)
             };
-            let file_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+            let file_bytes = std::fs::metadata(path)
+                .map_err(|e| Error::io(path, e))?
+                .len();
             let mut compression: Vec<String> = batches
                 .iter()
                 .map(|b| b.compression.unwrap_or("none").to_string())
@@ -188,8 +190,14 @@ pub fn open_with(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Source
 /// # Errors
 /// As [`open_with`], and [`Error::InvalidArgument`] naming both files when two schemas differ
 /// or when no path is given.
-pub fn open_many<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>, options: &ReadOptions) -> Result<Source> {
-    let paths: Vec<PathBuf> = paths.into_iter().map(|p| p.as_ref().to_path_buf()).collect();
+pub fn open_many<P: AsRef<Path>>(
+    paths: impl IntoIterator<Item = P>,
+    options: &ReadOptions,
+) -> Result<Source> {
+    let paths: Vec<PathBuf> = paths
+        .into_iter()
+        .map(|p| p.as_ref().to_path_buf())
+        .collect();
     let Some(first) = paths.first() else {
         return Err(Error::invalid_argument("no input files given"));
     };
@@ -229,19 +237,23 @@ fn schema_difference(a: &Schema, b: &Schema) -> Option<String> {
             b.fields().len()
         ));
     }
-    a.fields().iter().zip(b.fields()).enumerate().find_map(|(i, (x, y))| {
-        (x != y).then(|| {
-            format!(
-                "column {i} is `{}: {}{}` in the first and `{}: {}{}` in the second",
-                x.name(),
-                x.data_type(),
-                if x.is_nullable() { "" } else { " not null" },
-                y.name(),
-                y.data_type(),
-                if y.is_nullable() { "" } else { " not null" },
-            )
+    a.fields()
+        .iter()
+        .zip(b.fields())
+        .enumerate()
+        .find_map(|(i, (x, y))| {
+            (x != y).then(|| {
+                format!(
+                    "column {i} is `{}: {}{}` in the first and `{}: {}{}` in the second",
+                    x.name(),
+                    x.data_type(),
+                    if x.is_nullable() { "" } else { " not null" },
+                    y.name(),
+                    y.data_type(),
+                    if y.is_nullable() { "" } else { " not null" },
+                )
+            })
         })
-    })
 }
 
 /// Batches from one or more files, as a [`RecordBatchReader`]; see [`open`] and [`open_many`].
@@ -292,7 +304,10 @@ impl Source {
                 };
                 let (_, r) = open_one(&path, &self.options)?;
                 if let Some(diff) = schema_difference(&self.schema, &r.schema()) {
-                    return Err(Error::corrupt(&path, format!("the schema changed since it was opened: {diff}")));
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("the schema changed since it was opened: {diff}"),
+                    ));
                 }
                 self.current = Some(r);
                 continue;

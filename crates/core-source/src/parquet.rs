@@ -79,8 +79,8 @@ impl ParquetReader {
                 format!("too short for a Parquet file ({file_bytes} bytes; truncated?)"),
             ));
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| Error::external(path, e))?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::external(path, e))?;
         let metadata = builder.metadata().clone();
         check_chunk_ranges(path, &metadata, file_bytes)?;
         let file_schema = builder.schema().clone();
@@ -88,17 +88,27 @@ impl ParquetReader {
         let (mask, reorder, schema) = match &options.columns {
             None => (None, None, file_schema.clone()),
             Some(names) => {
-                let wanted = crate::column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
+                let wanted =
+                    crate::column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
                 let mut sorted = wanted.clone();
                 sorted.sort_unstable();
                 sorted.dedup();
                 let reorder: Vec<usize> = wanted
                     .iter()
-                    .map(|w| sorted.binary_search(w).expect("sorted holds every wanted index"))
+                    .map(|w| {
+                        sorted
+                            .binary_search(w)
+                            .expect("sorted holds every wanted index")
+                    })
                     .collect();
-                let schema = Arc::new(file_schema.project(&wanted).map_err(|e| Error::arrow_at(path, e))?);
+                let schema = Arc::new(
+                    file_schema
+                        .project(&wanted)
+                        .map_err(|e| Error::arrow_at(path, e))?,
+                );
                 let mask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-                let identity = reorder.iter().enumerate().all(|(i, &r)| i == r) && reorder.len() == sorted.len();
+                let identity = reorder.iter().enumerate().all(|(i, &r)| i == r)
+                    && reorder.len() == sorted.len();
                 (Some(mask), (!identity).then_some(reorder), schema)
             }
         };
@@ -135,7 +145,12 @@ impl ParquetReader {
 
     /// What `arrowfeed info` shows: rows, row groups, codecs, size on disk.
     pub fn info(&self) -> SourceInfo {
-        parquet_info(&self.path, &self.metadata, self.file_bytes, self.schema.clone())
+        parquet_info(
+            &self.path,
+            &self.metadata,
+            self.file_bytes,
+            self.schema.clone(),
+        )
     }
 }
 
@@ -143,7 +158,10 @@ impl ParquetReader {
 fn check_chunk_ranges(path: &Path, md: &ParquetMetaData, file_bytes: u64) -> Result<()> {
     for (g, rg) in md.row_groups().iter().enumerate() {
         if rg.num_rows() < 0 {
-            return Err(Error::corrupt(path, format!("row group {g} has a negative row count")));
+            return Err(Error::corrupt(
+                path,
+                format!("row group {g} has a negative row count"),
+            ));
         }
         for (c, col) in rg.columns().iter().enumerate() {
             let (start, len) = col.byte_range();
@@ -161,7 +179,12 @@ fn check_chunk_ranges(path: &Path, md: &ParquetMetaData, file_bytes: u64) -> Res
     Ok(())
 }
 
-pub(crate) fn parquet_info(path: &Path, md: &ParquetMetaData, file_bytes: u64, schema: SchemaRef) -> SourceInfo {
+pub(crate) fn parquet_info(
+    path: &Path,
+    md: &ParquetMetaData,
+    file_bytes: u64,
+    schema: SchemaRef,
+) -> SourceInfo {
     let mut codecs: Vec<String> = md
         .row_groups()
         .iter()
@@ -176,7 +199,11 @@ pub(crate) fn parquet_info(path: &Path, md: &ParquetMetaData, file_bytes: u64, s
         rows: Some(md.file_metadata().num_rows().max(0) as u64),
         file_bytes,
         unit: "row groups",
-        unit_rows: md.row_groups().iter().map(|rg| rg.num_rows().max(0) as u64).collect(),
+        unit_rows: md
+            .row_groups()
+            .iter()
+            .map(|rg| rg.num_rows().max(0) as u64)
+            .collect(),
         compression: codecs,
         created_by: md.file_metadata().created_by().map(str::to_string),
     }

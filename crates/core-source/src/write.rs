@@ -66,7 +66,9 @@ enum Inner {
 
 impl std::fmt::Debug for BatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchWriter").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("BatchWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,10 @@ impl BatchWriter {
     /// # Errors
     /// [`Error::InvalidArgument`] for any other extension.
     pub fn format_for(path: &Path) -> Result<Format> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         match ext.as_deref() {
             Some("parquet" | "pq") => Ok(Format::Parquet),
             Some("arrow" | "feather" | "ipc") => Ok(Format::ArrowFile),
@@ -94,15 +99,27 @@ impl BatchWriter {
     /// # Errors
     /// [`Error::Io`] if the file cannot be created; [`Error::Arrow`]/[`Error::External`] if the
     /// format cannot represent the schema.
-    pub fn create(path: impl AsRef<Path>, format: Format, schema: SchemaRef, compression: WriteCompression) -> Result<Self> {
+    pub fn create(
+        path: impl AsRef<Path>,
+        format: Format,
+        schema: SchemaRef,
+        compression: WriteCompression,
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let out = BufWriter::with_capacity(1 << 20, file);
         let made = Self::make(out, format, &schema, compression).map_err(|e| e.or_location(&path));
         match made {
-            Ok(inner) => Ok(Self { path, tmp, inner: Some(inner) }),
+            Ok(inner) => Ok(Self {
+                path,
+                tmp,
+                inner: Some(inner),
+            }),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(e)
@@ -110,7 +127,12 @@ impl BatchWriter {
         }
     }
 
-    fn make(out: BufWriter<File>, format: Format, schema: &SchemaRef, compression: WriteCompression) -> Result<Inner> {
+    fn make(
+        out: BufWriter<File>,
+        format: Format,
+        schema: &SchemaRef,
+        compression: WriteCompression,
+    ) -> Result<Inner> {
         let ipc_options = || -> Result<IpcWriteOptions> {
             let c = match compression {
                 WriteCompression::Default | WriteCompression::None => None,
@@ -140,8 +162,16 @@ impl BatchWriter {
                     adapt,
                 )
             }
-            Format::ArrowFile => Inner::File(FileWriter::try_new_with_options(out, schema, ipc_options()?)?),
-            Format::ArrowStream => Inner::Stream(StreamWriter::try_new_with_options(out, schema, ipc_options()?)?),
+            Format::ArrowFile => Inner::File(FileWriter::try_new_with_options(
+                out,
+                schema,
+                ipc_options()?,
+            )?),
+            Format::ArrowStream => Inner::Stream(StreamWriter::try_new_with_options(
+                out,
+                schema,
+                ipc_options()?,
+            )?),
         })
     }
 
@@ -158,7 +188,10 @@ impl BatchWriter {
                 .and_then(|b| w.write(&b).map_err(|e| Error::external(path, e))),
             Some(Inner::File(w)) => w.write(batch).map_err(|e| Error::arrow_at(path, e)),
             Some(Inner::Stream(w)) => w.write(batch).map_err(|e| Error::arrow_at(path, e)),
-            None => Err(Error::invalid_argument(format!("{}: write after finish", path.display()))),
+            None => Err(Error::invalid_argument(format!(
+                "{}: write after finish",
+                path.display()
+            ))),
         };
         if r.is_err() {
             self.abandon();
@@ -174,7 +207,9 @@ impl BatchWriter {
         let path = self.path.clone();
         let r = (|| -> Result<()> {
             let file = match self.inner.take() {
-                Some(Inner::Parquet(w, _)) => w.into_inner().map_err(|e| Error::external(&path, e))?,
+                Some(Inner::Parquet(w, _)) => {
+                    w.into_inner().map_err(|e| Error::external(&path, e))?
+                }
                 Some(Inner::File(mut w)) => {
                     w.finish().map_err(|e| Error::arrow_at(&path, e))?;
                     w.into_inner().map_err(|e| Error::arrow_at(&path, e))?
@@ -183,11 +218,18 @@ impl BatchWriter {
                     w.finish().map_err(|e| Error::arrow_at(&path, e))?;
                     w.into_inner().map_err(|e| Error::arrow_at(&path, e))?
                 }
-                None => return Err(Error::invalid_argument(format!("{}: finished twice", path.display()))),
+                None => {
+                    return Err(Error::invalid_argument(format!(
+                        "{}: finished twice",
+                        path.display()
+                    )));
+                }
             };
             let mut file = file;
             file.flush().map_err(|e| Error::io(&self.tmp, e))?;
-            let file = file.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+            let file = file
+                .into_inner()
+                .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
             file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
             std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
         })();
@@ -230,8 +272,12 @@ impl ParquetAdapt {
             .enumerate()
             .map(|(i, f)| {
                 let widened = match f.data_type() {
-                    DataType::Timestamp(TimeUnit::Second, tz) => Some(DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
-                    DataType::Time32(TimeUnit::Second) => Some(DataType::Time32(TimeUnit::Millisecond)),
+                    DataType::Timestamp(TimeUnit::Second, tz) => {
+                        Some(DataType::Timestamp(TimeUnit::Millisecond, tz.clone()))
+                    }
+                    DataType::Time32(TimeUnit::Second) => {
+                        Some(DataType::Time32(TimeUnit::Millisecond))
+                    }
                     _ => None,
                 };
                 match widened {
@@ -246,26 +292,47 @@ impl ParquetAdapt {
         let schema = if columns.is_empty() {
             schema.clone()
         } else {
-            std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone()))
+            std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ))
         };
         Self { schema, columns }
     }
 
     fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         use arrow_array::cast::AsArray;
-        use arrow_array::types::{Time32MillisecondType, Time32SecondType, TimestampMillisecondType, TimestampSecondType};
+        use arrow_array::types::{
+            Time32MillisecondType, Time32SecondType, TimestampMillisecondType, TimestampSecondType,
+        };
         if self.columns.is_empty() {
             return Ok(batch.clone());
         }
         let mut cols = batch.columns().to_vec();
         for &i in &self.columns {
             let c = &cols[i];
-            let overflow = || Error::invalid_argument(format!("column {i}: a second-resolution time does not fit in milliseconds"));
+            let overflow = || {
+                Error::invalid_argument(format!(
+                    "column {i}: a second-resolution time does not fit in milliseconds"
+                ))
+            };
             cols[i] = if let Some(ts) = c.as_primitive_opt::<TimestampSecondType>() {
-                let ms = ts.try_unary::<_, TimestampMillisecondType, _>(|v| v.checked_mul(1000).ok_or_else(|| arrow_schema::ArrowError::ComputeError("overflow".into()))).map_err(|_| overflow())?;
+                let ms = ts
+                    .try_unary::<_, TimestampMillisecondType, _>(|v| {
+                        v.checked_mul(1000).ok_or_else(|| {
+                            arrow_schema::ArrowError::ComputeError("overflow".into())
+                        })
+                    })
+                    .map_err(|_| overflow())?;
                 std::sync::Arc::new(ms.with_timezone_opt(ts.timezone().map(str::to_string)))
             } else if let Some(t) = c.as_primitive_opt::<Time32SecondType>() {
-                let ms = t.try_unary::<_, Time32MillisecondType, _>(|v| v.checked_mul(1000).ok_or_else(|| arrow_schema::ArrowError::ComputeError("overflow".into()))).map_err(|_| overflow())?;
+                let ms = t
+                    .try_unary::<_, Time32MillisecondType, _>(|v| {
+                        v.checked_mul(1000).ok_or_else(|| {
+                            arrow_schema::ArrowError::ComputeError("overflow".into())
+                        })
+                    })
+                    .map_err(|_| overflow())?;
                 std::sync::Arc::new(ms)
             } else {
                 c.clone()

@@ -148,9 +148,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample(n: usize) -> RecordBatch {
-        let ints: ArrayRef = Arc::new(Int64Array::from_iter((0..n as i64).map(|i| {
-            if i % 3 == 0 { None } else { Some(i) }
-        })));
+        let ints: ArrayRef = Arc::new(Int64Array::from_iter(
+            (0..n as i64).map(|i| if i % 3 == 0 { None } else { Some(i) }),
+        ));
         let strs: ArrayRef = Arc::new(StringArray::from_iter_values(
             (0..n).map(|i| "x".repeat(i % 17)),
         ));

@@ -111,20 +111,29 @@ pub fn check_random_access(ra: &dyn RandomAccess, expected: &RecordBatch) {
                 .slice(r.start, r.end - r.start, p)
                 .unwrap_or_else(|e| panic!("slice {r:?} with projection {p:?} failed: {e}"));
             let rows: Vec<u64> = r.clone().collect();
-            assert_gather(&got, &want, &rows, &format!("slice {r:?}, projection {p:?}"));
+            assert_gather(
+                &got,
+                &want,
+                &rows,
+                &format!("slice {r:?}, projection {p:?}"),
+            );
         }
     }
 
     for bad in [n, n + 7, u64::MAX] {
         match ra.take(&[0.min(n.saturating_sub(1)), bad], None) {
             Err(Error::IndexOutOfRange { .. }) => {}
-            other => panic!("take of index {bad} of {n} rows should be IndexOutOfRange, got {other:?}"),
+            other => {
+                panic!("take of index {bad} of {n} rows should be IndexOutOfRange, got {other:?}")
+            }
         }
     }
     for (off, len) in [(n, 1), (0, n + 1), (u64::MAX, 2), (1, u64::MAX)] {
         match ra.slice(off, len, None) {
             Err(Error::IndexOutOfRange { .. }) => {}
-            other => panic!("slice({off}, {len}) of {n} rows should be IndexOutOfRange, got {other:?}"),
+            other => {
+                panic!("slice({off}, {len}) of {n} rows should be IndexOutOfRange, got {other:?}")
+            }
         }
     }
     match ra.take(&[], Some(&[ncols])) {
@@ -159,7 +168,8 @@ pub fn check_byte_source(src: &dyn ByteSource, expected: &[u8]) {
         ranges.push(a.min(b)..a.max(b));
     }
     for r in &ranges {
-        let got = block_on(src.read(r.clone())).unwrap_or_else(|e| panic!("read {r:?} failed: {e}"));
+        let got =
+            block_on(src.read(r.clone())).unwrap_or_else(|e| panic!("read {r:?} failed: {e}"));
         assert_eq!(
             &got[..],
             &expected[r.start as usize..r.end as usize],
@@ -170,9 +180,17 @@ pub fn check_byte_source(src: &dyn ByteSource, expected: &[u8]) {
     scrambled.reverse();
     let got = block_on(src.read_many(scrambled.clone()))
         .unwrap_or_else(|e| panic!("read_many failed: {e}"));
-    assert_eq!(got.len(), scrambled.len(), "read_many returned a wrong count");
+    assert_eq!(
+        got.len(),
+        scrambled.len(),
+        "read_many returned a wrong count"
+    );
     for (g, r) in got.iter().zip(&scrambled) {
-        assert_eq!(&g[..], &expected[r.start as usize..r.end as usize], "read_many {r:?}");
+        assert_eq!(
+            &g[..],
+            &expected[r.start as usize..r.end as usize],
+            "read_many {r:?}"
+        );
     }
     for bad in [n..n + 1, n.saturating_sub(1)..n + 100] {
         match block_on(src.read(bad.clone())) {

@@ -43,7 +43,10 @@ pub const ALL: [Col; 11] = [
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn null(&mut self) -> bool {
@@ -52,7 +55,10 @@ impl Rng {
 }
 
 fn struct_fields() -> Fields {
-    Fields::from(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)])
+    Fields::from(vec![
+        Field::new("a", DataType::Int32, true),
+        Field::new("b", DataType::Utf8, true),
+    ])
 }
 
 pub fn data_type(c: Col) -> DataType {
@@ -82,18 +88,33 @@ pub fn schema(cols: &[Col]) -> SchemaRef {
 
 fn text(r: &mut Rng) -> String {
     let n = (r.next() % 12) as usize;
-    (0..n).map(|_| char::from(b'a' + (r.next() % 26) as u8)).collect::<String>() + if r.next() % 5 == 0 { "é" } else { "" }
+    (0..n)
+        .map(|_| char::from(b'a' + (r.next() % 26) as u8))
+        .collect::<String>()
+        + if r.next() % 5 == 0 { "é" } else { "" }
 }
 
 pub fn array(c: Col, n: usize, seed: u64) -> ArrayRef {
     let mut r = Rng(seed ^ 0x9e3779b97f4a7c15);
     match c {
-        Col::Int64 => Arc::new(Int64Array::from_iter((0..n).map(|_| (!r.null()).then(|| r.next() as i64 - (1 << 30))))),
-        Col::Float64 => Arc::new(Float64Array::from_iter((0..n).map(|_| (!r.null()).then(|| r.next() as f64 / 7.0)))),
-        Col::Bool => Arc::new(BooleanArray::from_iter((0..n).map(|_| (!r.null()).then(|| r.next() % 2 == 0)))),
-        Col::Utf8 => Arc::new(StringArray::from_iter((0..n).map(|_| (!r.null()).then(|| text(&mut r))))),
-        Col::LargeUtf8 => Arc::new(LargeStringArray::from_iter((0..n).map(|_| (!r.null()).then(|| text(&mut r))))),
-        Col::Binary => Arc::new(BinaryArray::from_iter((0..n).map(|_| (!r.null()).then(|| text(&mut r).into_bytes())))),
+        Col::Int64 => Arc::new(Int64Array::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| r.next() as i64 - (1 << 30))),
+        )),
+        Col::Float64 => Arc::new(Float64Array::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| r.next() as f64 / 7.0)),
+        )),
+        Col::Bool => Arc::new(BooleanArray::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| r.next() % 2 == 0)),
+        )),
+        Col::Utf8 => Arc::new(StringArray::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| text(&mut r))),
+        )),
+        Col::LargeUtf8 => Arc::new(LargeStringArray::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| text(&mut r))),
+        )),
+        Col::Binary => Arc::new(BinaryArray::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| text(&mut r).into_bytes())),
+        )),
         Col::ListInt32 => {
             let mut b = ListBuilder::new(Int32Builder::new());
             for _ in 0..n {
@@ -125,27 +146,45 @@ pub fn array(c: Col, n: usize, seed: u64) -> ArrayRef {
         }
         Col::DictUtf8 => {
             // The same dictionary in every batch: the IPC file format allows no replacement.
-            let keys = Int32Array::from_iter((0..n).map(|_| (!r.null()).then(|| (r.next() % 4) as i32)));
+            let keys =
+                Int32Array::from_iter((0..n).map(|_| (!r.null()).then(|| (r.next() % 4) as i32)));
             let values = StringArray::from(vec!["red", "green", "blue", "ünï"]);
             Arc::new(DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap())
         }
-        Col::Date32 => Arc::new(Date32Array::from_iter((0..n).map(|_| (!r.null()).then(|| (r.next() % 40000) as i32)))),
+        Col::Date32 => Arc::new(Date32Array::from_iter(
+            (0..n).map(|_| (!r.null()).then(|| (r.next() % 40000) as i32)),
+        )),
         Col::TimestampTz => Arc::new(
-            TimestampMicrosecondArray::from_iter((0..n).map(|_| (!r.null()).then(|| r.next() as i64)))
-                .with_timezone("+02:00"),
+            TimestampMicrosecondArray::from_iter(
+                (0..n).map(|_| (!r.null()).then(|| r.next() as i64)),
+            )
+            .with_timezone("+02:00"),
         ),
     }
 }
 
 pub fn batch(cols: &[Col], n: usize, seed: u64) -> RecordBatch {
     let schema = schema(cols);
-    let arrays = cols.iter().enumerate().map(|(i, c)| array(*c, n, seed.wrapping_add(i as u64 * 1000))).collect();
-    RecordBatch::try_new_with_options(schema, arrays, &RecordBatchOptions::new().with_row_count(Some(n))).unwrap()
+    let arrays = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| array(*c, n, seed.wrapping_add(i as u64 * 1000)))
+        .collect();
+    RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .unwrap()
 }
 
 /// `batch` split into pieces of the given sizes (cycled).
 pub fn batches(cols: &[Col], sizes: &[usize], seed: u64) -> Vec<RecordBatch> {
-    sizes.iter().enumerate().map(|(k, &n)| batch(cols, n, seed.wrapping_add(k as u64 * 77))).collect()
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| batch(cols, n, seed.wrapping_add(k as u64 * 77)))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +196,13 @@ pub enum Out {
     IpcStreamZstd,
 }
 
-pub const OUTS: [Out; 5] = [Out::Parquet, Out::IpcFile, Out::IpcStream, Out::IpcFileLz4, Out::IpcStreamZstd];
+pub const OUTS: [Out; 5] = [
+    Out::Parquet,
+    Out::IpcFile,
+    Out::IpcStream,
+    Out::IpcFileLz4,
+    Out::IpcStreamZstd,
+];
 
 pub fn write(path: &Path, out: Out, schema: &SchemaRef, batches: &[RecordBatch]) {
     let f = File::create(path).unwrap();
@@ -167,7 +212,8 @@ pub fn write(path: &Path, out: Out, schema: &SchemaRef, batches: &[RecordBatch])
             let props = parquet::file::properties::WriterProperties::builder()
                 .set_max_row_group_row_count(Some(50))
                 .build();
-            let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
             for b in batches {
                 w.write(b).unwrap();
             }
@@ -199,5 +245,6 @@ pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {
 /// Opens and drains `path`, returning every batch or the arrowfeed error.
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>, arrowfeed_traits::Error> {
     let src = arrowfeed_core_source::open(path)?;
-    src.map(|b| b.map_err(arrowfeed_traits::Error::from_arrow)).collect()
+    src.map(|b| b.map_err(arrowfeed_traits::Error::from_arrow))
+        .collect()
 }

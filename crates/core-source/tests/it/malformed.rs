@@ -21,7 +21,10 @@ fn assert_fails_naming_file(dir: &Path, name: &str, bytes: &[u8]) -> Error {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     let err = read_all(&path).expect_err(name);
-    assert!(err.to_string().contains(name), "the error for {name} should name the file: {err}");
+    assert!(
+        err.to_string().contains(name),
+        "the error for {name} should name the file: {err}"
+    );
     err
 }
 
@@ -39,20 +42,28 @@ fn directory_as_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = read_all(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_file() {
     let err = read_all(Path::new("/nonexistent/dir/x.parquet")).unwrap_err();
-    assert!(matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{err:?}");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("/nonexistent/dir/x.parquet"));
 }
 
 #[test]
 fn random_bytes_and_wrong_magic() {
     let dir = tempfile::tempdir().unwrap();
-    let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let err = assert_fails_naming_file(dir.path(), "noise.bin", &noise);
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     for out in [Out::Parquet, Out::IpcFile] {
@@ -95,13 +106,19 @@ fn footer_lengths_pointing_outside_the_file() {
     let n = pq.len();
     pq[n - 8..n - 4].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
     let err = assert_fails_naming_file(dir.path(), "bigfooter.parquet", &pq);
-    assert!(err.to_string().contains(&n.to_string()), "the error should give the file size: {err}");
+    assert!(
+        err.to_string().contains(&n.to_string()),
+        "the error should give the file size: {err}"
+    );
     // Arrow IPC file: the 4-byte footer length before the trailing ARROW1.
     let (_, mut ipc) = valid_file(dir.path(), Out::IpcFile);
     let n = ipc.len();
     ipc[n - 10..n - 6].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
     let err = assert_fails_naming_file(dir.path(), "bigfooter.arrow", &ipc);
-    assert!(matches!(err, Error::Corrupt { .. }) && err.to_string().contains("outside"), "{err}");
+    assert!(
+        matches!(err, Error::Corrupt { .. }) && err.to_string().contains("outside"),
+        "{err}"
+    );
     // Arrow IPC stream: a message length far past the end.
     let (_, mut st) = valid_file(dir.path(), Out::IpcStream);
     st[4..8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());

@@ -15,7 +15,10 @@ fn columns_come_in_the_order_asked_for() {
     let schema = schema(&cols);
     let input = batches(&cols, &[30, 70], 5);
     let want = concat(&schema, &input);
-    let names = [schema.field(3).name().clone(), schema.field(0).name().clone()];
+    let names = [
+        schema.field(3).name().clone(),
+        schema.field(0).name().clone(),
+    ];
     for out in OUTS {
         let path = dir.path().join(format!("{out:?}"));
         write(&path, out, &schema, &input);
@@ -25,8 +28,14 @@ fn columns_come_in_the_order_asked_for() {
         assert_eq!(got, want.project(&[3, 0]).unwrap(), "{out:?}");
 
         let err = open_with(&path, &ReadOptions::default().with_columns(["nope"])).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { .. }), "{out:?}: {err}");
-        assert!(err.to_string().contains("nope") && err.to_string().contains(schema.field(0).name()), "{err}");
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{out:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains("nope") && err.to_string().contains(schema.field(0).name()),
+            "{err}"
+        );
     }
 }
 
@@ -48,7 +57,10 @@ fn parquet_row_groups_are_selectable() {
     let want = concat(&schema, &[input[0].slice(100, 20), input[0].slice(0, 50)]);
     assert_eq!(got, want);
     let err = open_with(&path, &ReadOptions::default().with_row_groups(vec![3])).unwrap_err();
-    assert!(err.to_string().contains("row group 3") && err.to_string().contains("f.parquet"), "{err}");
+    assert!(
+        err.to_string().contains("row group 3") && err.to_string().contains("f.parquet"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,10 +85,16 @@ fn many_files_read_as_one_and_mismatches_name_both_files() {
     write(&pc, Out::IpcStream, &other, &[]);
     let err = open_many([&pa, &pc], &ReadOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("a.parquet") && msg.contains("c.arrows") && msg.contains("column 1"), "{msg}");
+    assert!(
+        msg.contains("a.parquet") && msg.contains("c.arrows") && msg.contains("column 1"),
+        "{msg}"
+    );
 
     let none: [&std::path::Path; 0] = [];
-    assert!(matches!(open_many(none, &ReadOptions::default()), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        open_many(none, &ReadOptions::default()),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
 fn schema_of(cols: &[Col]) -> arrow_schema::SchemaRef {
@@ -89,7 +107,11 @@ fn format_comes_from_bytes_not_the_extension() {
     let cols = [Col::Int64];
     let schema = schema(&cols);
     let input = batches(&cols, &[3], 1);
-    for (out, fmt) in [(Out::Parquet, Format::Parquet), (Out::IpcFile, Format::ArrowFile), (Out::IpcStream, Format::ArrowStream)] {
+    for (out, fmt) in [
+        (Out::Parquet, Format::Parquet),
+        (Out::IpcFile, Format::ArrowFile),
+        (Out::IpcStream, Format::ArrowStream),
+    ] {
         // A misleading extension on purpose.
         let path = dir.path().join(format!("{out:?}.csv"));
         write(&path, out, &schema, &input);
@@ -106,7 +128,11 @@ fn ipc_info_reports_compression_and_batches() {
     let cols = [Col::Utf8];
     let schema = schema(&cols);
     let input = batches(&cols, &[10, 20, 30], 4);
-    for (out, codec) in [(Out::IpcFileLz4, "lz4"), (Out::IpcStreamZstd, "zstd"), (Out::IpcFile, "none")] {
+    for (out, codec) in [
+        (Out::IpcFileLz4, "lz4"),
+        (Out::IpcStreamZstd, "zstd"),
+        (Out::IpcFile, "none"),
+    ] {
         let path = dir.path().join(format!("{out:?}"));
         write(&path, out, &schema, &input);
         let i = info(&path).unwrap();

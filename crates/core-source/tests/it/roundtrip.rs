@@ -46,12 +46,19 @@ fn empty_files_read_as_empty() {
     let dir = tempfile::tempdir().unwrap();
     let cols = [Col::Int64, Col::Utf8, Col::ListInt32];
     let schema = schema(&cols);
-    for (label, input) in [("no-batches", vec![]), ("zero-rows", batches(&cols, &[0], 1))] {
+    for (label, input) in [
+        ("no-batches", vec![]),
+        ("zero-rows", batches(&cols, &[0], 1)),
+    ] {
         for out in OUTS {
             let path = dir.path().join(format!("{label}-{out:?}"));
             write(&path, out, &schema, &input);
             let got = read_all(&path).unwrap();
-            assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 0, "{label} {out:?}");
+            assert_eq!(
+                got.iter().map(|b| b.num_rows()).sum::<usize>(),
+                0,
+                "{label} {out:?}"
+            );
             let info = arrowfeed_core_source::info(&path).unwrap();
             assert_eq!(info.rows, Some(0), "{label} {out:?}");
             assert_eq!(info.schema, schema);
