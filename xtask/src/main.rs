@@ -60,6 +60,9 @@ fn main() -> ExitCode {
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+/// One step of `ci`.
+type Step = fn(&Path) -> Result;
+
 fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -85,7 +88,7 @@ fn run(root: &Path, cmd: &mut Command) -> Result {
 }
 
 fn ci(root: &Path) -> Result {
-    let steps: [(&str, fn(&Path) -> Result); 8] = [
+    let steps: [(&str, Step); 8] = [
         ("fmt", fmt),
         ("tidy", tidy::run),
         ("clippy", clippy),

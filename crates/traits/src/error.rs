@@ -290,7 +290,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_error() -> impl Strategy<Value = Error> {
-        let loc = proptest::option::of("[a-z/._-]{1,12}").prop_map(|o| Location(o));
+        let loc = proptest::option::of("[a-z/._-]{1,12}").prop_map(Location);
         prop_oneof![
             ("[a-z/]{1,10}", "[a-z ]{0,10}").prop_map(|(p, m)| Error::io(
                 p,

@@ -51,6 +51,10 @@ pub trait RandomAccess: Send + Sync {
 
     /// The dataset's natural partitions (shards, files, row groups). The default is a single
     /// partition covering every row.
+    #[allow(
+        clippy::single_range_in_vec_init,
+        reason = "one partition, the range of all rows"
+    )]
     fn partitions(&self) -> Vec<Range<u64>> {
         match self.num_rows() {
             0 => Vec::new(),

@@ -50,7 +50,7 @@ impl Rng {
         self.0 >> 33
     }
     fn null(&mut self) -> bool {
-        self.next() % 7 == 0
+        self.next().is_multiple_of(7)
     }
 }
 
@@ -91,7 +91,7 @@ fn text(r: &mut Rng) -> String {
     (0..n)
         .map(|_| char::from(b'a' + (r.next() % 26) as u8))
         .collect::<String>()
-        + if r.next() % 5 == 0 { "é" } else { "" }
+        + if r.next().is_multiple_of(5) { "é" } else { "" }
 }
 
 pub fn array(c: Col, n: usize, seed: u64) -> ArrayRef {
@@ -104,7 +104,7 @@ pub fn array(c: Col, n: usize, seed: u64) -> ArrayRef {
             (0..n).map(|_| (!r.null()).then(|| r.next() as f64 / 7.0)),
         )),
         Col::Bool => Arc::new(BooleanArray::from_iter(
-            (0..n).map(|_| (!r.null()).then(|| r.next() % 2 == 0)),
+            (0..n).map(|_| (!r.null()).then(|| r.next().is_multiple_of(2))),
         )),
         Col::Utf8 => Arc::new(StringArray::from_iter(
             (0..n).map(|_| (!r.null()).then(|| text(&mut r))),

@@ -1,0 +1,194 @@
+//! End-to-end tests of the `arrowfeed` binary on files written with arrow-rs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, ListArray, RecordBatch, StringArray, types::Int32Type};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arrowfeed"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn sample(n: i64) -> RecordBatch {
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+    let text: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..n).map(|i| format!("row {i}")),
+    ));
+    let toks: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(
+        (0..n).map(|i| Some((0..(i % 4) as i32).map(Some).collect::<Vec<_>>())),
+    ));
+    RecordBatch::try_from_iter([("id", ids), ("text", text), ("tokens", toks)]).unwrap()
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("in.parquet");
+    write_parquet(&p, &sample(100));
+    (d, p)
+}
+
+#[test]
+fn info_json_has_the_documented_fields() {
+    let (_d, p) = tmp();
+    let o = run(&["info", p.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["format"], "parquet");
+    assert_eq!(v["rows"], 100);
+    assert_eq!(v["columns"][1]["name"], "text");
+    assert_eq!(v["columns"][1]["type"], "Utf8");
+    assert_eq!(v["columns"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn cat_respects_offset_limit_and_columns() {
+    let (_d, p) = tmp();
+    let o = run(&[
+        "cat",
+        p.to_str().unwrap(),
+        "--offset",
+        "10",
+        "--limit",
+        "3",
+        "--columns",
+        "text,id",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "text,id\nrow 10,10\nrow 11,11\nrow 12,12\n");
+    let o = run(&[
+        "cat",
+        p.to_str().unwrap(),
+        "--limit",
+        "2",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(stdout(&o).lines().count(), 2);
+    let o = run(&["cat", p.to_str().unwrap(), "--limit", "2"]);
+    let table = stdout(&o);
+    assert!(table.starts_with("id | text   | tokens"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+}
+
+#[test]
+fn convert_round_trips_through_every_output_format() {
+    let (d, p) = tmp();
+    let want = sample(100);
+    let mut prev = p.clone();
+    for ext in ["arrow", "arrows", "parquet", "arrow"] {
+        let out = d.path().join(format!("step.{ext}"));
+        let o = run(&[
+            "convert",
+            prev.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--compression",
+            "zstd",
+        ]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let got: Vec<RecordBatch> = arrowfeed::open(&out)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let got = arrow_select_concat(&got);
+        assert_eq!(got, want, "{ext}");
+        prev = out;
+    }
+    // Nothing but the outputs is left beside them (no temporary files).
+    let names: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
+fn arrow_select_concat(b: &[RecordBatch]) -> RecordBatch {
+    let schema = b[0].schema();
+    let cols = (0..schema.fields().len())
+        .map(|c| {
+            let parts: Vec<&dyn arrow_array::Array> =
+                b.iter().map(|x| x.column(c).as_ref()).collect();
+            arrow_select::concat::concat(&parts).unwrap()
+        })
+        .collect();
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let (_d, p) = tmp();
+    let o = run(&[
+        "bench",
+        p.to_str().unwrap(),
+        "--mode",
+        "scan",
+        "--batch-size",
+        "16",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in [
+        "rows",
+        "bytes",
+        "seconds",
+        "rows_per_s",
+        "mb_per_s",
+        "p50_ms",
+        "p99_ms",
+    ] {
+        assert!(v[k].is_number(), "{k} missing: {v}");
+    }
+    assert_eq!(v["rows"], 100);
+    assert_eq!(v["batches"], 7);
+}
+
+#[test]
+fn errors_are_one_line_naming_the_file_with_exit_1() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.arrow");
+    std::fs::write(&bad, b"ARROW1\0\0garbage").unwrap();
+    for args in [vec!["info"], vec!["cat"], vec!["bench"], vec!["convert"]] {
+        let mut a: Vec<&str> = args.clone();
+        a.push(bad.to_str().unwrap());
+        let out = d.path().join("o.parquet");
+        if args[0] == "convert" {
+            a.extend(["--out", out.to_str().unwrap()]);
+        }
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(1), "{a:?}");
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with(&format!("error: {}: ", bad.display())), "{e}");
+        assert!(!out.exists());
+    }
+    let o = run(&["convert", bad.to_str().unwrap(), "--out", "x.txt"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["info"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["cat", "--limit", "lots", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+}
