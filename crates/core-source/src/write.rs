@@ -149,12 +149,7 @@ impl BatchWriter {
                     WriteCompression::Lz4 => Compression::LZ4_RAW,
                     WriteCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
                 };
-                // Coerce types Parquet has no exact form for (Date64, Time32(s), Timestamp(s), ...) the
-                // way pyarrow does, so readers restore them from the embedded Arrow schema.
-                let props = WriterProperties::builder()
-                    .set_compression(codec)
-                    .set_coerce_types(true)
-                    .build();
+                let props = WriterProperties::builder().set_compression(codec).build();
                 let adapt = ParquetAdapt::new(schema);
                 Inner::Parquet(
                     ArrowWriter::try_new(out, adapt.schema.clone(), Some(props))
@@ -253,9 +248,9 @@ impl Drop for BatchWriter {
     }
 }
 
-/// Second-resolution times, which Parquet has no unit for, widened to milliseconds the way
-/// pyarrow writes them, so that every Parquet reader sees a time type rather than a bare
-/// integer. Only top-level columns are adapted; nested ones are written as arrow-rs writes them.
+/// Types Parquet has no exact form for, stored the way pyarrow stores them so that every Parquet
+/// reader sees a date or time rather than a bare integer: second-resolution times widened to
+/// milliseconds, and `Date64` as `Date32` (whole days). Only top-level columns are adapted; nested ones are written as arrow-rs writes them.
 struct ParquetAdapt {
     schema: SchemaRef,
     /// Columns to widen.
@@ -278,6 +273,7 @@ impl ParquetAdapt {
                     DataType::Time32(TimeUnit::Second) => {
                         Some(DataType::Time32(TimeUnit::Millisecond))
                     }
+                    DataType::Date64 => Some(DataType::Date32),
                     _ => None,
                 };
                 match widened {
@@ -303,7 +299,8 @@ impl ParquetAdapt {
     fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         use arrow_array::cast::AsArray;
         use arrow_array::types::{
-            Time32MillisecondType, Time32SecondType, TimestampMillisecondType, TimestampSecondType,
+            Date32Type, Date64Type, Time32MillisecondType, Time32SecondType,
+            TimestampMillisecondType, TimestampSecondType,
         };
         if self.columns.is_empty() {
             return Ok(batch.clone());
@@ -334,6 +331,9 @@ impl ParquetAdapt {
                     })
                     .map_err(|_| overflow())?;
                 std::sync::Arc::new(ms)
+            } else if let Some(d) = c.as_primitive_opt::<Date64Type>() {
+                // Whole days, as pyarrow stores date64 in Parquet.
+                std::sync::Arc::new(d.unary::<_, Date32Type>(|ms| ms.div_euclid(86_400_000) as i32))
             } else {
                 c.clone()
             };

@@ -89,7 +89,10 @@ fn cat_respects_offset_limit_and_columns() {
     assert_eq!(stdout(&o).lines().count(), 2);
     let o = run(&["cat", p.to_str().unwrap(), "--limit", "2"]);
     let table = stdout(&o);
-    assert!(table.starts_with("id | text   | tokens"), "{table}");
+    assert!(
+        table.starts_with("id | text  | tokens\n---+-------+-------\n0  | row 0 | []\n"),
+        "{table}"
+    );
     assert_eq!(table.lines().count(), 4, "{table}");
 }
 
