@@ -153,7 +153,8 @@ fn doc(root: &Path) -> Result {
 /// CLI does with them.
 fn interop(root: &Path) -> Result {
     run(root, cargo().args(["build", "--package", "arrowfeed-cli"]))?;
-    let venv = root.join("target/interop-venv");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let venv = target.join("interop-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
         run(
@@ -171,7 +172,7 @@ fn interop(root: &Path) -> Result {
             Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyarrow==26.0.1"]),
         )?;
     }
-    let bin = root.join("target/debug/arrowfeed");
+    let bin = target.join("debug/arrowfeed");
     run(
         root,
         Command::new(&python)
