@@ -153,7 +153,8 @@ fn doc(root: &Path) -> Result {
 /// CLI does with them.
 fn interop(root: &Path) -> Result {
     run(root, cargo().args(["build", "--package", "arrowfeed-cli"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let venv = target.join("interop-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
