@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | [`traits`] | `arrowfeed-traits` | always | errors, `RandomAccess`, `ByteSource`, scan plans, memory accounting |
 //! | [`source`] | `arrowfeed-core-source` | `core-source` | Parquet, Arrow IPC, in-memory tables, format detection |
+//! | [`prefetch`] | `arrowfeed-prefetch` | `prefetch` | read-ahead on dedicated threads, bounded by batches and bytes |
 //!
 //! # Example
 //! ```
@@ -36,6 +37,9 @@ pub use arrowfeed_traits::{Error, Result};
 #[cfg(feature = "core-source")]
 pub use arrowfeed_core_source as source;
 
+#[cfg(feature = "prefetch")]
+pub use arrowfeed_prefetch as prefetch;
+
 #[cfg(feature = "core-source")]
 pub use arrowfeed_core_source::{
     ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
@@ -50,4 +54,7 @@ pub mod prelude {
         BatchWriter, Format, LocalFile, MemTable, ReadOptions, Source, WriteCompression, open,
         open_many, open_with,
     };
+
+    #[cfg(feature = "prefetch")]
+    pub use arrowfeed_prefetch::{Order, Prefetch, PrefetchMetrics, PrefetchReader};
 }
