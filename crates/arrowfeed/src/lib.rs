@@ -10,6 +10,7 @@
 //! | [`traits`] | `arrowfeed-traits` | always | errors, `RandomAccess`, `ByteSource`, scan plans, memory accounting |
 //! | [`source`] | `arrowfeed-core-source` | `core-source` | Parquet, Arrow IPC, in-memory tables, format detection |
 //! | [`prefetch`] | `arrowfeed-prefetch` | `prefetch` | read-ahead on dedicated threads, bounded by batches and bytes |
+//! | [`spill`] | `arrowfeed-spill` | `spill` | replayable memory-then-disk spill with live readers |
 //!
 //! # Example
 //! ```
@@ -40,6 +41,9 @@ pub use arrowfeed_core_source as source;
 #[cfg(feature = "prefetch")]
 pub use arrowfeed_prefetch as prefetch;
 
+#[cfg(feature = "spill")]
+pub use arrowfeed_spill as spill;
+
 #[cfg(feature = "core-source")]
 pub use arrowfeed_core_source::{
     ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
@@ -57,4 +61,7 @@ pub mod prelude {
 
     #[cfg(feature = "prefetch")]
     pub use arrowfeed_prefetch::{Order, Prefetch, PrefetchMetrics, PrefetchReader};
+
+    #[cfg(feature = "spill")]
+    pub use arrowfeed_spill::{Spill, SpillCompression, SpillHandle, SpillReader, SpillWriter};
 }

@@ -10,14 +10,16 @@ use arrowfeed_prefetch::Prefetch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn overhead(c: &mut Criterion) {
-    let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..64)) as _)]).unwrap();
+    let batch =
+        RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..64)) as _)])
+            .unwrap();
     let n = 10_000;
-    let items: Vec<_> = (0..n).map(|_| Ok(batch.clone())).collect();
+    let items: Vec<RecordBatch> = (0..n).map(|_| batch.clone()).collect();
     let mut g = c.benchmark_group("prefetch_overhead");
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("direct", |b| {
         b.iter(|| {
-            let src = RecordBatchIterator::new(items.clone(), batch.schema());
+            let src = RecordBatchIterator::new(items.clone().into_iter().map(Ok), batch.schema());
             black_box(src.map(|r| r.unwrap().num_rows()).sum::<usize>())
         })
     });
@@ -25,7 +27,8 @@ fn overhead(c: &mut Criterion) {
         g.bench_function(format!("prefetch_depth_{depth}"), |b| {
             let p = Prefetch::builder().depth(depth).build().unwrap();
             b.iter(|| {
-                let src = RecordBatchIterator::new(items.clone(), batch.schema());
+                let src =
+                    RecordBatchIterator::new(items.clone().into_iter().map(Ok), batch.schema());
                 let r = p.spawn(src).unwrap();
                 black_box(r.map(|r| r.unwrap().num_rows()).sum::<usize>())
             })

@@ -45,7 +45,10 @@ impl Prefetch {
     ///
     /// # Errors
     /// [`Error::External`] if the thread cannot be spawned.
-    pub fn spawn<R: RecordBatchReader + Send + 'static>(&self, source: R) -> Result<PrefetchReader> {
+    pub fn spawn<R: RecordBatchReader + Send + 'static>(
+        &self,
+        source: R,
+    ) -> Result<PrefetchReader> {
         let schema = source.schema();
         PrefetchReader::start(self, schema, vec![Box::new(source)], 1)
     }
@@ -56,12 +59,20 @@ impl Prefetch {
     /// # Errors
     /// [`Error::InvalidArgument`] if no source is given or two schemas have different fields;
     /// [`Error::External`] if a thread cannot be spawned.
-    pub fn spawn_many(&self, sources: Vec<Box<dyn RecordBatchReader + Send>>) -> Result<PrefetchReader> {
+    pub fn spawn_many(
+        &self,
+        sources: Vec<Box<dyn RecordBatchReader + Send>>,
+    ) -> Result<PrefetchReader> {
         let Some(first) = sources.first() else {
-            return Err(Error::invalid_argument("spawn_many needs at least one source"));
+            return Err(Error::invalid_argument(
+                "spawn_many needs at least one source",
+            ));
         };
         let schema = first.schema();
-        if let Some(i) = sources.iter().position(|s| s.schema().fields() != schema.fields()) {
+        if let Some(i) = sources
+            .iter()
+            .position(|s| s.schema().fields() != schema.fields())
+        {
             return Err(Error::invalid_argument(format!(
                 "source {i} has schema {:?}, source 0 has {:?}",
                 sources[i].schema(),
@@ -142,9 +153,15 @@ impl PrefetchBuilder {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the setting that is zero.
     pub fn build(self) -> Result<Prefetch> {
-        for (name, v) in [("depth", self.depth), ("budget_bytes", self.budget_bytes), ("parallelism", self.parallelism)] {
+        for (name, v) in [
+            ("depth", self.depth),
+            ("budget_bytes", self.budget_bytes),
+            ("parallelism", self.parallelism),
+        ] {
             if v == 0 {
-                return Err(Error::invalid_argument(format!("prefetch {name} must be at least 1, got 0")));
+                return Err(Error::invalid_argument(format!(
+                    "prefetch {name} must be at least 1, got 0"
+                )));
             }
         }
         Ok(Prefetch {

@@ -119,7 +119,12 @@ pub enum TryNext {
 }
 
 impl PrefetchReader {
-    pub(crate) fn start(opts: &Prefetch, schema: SchemaRef, sources: Vec<Source>, producers: usize) -> Result<Self> {
+    pub(crate) fn start(
+        opts: &Prefetch,
+        schema: SchemaRef,
+        sources: Vec<Source>,
+        producers: usize,
+    ) -> Result<Self> {
         let per_producer: Vec<Vec<Source>> = {
             let mut v: Vec<Vec<Source>> = (0..producers).map(|_| Vec::new()).collect();
             for (i, s) in sources.into_iter().enumerate() {
@@ -127,7 +132,11 @@ impl PrefetchReader {
             }
             v
         };
-        let nslots = if opts.order == Order::AsReady { 1 } else { producers };
+        let nslots = if opts.order == Order::AsReady {
+            1
+        } else {
+            producers
+        };
         let mut slots: Vec<Slot> = (0..nslots).map(|_| Slot::default()).collect();
         for p in 0..producers {
             slots[p % nslots].producers += 1;

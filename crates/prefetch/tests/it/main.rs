@@ -1,8 +1,8 @@
 //! Integration tests of arrowfeed-prefetch, in one binary.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchReader, StringArray};
@@ -14,7 +14,9 @@ use proptest::prelude::*;
 /// A batch of `n` rows whose ids start at `first`, with a string column of `width` bytes a row.
 fn batch(first: i64, n: usize, width: usize) -> RecordBatch {
     let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(first..first + n as i64));
-    let s: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|_| "x".repeat(width))));
+    let s: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..n).map(|_| "x".repeat(width)),
+    ));
     RecordBatch::try_from_iter([("id", ids), ("s", s)]).unwrap()
 }
 
@@ -65,7 +67,12 @@ impl RecordBatchReader for Scripted {
 }
 
 fn ids(b: &RecordBatch) -> Vec<i64> {
-    b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+    b.column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
 }
 
 proptest! {
@@ -109,17 +116,35 @@ proptest! {
 #[test]
 fn buffered_bytes_stay_within_budget_plus_one_batch() {
     let sizes = [10usize, 2000, 5, 700, 3000, 1, 1, 1500, 40, 900];
-    let items = || -> Vec<_> { sizes.iter().enumerate().map(|(k, &n)| Ok(batch(k as i64 * 10_000, n, 16))).collect() };
-    let largest = sizes.iter().map(|&n| arrowfeed_traits::batch_memory_size(&batch(0, n, 16))).max().unwrap();
+    let items = || -> Vec<_> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| Ok(batch(k as i64 * 10_000, n, 16)))
+            .collect()
+    };
+    let largest = sizes
+        .iter()
+        .map(|&n| arrowfeed_traits::batch_memory_size(&batch(0, n, 16)))
+        .max()
+        .unwrap();
     for budget in [1usize, 10_000, 50_000, 200_000] {
-        let mut reader = Prefetch::builder().depth(100).budget_bytes(budget).build().unwrap()
-            .spawn(Scripted::new(items())).unwrap();
+        let mut reader = Prefetch::builder()
+            .depth(100)
+            .budget_bytes(budget)
+            .build()
+            .unwrap()
+            .spawn(Scripted::new(items()))
+            .unwrap();
         let mut seen = 0;
         loop {
             // A slow consumer, so the producer runs into the bounds.
             std::thread::sleep(Duration::from_millis(3));
             let (_, bytes) = reader.queued();
-            assert!(bytes <= budget + largest, "budget {budget}: {bytes} buffered");
+            assert!(
+                bytes <= budget + largest,
+                "budget {budget}: {bytes} buffered"
+            );
             match reader.next() {
                 Some(r) => {
                     r.unwrap();
@@ -130,7 +155,11 @@ fn buffered_bytes_stay_within_budget_plus_one_batch() {
         }
         assert_eq!(seen, sizes.len());
         let m = reader.metrics();
-        assert!(m.peak_bytes <= budget + largest, "budget {budget}: peak {}", m.peak_bytes);
+        assert!(
+            m.peak_bytes <= budget + largest,
+            "budget {budget}: peak {}",
+            m.peak_bytes
+        );
         assert_eq!(m.batches_produced, sizes.len() as u64);
         if budget == 1 {
             // Every batch exceeds the budget alone, and still each one flowed.
@@ -145,7 +174,12 @@ fn dropping_the_consumer_stops_a_slow_producer() {
     let src = Scripted::new(items).delay(Duration::from_millis(5));
     let reads = src.reads.clone();
     let depth = 3;
-    let mut reader = Prefetch::builder().depth(depth).build().unwrap().spawn(src).unwrap();
+    let mut reader = Prefetch::builder()
+        .depth(depth)
+        .build()
+        .unwrap()
+        .spawn(src)
+        .unwrap();
     reader.next().unwrap().unwrap();
     drop(reader);
     std::thread::sleep(Duration::from_millis(150));
@@ -159,7 +193,11 @@ fn dropping_the_consumer_stops_a_slow_producer() {
 fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l[8..].trim().parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l[8..].trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -168,7 +206,12 @@ fn a_thousand_create_drop_cycles_leak_no_threads() {
     let before = thread_count();
     for k in 0..1000 {
         let items: Vec<_> = (0..5).map(|j| Ok(batch(j, 8, 2))).collect();
-        let mut r = Prefetch::builder().depth(2).build().unwrap().spawn(Scripted::new(items)).unwrap();
+        let mut r = Prefetch::builder()
+            .depth(2)
+            .build()
+            .unwrap()
+            .spawn(Scripted::new(items))
+            .unwrap();
         if k % 2 == 0 {
             r.next().unwrap().unwrap();
         }
@@ -178,7 +221,11 @@ fn a_thousand_create_drop_cycles_leak_no_threads() {
         std::thread::sleep(Duration::from_millis(10));
     }
     if cfg!(target_os = "linux") {
-        assert!(thread_count() <= before + 2, "{} threads, {before} before", thread_count());
+        assert!(
+            thread_count() <= before + 2,
+            "{} threads, {before} before",
+            thread_count()
+        );
     }
 }
 
@@ -187,7 +234,12 @@ fn a_panicking_source_becomes_an_error() {
     let items: Vec<_> = (0..5).map(|k| Ok(batch(k, 1, 1))).collect();
     let mut src = Scripted::new(items);
     src.panic_at = Some(2);
-    let got: Vec<_> = Prefetch::builder().build().unwrap().spawn(src).unwrap().collect();
+    let got: Vec<_> = Prefetch::builder()
+        .build()
+        .unwrap()
+        .spawn(src)
+        .unwrap()
+        .collect();
     assert_eq!(got.len(), 3);
     assert!(got[0].is_ok() && got[1].is_ok());
     let msg = got[2].as_ref().unwrap_err().to_string();
@@ -205,13 +257,23 @@ fn zero_settings_are_errors_naming_the_setting() {
         assert!(e.to_string().contains(name), "{e}");
     }
     let none: Vec<Box<dyn RecordBatchReader + Send>> = Vec::new();
-    assert!(Prefetch::builder().build().unwrap().spawn_many(none).is_err());
+    assert!(
+        Prefetch::builder()
+            .build()
+            .unwrap()
+            .spawn_many(none)
+            .is_err()
+    );
 }
 
 #[test]
 fn try_next_never_blocks() {
     let items: Vec<_> = (0..3).map(|k| Ok(batch(k, 1, 1))).collect();
-    let mut r = Prefetch::builder().build().unwrap().spawn(Scripted::new(items).delay(Duration::from_millis(40))).unwrap();
+    let mut r = Prefetch::builder()
+        .build()
+        .unwrap()
+        .spawn(Scripted::new(items).delay(Duration::from_millis(40)))
+        .unwrap();
     let t = Instant::now();
     assert!(matches!(r.try_next(), TryNext::Pending));
     assert!(t.elapsed() < Duration::from_millis(30));
@@ -234,7 +296,12 @@ fn try_next_never_blocks() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_stream_never_blocks_a_current_thread_runtime() {
     let items: Vec<_> = (0..4).map(|k| Ok(batch(k, 1, 1))).collect();
-    let mut r = Prefetch::builder().build().unwrap().spawn(Scripted::new(items).delay(Duration::from_millis(50))).unwrap().into_stream();
+    let mut r = Prefetch::builder()
+        .build()
+        .unwrap()
+        .spawn(Scripted::new(items).delay(Duration::from_millis(50)))
+        .unwrap()
+        .into_stream();
     let ticks = Arc::new(AtomicUsize::new(0));
     let t = ticks.clone();
     let ticker = tokio::spawn(async move {
@@ -251,14 +318,24 @@ async fn the_stream_never_blocks_a_current_thread_runtime() {
     ticker.abort();
     assert_eq!(n, 4);
     // About 200 ms of waiting: the ticker ran throughout.
-    assert!(ticks.load(Ordering::SeqCst) >= 10, "ticker ran {} times", ticks.load(Ordering::SeqCst));
-    assert!(r.metrics().consumer_wait >= Duration::from_millis(100), "{}", r.metrics());
+    assert!(
+        ticks.load(Ordering::SeqCst) >= 10,
+        "ticker ran {} times",
+        ticks.load(Ordering::SeqCst)
+    );
+    assert!(
+        r.metrics().consumer_wait >= Duration::from_millis(100),
+        "{}",
+        r.metrics()
+    );
 }
 
 fn sources(n: usize, batches: usize, delay: Duration) -> Vec<Box<dyn RecordBatchReader + Send>> {
     (0..n)
         .map(|s| {
-            let items: Vec<_> = (0..batches).map(|k| Ok(batch((s * 1000 + k) as i64, 1, 1))).collect();
+            let items: Vec<_> = (0..batches)
+                .map(|k| Ok(batch((s * 1000 + k) as i64, 1, 1)))
+                .collect();
             Box::new(Scripted::new(items).delay(delay)) as Box<dyn RecordBatchReader + Send>
         })
         .collect()
@@ -274,11 +351,22 @@ fn round_robin_order_is_deterministic() {
             .iter()
             .enumerate()
             .map(|(s, &n)| {
-                let items: Vec<_> = (0..n).map(|k| Ok(batch((s * 1000 + k) as i64, 1, 1))).collect();
-                Box::new(Scripted::new(items).delay(Duration::from_micros(((s * 7) % 3 * 300) as u64))) as Box<dyn RecordBatchReader + Send>
+                let items: Vec<_> = (0..n)
+                    .map(|k| Ok(batch((s * 1000 + k) as i64, 1, 1)))
+                    .collect();
+                Box::new(
+                    Scripted::new(items).delay(Duration::from_micros(((s * 7) % 3 * 300) as u64)),
+                ) as Box<dyn RecordBatchReader + Send>
             })
             .collect();
-        let r = Prefetch::builder().parallelism(2).depth(depth).order(Order::RoundRobin).build().unwrap().spawn_many(srcs).unwrap();
+        let r = Prefetch::builder()
+            .parallelism(2)
+            .depth(depth)
+            .order(Order::RoundRobin)
+            .build()
+            .unwrap()
+            .spawn_many(srcs)
+            .unwrap();
         let got: Vec<i64> = r.map(|b| ids(&b.unwrap())[0]).collect();
         assert_eq!(got, want, "depth {depth}");
     }
@@ -286,8 +374,13 @@ fn round_robin_order_is_deterministic() {
 
 #[test]
 fn as_ready_keeps_each_sources_order_and_loses_nothing() {
-    let r = Prefetch::builder().parallelism(3).order(Order::AsReady).build().unwrap()
-        .spawn_many(sources(5, 20, Duration::from_micros(200))).unwrap();
+    let r = Prefetch::builder()
+        .parallelism(3)
+        .order(Order::AsReady)
+        .build()
+        .unwrap()
+        .spawn_many(sources(5, 20, Duration::from_micros(200)))
+        .unwrap();
     let got: Vec<i64> = r.map(|b| ids(&b.unwrap())[0]).collect();
     assert_eq!(got.len(), 100);
     for s in 0..5i64 {
@@ -299,7 +392,11 @@ fn as_ready_keeps_each_sources_order_and_loses_nothing() {
 #[test]
 fn readers_and_streams_are_send() {
     fn is_send<T: Send>(_: &T) {}
-    let r = Prefetch::builder().build().unwrap().spawn(Scripted::new(vec![])).unwrap();
+    let r = Prefetch::builder()
+        .build()
+        .unwrap()
+        .spawn(Scripted::new(vec![]))
+        .unwrap();
     is_send(&r);
     let fut = async move {
         let mut r: PrefetchStream = r.into_stream();
