@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_buffer::{Buffer, MutableBuffer};
+use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{Error, Result};
@@ -15,20 +15,34 @@ use futures::Stream;
 
 use crate::shared::{Disk, End, Shared, SharedError};
 
-/// Bytes read from the spill file at a time: large sequential reads, decoded zero-copy.
-const CHUNK: u64 = 8 << 20;
-
 type Item = std::result::Result<RecordBatch, ArrowError>;
 
 /// Where a reader is in the spill file.
 struct Cursor {
     decoder: StreamDecoder,
-    /// Bytes read but not yet decoded.
-    buf: Buffer,
-    /// The next file offset to read.
-    offset: u64,
+    /// A memory map of the file's first `map.len()` bytes; remapped when the writer has
+    /// committed more than it covers.
+    map: Buffer,
     /// The index of the batch the decoder returns next.
     next_batch: usize,
+}
+
+/// Maps the first `len` bytes of the spill file.
+fn map_file(file: &std::fs::File, len: u64, path: &std::path::Path) -> Result<Buffer> {
+    if len == 0 {
+        return Ok(Buffer::from_vec(Vec::<u8>::new()));
+    }
+    let len = usize::try_from(len)
+        .map_err(|_| Error::corrupt(path, "spill file larger than the address space"))?;
+    // SAFETY: the spill file is private to this process: created with O_EXCL, unlinked at once
+    // on Unix, and only ever appended to by its writer. Bytes below the committed length never
+    // change and the file is never truncated, so the mapping stays valid while it lives.
+    let mmap = unsafe { memmap2::MmapOptions::new().len(len).map(file) }
+        .map_err(|e| Error::io(path, e))?;
+    let ptr =
+        std::ptr::NonNull::new(mmap.as_ptr().cast_mut()).expect("a successful mmap is never null");
+    // SAFETY: `ptr` points at `len` readable bytes owned by `mmap`, which the buffer keeps alive.
+    Ok(unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) })
 }
 
 /// What a reader needs to read batch `k` from the file, copied out of the lock.
@@ -39,82 +53,58 @@ struct DiskJob {
 }
 
 impl DiskJob {
+    /// Decodes batch `k` from a memory map of the file: zero-copy, one decode per batch.
     fn run(self, cursor: &mut Option<Cursor>) -> Result<RecordBatch> {
         let d = &self.disk;
         let path = d.path.as_path();
-        let read = |from: u64, to: u64| -> Result<Buffer> {
-            let mut buf = MutableBuffer::from_len_zeroed((to - from) as usize);
-            read_exact_at(&d.file, buf.as_slice_mut(), from).map_err(|e| Error::io(path, e))?;
-            Ok(buf.into())
-        };
         let decode_err = |e: ArrowError| Error::arrow_at(path, e);
-        if cursor.as_ref().is_none_or(|c| c.next_batch != self.k) {
-            // First read from the file, or a reader that moved from memory to disk mid-read:
-            // the schema message, then (for dictionary columns) every earlier message.
-            let mut decoder = StreamDecoder::new();
-            let mut head = read(0, d.schema_end)?;
-            while !head.is_empty() {
-                decoder.decode(&mut head).map_err(decode_err)?;
-            }
-            let offset = d.start_of(self.k);
-            if d.has_dictionaries && self.k > 0 {
-                let mut earlier = read(d.schema_end, offset)?;
-                while !earlier.is_empty() {
-                    decoder.decode(&mut earlier).map_err(decode_err)?;
+        let (start, end) = (d.start_of(self.k), d.ends[self.k]);
+        if cursor.as_ref().is_none_or(|c| c.map.len() < end as usize) {
+            let map = map_file(&d.file, self.committed, path)?;
+            match cursor.as_mut() {
+                Some(c) => c.map = map,
+                None => {
+                    *cursor = Some(Cursor {
+                        decoder: StreamDecoder::new(),
+                        map,
+                        next_batch: usize::MAX,
+                    })
                 }
             }
-            *cursor = Some(Cursor {
-                decoder,
-                buf: Buffer::from_vec(Vec::<u8>::new()),
-                offset,
-                next_batch: self.k,
-            });
         }
         let c = cursor.as_mut().expect("set above");
-        loop {
-            if !c.buf.is_empty() {
-                if let Some(batch) = c.decoder.decode(&mut c.buf).map_err(decode_err)? {
-                    c.next_batch += 1;
-                    return Ok(batch);
-                }
-                continue;
+        if c.next_batch != self.k {
+            // First read from the file, or a reader that moved from memory to disk mid-read:
+            // the schema message, then (for dictionary columns) every earlier message.
+            c.decoder = StreamDecoder::new();
+            let upto = if d.has_dictionaries {
+                start
+            } else {
+                d.schema_end
+            };
+            let mut head = c.map.slice_with_length(0, upto as usize);
+            while !head.is_empty() {
+                c.decoder.decode(&mut head).map_err(decode_err)?;
             }
-            if c.offset >= self.committed {
-                return Err(Error::corrupt(
-                    path,
-                    format!(
-                        "batch {} is not in the first {} bytes of the spill file",
-                        self.k, self.committed
-                    ),
-                ));
-            }
-            let to = self.committed.min(c.offset + CHUNK);
-            c.buf = read(c.offset, to)?;
-            c.offset = to;
+            c.next_batch = self.k;
         }
-    }
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                buf = &mut buf[n..];
-                offset += n as u64;
+        let mut body = c
+            .map
+            .slice_with_length(start as usize, (end - start) as usize);
+        while !body.is_empty() {
+            if let Some(batch) = c.decoder.decode(&mut body).map_err(decode_err)? {
+                c.next_batch += 1;
+                return Ok(batch);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
+        Err(Error::corrupt(
+            path,
+            format!(
+                "spill batch {} is incomplete in bytes {start}..{end}",
+                self.k
+            ),
+        ))
     }
-    Ok(())
 }
 
 /// What the reader does next, decided under the lock.

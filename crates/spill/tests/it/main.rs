@@ -415,6 +415,7 @@ proptest! {
                 }
             }
             w.write(&batch(first, n)).unwrap();
+            prop_assert!(h.memory_bytes() <= limit, "{} bytes held in memory, limit {}", h.memory_bytes(), limit);
             want.extend(first..first + n as i64);
             first += n as i64;
         }
