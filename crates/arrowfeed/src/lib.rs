@@ -11,6 +11,7 @@
 //! | [`source`] | `arrowfeed-core-source` | `core-source` | Parquet, Arrow IPC, in-memory tables, format detection |
 //! | [`prefetch`] | `arrowfeed-prefetch` | `prefetch` | read-ahead on dedicated threads, bounded by batches and bytes |
 //! | [`spill`] | `arrowfeed-spill` | `spill` | replayable memory-then-disk spill with live readers |
+//! | [`shard_store`] | `arrowfeed-shard-store` | `shard-store` | sharded, memory-mapped IPC datasets with random access |
 //!
 //! # Example
 //! ```
@@ -44,6 +45,9 @@ pub use arrowfeed_prefetch as prefetch;
 #[cfg(feature = "spill")]
 pub use arrowfeed_spill as spill;
 
+#[cfg(feature = "shard-store")]
+pub use arrowfeed_shard_store as shard_store;
+
 #[cfg(feature = "core-source")]
 pub use arrowfeed_core_source::{
     ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
@@ -64,4 +68,7 @@ pub mod prelude {
 
     #[cfg(feature = "spill")]
     pub use arrowfeed_spill::{Spill, SpillCompression, SpillHandle, SpillReader, SpillWriter};
+
+    #[cfg(feature = "shard-store")]
+    pub use arrowfeed_shard_store::{ShardStore, StoreWriter};
 }

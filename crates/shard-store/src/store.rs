@@ -1,0 +1,637 @@
+//! Reading a store: open lazily, map shards on first use with a cap on open maps, route rows
+//! by binary search, and serve `RandomAccess`.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrowfeed_traits::{Error, RandomAccess, Result, check_slice, project_schema};
+use serde_json::Value;
+
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, scan_stream};
+
+/// What kind of directory a store was opened from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreFormat {
+    /// An arrowfeed shard store (`manifest.json`, Arrow IPC file shards, checksums).
+    Arrowfeed,
+    /// A Hugging Face `datasets` `save_to_disk` directory (`state.json`, IPC stream shards),
+    /// read-only.
+    HuggingFace,
+}
+
+impl StoreFormat {
+    /// The name `arrowfeed info` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Arrowfeed => "arrowfeed-shard-store",
+            Self::HuggingFace => "huggingface-datasets",
+        }
+    }
+}
+
+/// Options for [`ShardStore::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Memory-map shards (default) or read them into memory; see [`LoadMode`].
+    pub mode: LoadMode,
+    /// Shards kept open (mapped and decoded) at once; the least recently used is closed first.
+    pub max_open_shards: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            mode: LoadMode::Mmap,
+            max_open_shards: 64,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Sets how shard bytes are loaded.
+    pub fn with_mode(mut self, mode: LoadMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the cap on open shards (at least 1).
+    pub fn with_max_open_shards(mut self, n: usize) -> Self {
+        self.max_open_shards = n.max(1);
+        self
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ShardMeta {
+    pub(crate) file: String,
+    pub(crate) path: PathBuf,
+    pub(crate) rows: u64,
+    pub(crate) bytes: Option<u64>,
+    pub(crate) xxh3: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    open: HashMap<usize, Arc<LoadedShard>>,
+    /// Least recently used at the front.
+    order: VecDeque<usize>,
+    loads: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    format: StoreFormat,
+    schema: SchemaRef,
+    kind: ShardKind,
+    shards: Vec<ShardMeta>,
+    /// Row where each shard starts, then the total.
+    starts: Vec<u64>,
+    compression: String,
+    options: OpenOptions,
+    lru: Mutex<Lru>,
+}
+
+/// A sharded dataset opened for reading: an arrowfeed store or a Hugging Face `save_to_disk`
+/// directory. Cheap to clone (an `Arc` inside) and `Send + Sync`, so worker threads share one.
+///
+/// Opening reads only the manifest (or, for Hugging Face directories, each shard's message
+/// headers): no shard is mapped until a row of it is read.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int64Array, RecordBatch, RecordBatchIterator};
+/// use arrowfeed_shard_store::{ShardStore, StoreWriter};
+/// use arrowfeed_traits::RandomAccess;
+///
+/// let dir = tempfile::tempdir()?;
+/// let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from_iter_values(0..1000)) as _)])?;
+/// let input = RecordBatchIterator::new(vec![Ok(batch.clone())], batch.schema());
+/// StoreWriter::new().shard_rows(300).write(dir.path().join("ds"), input)?;
+///
+/// let store = ShardStore::open(dir.path().join("ds"))?;
+/// assert_eq!(store.num_rows(), 1000);
+/// assert_eq!(store.num_shards(), 4);
+/// let rows = store.take(&[999, 0, 500], None)?;
+/// assert_eq!(rows.column(0).as_ref(), &Int64Array::from(vec![999, 0, 500]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ShardStore {
+    inner: Arc<Inner>,
+}
+
+impl ShardStore {
+    /// Opens the store (or Hugging Face directory) at `dir` with default options.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory or its manifest cannot be read; [`Error::Corrupt`] naming
+    /// the file if the manifest is malformed or names files outside the directory.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, OpenOptions::default())
+    }
+
+    /// Opens the store at `dir` with `options`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(dir: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "a store is a directory"),
+            ));
+        }
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let (format, schema, kind, shards, compression) = if manifest_path.exists() {
+            let text = std::fs::read_to_string(&manifest_path)
+                .map_err(|e| Error::io(&manifest_path, e))?;
+            let m = Manifest::parse(dir, &text)?;
+            let shards = m
+                .shards
+                .iter()
+                .map(|s| ShardMeta {
+                    file: s.file.clone(),
+                    path: dir.join(&s.file),
+                    rows: s.rows,
+                    bytes: Some(s.bytes),
+                    xxh3: Some(s.xxh3),
+                })
+                .collect();
+            (
+                StoreFormat::Arrowfeed,
+                m.schema,
+                ShardKind::File,
+                shards,
+                m.compression,
+            )
+        } else if dir.join("state.json").exists() {
+            let (schema, shards) = open_hf(dir)?;
+            (
+                StoreFormat::HuggingFace,
+                schema,
+                ShardKind::Stream,
+                shards,
+                "none".to_string(),
+            )
+        } else {
+            return Err(Error::corrupt(
+                dir,
+                "not a shard store (no manifest.json) nor a Hugging Face datasets directory (no state.json)",
+            ));
+        };
+        let mut starts = Vec::with_capacity(shards.len() + 1);
+        let mut total = 0u64;
+        for s in &shards {
+            starts.push(total);
+            total += s.rows;
+        }
+        starts.push(total);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                format,
+                schema,
+                kind,
+                shards,
+                starts,
+                compression,
+                options,
+                lru: Mutex::new(Lru::default()),
+            }),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What kind of directory this is.
+    pub fn format(&self) -> StoreFormat {
+        self.inner.format
+    }
+
+    /// The number of shards.
+    pub fn num_shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// Each shard's file name and rows.
+    pub fn shard_rows(&self) -> Vec<(String, u64)> {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| (s.file.clone(), s.rows))
+            .collect()
+    }
+
+    /// Total bytes of the shard files, when recorded (arrowfeed stores).
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.inner.shards.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Shard compression: `none`, `lz4` or `zstd`.
+    pub fn compression(&self) -> &str {
+        &self.inner.compression
+    }
+
+    /// How many times a shard was loaded (mapped or read, and decoded) so far: a measure of
+    /// how well the open-shard cap fits the access pattern.
+    pub fn shard_loads(&self) -> u64 {
+        self.lock().loads
+    }
+
+    /// Shards open now.
+    pub fn open_shards(&self) -> usize {
+        self.lock().open.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.inner.lru.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard holding global `row`, and the row within it.
+    fn route(&self, row: u64) -> (usize, u64) {
+        let s = self.inner.starts.partition_point(|&start| start <= row) - 1;
+        // Skip empty shards that share a start row.
+        let s = (s..self.inner.shards.len())
+            .find(|&k| self.inner.shards[k].rows > row - self.inner.starts[k])
+            .unwrap_or(s);
+        (s, row - self.inner.starts[s])
+    }
+
+    /// Loads shard `s` (or takes it from the cache).
+    pub(crate) fn shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
+        {
+            let mut lru = self.lock();
+            if let Some(sh) = lru.open.get(&s).cloned() {
+                if let Some(p) = lru.order.iter().position(|&k| k == s) {
+                    lru.order.remove(p);
+                }
+                lru.order.push_back(s);
+                return Ok(sh);
+            }
+        }
+        let meta = &self.inner.shards[s];
+        let bytes = load_bytes(&meta.path, meta.bytes, self.inner.options.mode)?;
+        let loaded = decode(&meta.path, &bytes, self.inner.kind, &self.inner.schema)?;
+        let rows = *loaded.starts.last().expect("starts ends with the total");
+        if rows != meta.rows {
+            return Err(Error::corrupt(
+                &meta.path,
+                format!("the shard has {rows} rows, the manifest says {}", meta.rows),
+            ));
+        }
+        let loaded = Arc::new(loaded);
+        let mut lru = self.lock();
+        lru.loads += 1;
+        if lru.open.insert(s, loaded.clone()).is_none() {
+            lru.order.push_back(s);
+        }
+        while lru.open.len() > self.inner.options.max_open_shards {
+            match lru.order.pop_front() {
+                Some(old) => {
+                    lru.open.remove(&old);
+                }
+                None => break,
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Every batch, shard by shard: in natural order, or with the shard order shuffled by
+    /// `seed` (rows within a shard stay in order).
+    pub fn iter_shards(&self, shuffle_seed: Option<u64>) -> ShardIter {
+        let mut order: Vec<usize> = (0..self.inner.shards.len()).collect();
+        if let Some(seed) = shuffle_seed {
+            let mut x = seed;
+            for i in (1..order.len()).rev() {
+                let j = (splitmix64(&mut x) % (i as u64 + 1)) as usize;
+                order.swap(i, j);
+            }
+        }
+        ShardIter {
+            store: self.clone(),
+            order: order.into(),
+            current: None,
+            done: false,
+        }
+    }
+
+    /// The number of files a shard store of this size keeps open: for tests and monitoring.
+    pub fn max_open_shards(&self) -> usize {
+        self.inner.options.max_open_shards
+    }
+
+    /// The shard files, as `(name, path, rows, recorded bytes, recorded checksum)`.
+    pub(crate) fn shard_metas(&self) -> &[ShardMeta] {
+        &self.inner.shards
+    }
+
+    fn out_of_range(&self, index: u64) -> Error {
+        Error::IndexOutOfRange {
+            location: arrowfeed_traits::Location::from(self.inner.dir.as_path()),
+            index,
+            len: self.num_rows(),
+        }
+    }
+}
+
+fn splitmix64(x: &mut u64) -> u64 {
+    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Opens a Hugging Face `save_to_disk` directory: `state.json` lists the shard files.
+fn open_hf(dir: &Path) -> Result<(SchemaRef, Vec<ShardMeta>)> {
+    let state_path = dir.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::corrupt_with(&state_path, "not valid JSON", e))?;
+    let files = v
+        .get("_data_files")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::corrupt(&state_path, "no _data_files list"))?;
+    let mut schema: Option<SchemaRef> = None;
+    let mut shards = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let name = f.get("filename").and_then(Value::as_str).ok_or_else(|| {
+            Error::corrupt(&state_path, format!("_data_files[{i}] has no filename"))
+        })?;
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(Error::corrupt(
+                &state_path,
+                format!("_data_files[{i}]: {name:?} leaves the directory"),
+            ));
+        }
+        let path = dir.join(name);
+        let (s, rows) = scan_stream(&path)?;
+        match &schema {
+            None => schema = Some(s),
+            Some(first) if first.fields() != s.fields() => {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("schema {s:?} differs from the first shard's {first:?}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        shards.push(ShardMeta {
+            file: name.to_string(),
+            path,
+            rows,
+            bytes: None,
+            xxh3: None,
+        });
+    }
+    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+    Ok((schema, shards))
+}
+
+/// The field a gathered column gets when its 32-bit offsets would overflow.
+fn large_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Utf8 => Some(DataType::LargeUtf8),
+        DataType::Binary => Some(DataType::LargeBinary),
+        DataType::List(f) => Some(DataType::LargeList(f.clone())),
+        _ => None,
+    }
+}
+
+/// Total value length a gather of `positions` from `arrays` produces, for offset types.
+fn gathered_len(arrays: &[&dyn Array], positions: &[(usize, usize)]) -> u64 {
+    let Some(first) = arrays.first() else {
+        return 0;
+    };
+    match first.data_type() {
+        DataType::Utf8 => positions
+            .iter()
+            .map(|&(a, r)| arrays[a].as_string::<i32>().value_length(r) as u64)
+            .sum(),
+        DataType::Binary => positions
+            .iter()
+            .map(|&(a, r)| arrays[a].as_binary::<i32>().value_length(r) as u64)
+            .sum(),
+        DataType::List(_) => positions
+            .iter()
+            .map(|&(a, r)| arrays[a].as_list::<i32>().value_length(r) as u64)
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Gathers one column; a string, binary or list column whose output would not fit 32-bit
+/// offsets comes back as its large type instead of overflowing.
+fn gather_column(arrays: Vec<&dyn Array>, positions: &[(usize, usize)]) -> Result<ArrayRef> {
+    if gathered_len(&arrays, positions) > i32::MAX as u64
+        && let Some(large) = large_type(arrays[0].data_type())
+    {
+        let cast: Vec<ArrayRef> = arrays
+            .iter()
+            .map(|a| arrow_cast::cast(*a, &large))
+            .collect::<std::result::Result<_, _>>()?;
+        let refs: Vec<&dyn Array> = cast.iter().map(|a| a.as_ref()).collect();
+        return Ok(arrow_select::interleave::interleave(&refs, positions)?);
+    }
+    Ok(arrow_select::interleave::interleave(&arrays, positions)?)
+}
+
+fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    // Columns promoted to large types change the schema.
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+impl RandomAccess for ShardStore {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema.clone()
+    }
+
+    fn num_rows(&self) -> u64 {
+        *self
+            .inner
+            .starts
+            .last()
+            .expect("starts ends with the total")
+    }
+
+    /// Gathers rows grouped by shard and batch: each shard is loaded once per call and each
+    /// column gathered in one pass; a sorted run of consecutive rows is served as a slice.
+    ///
+    /// String, binary and list columns whose gathered values exceed 2 GiB come back as
+    /// `LargeUtf8`, `LargeBinary` or `LargeList` (the output schema says so) instead of
+    /// overflowing 32-bit offsets.
+    fn take(&self, indices: &[u64], projection: Option<&[usize]>) -> Result<RecordBatch> {
+        let schema = project_schema(&self.inner.schema, projection)?;
+        let n = self.num_rows();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(self.out_of_range(bad));
+        }
+        if indices.is_empty() {
+            return Ok(RecordBatch::new_empty(schema));
+        }
+        if indices.windows(2).all(|w| w[1] == w[0] + 1) {
+            return self.slice(indices[0], indices.len() as u64, projection);
+        }
+        let mut loaded: HashMap<usize, Arc<LoadedShard>> = HashMap::new();
+        let mut source_of: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut sources: Vec<RecordBatch> = Vec::new();
+        let mut positions = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let (s, local) = self.route(i);
+            let shard = match loaded.get(&s) {
+                Some(sh) => sh.clone(),
+                None => {
+                    let sh = self.shard(s)?;
+                    loaded.insert(s, sh.clone());
+                    sh
+                }
+            };
+            let (b, r) = shard.locate(local);
+            let src = match source_of.get(&(s, b)) {
+                Some(&k) => k,
+                None => {
+                    let batch = &shard.batches[b];
+                    sources.push(match projection {
+                        Some(p) => batch.project(p)?,
+                        None => batch.clone(),
+                    });
+                    source_of.insert((s, b), sources.len() - 1);
+                    sources.len() - 1
+                }
+            };
+            positions.push((src, r));
+        }
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                gather_column(
+                    sources.iter().map(|b| b.column(c).as_ref()).collect(),
+                    &positions,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(&schema, columns, indices.len())
+    }
+
+    /// Rows `offset..offset + len`: zero-copy when they lie in one batch, else the pieces of
+    /// each batch concatenated (whole shards are never materialised).
+    fn slice(&self, offset: u64, len: u64, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        let range = check_slice(offset, len, self.num_rows())
+            .map_err(|_| self.out_of_range(offset.saturating_add(len).saturating_sub(1)))?;
+        let schema = project_schema(&self.inner.schema, projection)?;
+        if range.is_empty() {
+            return Ok(RecordBatch::new_empty(schema));
+        }
+        let mut pieces = Vec::new();
+        let mut row = range.start;
+        while row < range.end {
+            let (s, local) = self.route(row);
+            let shard = self.shard(s)?;
+            let (b, r) = shard.locate(local);
+            let batch = &shard.batches[b];
+            let take = ((batch.num_rows() - r) as u64).min(range.end - row) as usize;
+            let piece = batch.slice(r, take);
+            pieces.push(match projection {
+                Some(p) => piece.project(p)?,
+                None => piece,
+            });
+            row += take as u64;
+        }
+        if pieces.len() == 1 {
+            return Ok(pieces.pop().expect("one piece"));
+        }
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = pieces.iter().map(|p| p.column(c).as_ref()).collect();
+                let total: u64 = pieces.iter().map(|p| p.num_rows() as u64).sum();
+                let positions: Vec<(usize, usize)> = pieces
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, p)| (0..p.num_rows()).map(move |r| (k, r)))
+                    .collect();
+                debug_assert_eq!(positions.len() as u64, total);
+                if gathered_len(&arrays, &positions) > i32::MAX as u64 {
+                    gather_column(arrays, &positions)
+                } else {
+                    Ok(arrow_select::concat::concat(&arrays)?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(&schema, columns, len as usize)
+    }
+
+    fn partitions(&self) -> Vec<Range<u64>> {
+        self.inner
+            .starts
+            .windows(2)
+            .filter(|w| w[1] > w[0])
+            .map(|w| w[0]..w[1])
+            .collect()
+    }
+}
+
+/// Batches of a store, shard by shard; see [`ShardStore::iter_shards`].
+#[derive(Debug)]
+pub struct ShardIter {
+    store: ShardStore,
+    order: VecDeque<usize>,
+    current: Option<(Arc<LoadedShard>, usize)>,
+    done: bool,
+}
+
+impl Iterator for ShardIter {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some((shard, k)) = &mut self.current {
+                if let Some(b) = shard.batches.get(*k) {
+                    *k += 1;
+                    return Some(Ok(b.clone()));
+                }
+                self.current = None;
+            }
+            let s = self.order.pop_front()?;
+            match self.store.shard(s) {
+                Ok(sh) => self.current = Some((sh, 0)),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into_arrow()));
+                }
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for ShardIter {
+    fn schema(&self) -> SchemaRef {
+        self.store.inner.schema.clone()
+    }
+}

@@ -1,0 +1,336 @@
+//! Writing a store: shards cut at a target size, checksums while writing, atomic publish.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
+use arrow_schema::SchemaRef;
+use arrowfeed_traits::{Error, Result};
+
+use crate::manifest::{MANIFEST_FILE, Manifest, ShardEntry};
+
+/// Compression of shard files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ShardCompression {
+    /// None (the default): shards are read zero-copy from a memory map, so `take` touches only
+    /// the bytes of the rows it gathers.
+    #[default]
+    None,
+    /// LZ4 frame: smaller files, but every batch touched by a read is decompressed whole, which
+    /// makes random access much slower.
+    Lz4,
+    /// Zstandard: smallest, slowest to read at random.
+    Zstd,
+}
+
+impl ShardCompression {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// Hashes and counts what passes through it.
+struct Hashing {
+    inner: BufWriter<File>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    written: u64,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct OpenShard {
+    file: String,
+    path: PathBuf,
+    writer: FileWriter<Hashing>,
+    rows: u64,
+}
+
+/// Writes a shard store from any `RecordBatchReader`.
+///
+/// Shards are cut when they reach [`shard_bytes`](Self::shard_bytes) (default 256 MiB) or
+/// [`shard_rows`](Self::shard_rows); inside a shard, batches hold at most
+/// [`batch_rows`](Self::batch_rows) rows (default 8,192), small enough that a gather touches
+/// little beyond the rows it needs.
+///
+/// # Atomic publish
+/// Everything is written into a hidden temporary directory beside the target, synced to disk,
+/// and renamed into place. A crash at any moment leaves either no dataset at the target or the
+/// complete one (possibly with a hidden `.NAME.tmp-*` directory beside it). Replacing an
+/// existing store needs [`overwrite`](Self::overwrite); the old one is renamed aside, the new
+/// one renamed in, then the old one deleted — a crash in between leaves no dataset at the
+/// target, never a mixed one.
+#[derive(Debug, Clone)]
+pub struct StoreWriter {
+    shard_bytes: u64,
+    shard_rows: Option<u64>,
+    batch_rows: usize,
+    compression: ShardCompression,
+    overwrite: bool,
+}
+
+impl Default for StoreWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl StoreWriter {
+    /// A writer with the defaults.
+    pub fn new() -> Self {
+        Self {
+            shard_bytes: 256 << 20,
+            shard_rows: None,
+            batch_rows: 8192,
+            compression: ShardCompression::None,
+            overwrite: false,
+        }
+    }
+
+    /// Cut a shard once it holds this many bytes (at least 1).
+    pub fn shard_bytes(mut self, bytes: u64) -> Self {
+        self.shard_bytes = bytes.max(1);
+        self
+    }
+
+    /// Cut a shard once it holds this many rows (at least 1).
+    pub fn shard_rows(mut self, rows: u64) -> Self {
+        self.shard_rows = Some(rows.max(1));
+        self
+    }
+
+    /// Rows per batch inside a shard (at least 1).
+    pub fn batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Shard compression; see [`ShardCompression`] for the trade-off.
+    pub fn compression(mut self, c: ShardCompression) -> Self {
+        self.compression = c;
+        self
+    }
+
+    /// Replace a store that already exists at the target.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Writes every batch of `input` as a store at `dir`; returns its manifest.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `dir` exists and overwriting was not asked for; the
+    /// input's error; [`Error::Io`] naming the file that could not be written. Nothing is left
+    /// at `dir` on error (the temporary directory is removed).
+    pub fn write(&self, dir: impl AsRef<Path>, input: impl RecordBatchReader) -> Result<Manifest> {
+        self.write_with_progress(dir, input, |_| {})
+    }
+
+    /// [`write`](Self::write), calling `progress(rows written so far)` after each batch.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub fn write_with_progress(
+        &self,
+        dir: impl AsRef<Path>,
+        input: impl RecordBatchReader,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Manifest> {
+        let dir = dir.as_ref();
+        if dir.exists() && !self.overwrite {
+            return Err(Error::invalid_argument(format!(
+                "{} already exists; ask for overwrite to replace it",
+                dir.display()
+            )));
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "{}: a store needs a directory name",
+                    dir.display()
+                ))
+            })?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = parent.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let r = self.write_into(&tmp, input, &mut progress).and_then(|m| {
+            publish(&tmp, dir, &parent, &name, seq)?;
+            Ok(m)
+        });
+        if r.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        r
+    }
+
+    fn write_into(
+        &self,
+        tmp: &Path,
+        input: impl RecordBatchReader,
+        progress: &mut impl FnMut(u64),
+    ) -> Result<Manifest> {
+        let schema = input.schema();
+        let mut shards: Vec<ShardEntry> = Vec::new();
+        let mut open: Option<OpenShard> = None;
+        let mut total = 0u64;
+        for batch in input {
+            let batch = batch.map_err(Error::from_arrow)?;
+            let mut done = 0;
+            while done < batch.num_rows() {
+                let room = match (&open, self.shard_rows) {
+                    (Some(o), Some(max)) => (max - o.rows) as usize,
+                    (None, Some(max)) => max as usize,
+                    _ => usize::MAX,
+                };
+                let n = (batch.num_rows() - done)
+                    .min(self.batch_rows)
+                    .min(room.max(1));
+                let piece = batch.slice(done, n);
+                if open.is_none() {
+                    open = Some(self.open_shard(tmp, shards.len(), &schema)?);
+                }
+                let o = open.as_mut().expect("opened above");
+                o.writer
+                    .write(&piece)
+                    .map_err(|e| Error::arrow_at(&o.path, e))?;
+                o.rows += n as u64;
+                done += n;
+                total += n as u64;
+                let full = o.writer.get_ref().written >= self.shard_bytes
+                    || self.shard_rows.is_some_and(|m| o.rows >= m);
+                if full {
+                    shards.push(close_shard(open.take().expect("open"))?);
+                }
+            }
+            progress(total);
+        }
+        if let Some(o) = open.take() {
+            shards.push(close_shard(o)?);
+        }
+        let manifest = Manifest {
+            schema,
+            compression: self.compression.name().to_string(),
+            shards,
+        };
+        let path = tmp.join(MANIFEST_FILE);
+        let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        f.write_all(manifest.to_json()?.as_bytes())
+            .map_err(|e| Error::io(&path, e))?;
+        f.sync_all().map_err(|e| Error::io(&path, e))?;
+        sync_dir(tmp)?;
+        Ok(manifest)
+    }
+
+    fn open_shard(&self, tmp: &Path, k: usize, schema: &SchemaRef) -> Result<OpenShard> {
+        let file = format!("shard-{k:05}.arrow");
+        let path = tmp.join(&file);
+        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let codec = match self.compression {
+            ShardCompression::None => None,
+            ShardCompression::Lz4 => Some(arrow_ipc::CompressionType::LZ4_FRAME),
+            ShardCompression::Zstd => Some(arrow_ipc::CompressionType::ZSTD),
+        };
+        let options = IpcWriteOptions::default()
+            .try_with_compression(codec)
+            .map_err(|e| Error::arrow_at(&path, e))?;
+        let out = Hashing {
+            inner: BufWriter::with_capacity(1 << 20, f),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            written: 0,
+        };
+        let writer = FileWriter::try_new_with_options(out, schema, options)
+            .map_err(|e| Error::arrow_at(&path, e))?;
+        Ok(OpenShard {
+            file,
+            path,
+            writer,
+            rows: 0,
+        })
+    }
+}
+
+fn close_shard(mut o: OpenShard) -> Result<ShardEntry> {
+    o.writer.finish().map_err(|e| Error::arrow_at(&o.path, e))?;
+    let mut h = o
+        .writer
+        .into_inner()
+        .map_err(|e| Error::arrow_at(&o.path, e))?;
+    h.flush().map_err(|e| Error::io(&o.path, e))?;
+    let file = h
+        .inner
+        .into_inner()
+        .map_err(|e| Error::io(&o.path, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(&o.path, e))?;
+    Ok(ShardEntry {
+        file: o.file,
+        rows: o.rows,
+        bytes: h.written,
+        xxh3: h.hasher.digest(),
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Renames the finished temporary directory into place (see "Atomic publish").
+fn publish(tmp: &Path, dir: &Path, parent: &Path, name: &str, seq: u64) -> Result<()> {
+    if dir.exists() {
+        let old = parent.join(format!(".{name}.old-{}-{seq}", std::process::id()));
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+        std::fs::rename(tmp, dir).map_err(|e| Error::io(dir, e))?;
+        sync_dir(parent)?;
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    } else {
+        std::fs::rename(tmp, dir).map_err(|e| Error::io(dir, e))?;
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Writes `batch`es of `schema` to a store at `dir` with default settings; a shorthand for
+/// tests and examples.
+///
+/// # Errors
+/// As [`StoreWriter::write`].
+pub fn write_batches(
+    dir: impl AsRef<Path>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    writer: &StoreWriter,
+) -> Result<Manifest> {
+    let input = arrow_array::RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+    writer.write(dir, input)
+}

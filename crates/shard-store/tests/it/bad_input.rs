@@ -1,0 +1,185 @@
+//! Bad input: each case a clear error naming the shard, never a crash.
+
+use std::path::Path;
+
+use arrowfeed_shard_store::{ShardStore, StoreWriter};
+use arrowfeed_traits::{Error, RandomAccess};
+use proptest::prelude::*;
+
+use crate::common::*;
+
+fn store(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("s");
+    write(
+        &p,
+        input(&[300]),
+        &StoreWriter::new().shard_rows(100).batch_rows(40),
+    );
+    p
+}
+
+fn edit_manifest(p: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let m = p.join("manifest.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&m, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn out_of_range_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ShardStore::open(store(dir.path())).unwrap();
+    match s.take(&[5, 300], None) {
+        Err(Error::IndexOutOfRange {
+            index: 300,
+            len: 300,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.slice(299, 2, None),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn shard_paths_leaving_the_directory() {
+    for bad in ["../outside.arrow", "/etc/passwd", "sub/dir.arrow", ".."] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = store(dir.path());
+        edit_manifest(&p, |v| v["shards"][1]["file"] = bad.into());
+        let e = ShardStore::open(&p).unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupt { .. })
+                && e.to_string().contains("shard 1")
+                && e.to_string().contains("manifest.json"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn row_counts_that_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = store(dir.path());
+    edit_manifest(&p, |v| v["rows"] = 301.into());
+    assert!(
+        ShardStore::open(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("add up to 300")
+    );
+    edit_manifest(&p, |v| {
+        v["rows"] = 310.into();
+        v["shards"][2]["rows"] = 110.into();
+    });
+    let s = ShardStore::open(&p).unwrap();
+    let e = s.take(&[250], None).unwrap_err();
+    assert!(
+        e.to_string().contains("shard-00002.arrow") && e.to_string().contains("110"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_schema_that_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = store(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let q = other.path().join("q");
+    let b = arrow_array::RecordBatch::try_from_iter([(
+        "x",
+        std::sync::Arc::new(arrow_array::Int32Array::from(vec![1])) as _,
+    )])
+    .unwrap();
+    arrowfeed_shard_store::write_batches(&q, b.schema(), vec![b], &StoreWriter::new()).unwrap();
+    let other_schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(q.join("manifest.json")).unwrap()).unwrap();
+    edit_manifest(&p, |v| {
+        v["schema_ipc_hex"] = other_schema["schema_ipc_hex"].clone()
+    });
+    let s = ShardStore::open(&p).unwrap();
+    let e = s.take(&[0], None).unwrap_err();
+    assert!(
+        e.to_string().contains("shard-00000.arrow") && e.to_string().contains("schema"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_and_truncated_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = store(dir.path());
+    std::fs::remove_file(p.join("shard-00001.arrow")).unwrap();
+    let s = ShardStore::open(&p).unwrap();
+    let e = s.take(&[150], None).unwrap_err();
+    assert!(
+        matches!(e, Error::Io { .. }) && e.to_string().contains("shard-00001.arrow"),
+        "{e}"
+    );
+    assert_eq!(
+        s.take(&[50], None).unwrap().num_rows(),
+        1,
+        "other shards still read"
+    );
+    let v = s.verify().unwrap();
+    assert_eq!(v.bad.len(), 1);
+    assert_eq!(v.bad[0].0, "shard-00001.arrow");
+
+    let f = p.join("shard-00002.arrow");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let e = ShardStore::open(&p)
+        .unwrap()
+        .take(&[250], None)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("shard-00002.arrow") && e.to_string().contains("truncated"),
+        "{e}"
+    );
+}
+
+#[test]
+fn not_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = ShardStore::open(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("not a shard store"), "{e}");
+    std::fs::write(dir.path().join("manifest.json"), "{not json").unwrap();
+    let e = ShardStore::open(dir.path()).unwrap_err();
+    assert!(
+        e.to_string().contains("manifest.json") && e.to_string().contains("JSON"),
+        "{e}"
+    );
+    let f = dir.path().join("file");
+    std::fs::write(&f, "x").unwrap();
+    assert!(matches!(ShardStore::open(&f), Err(Error::Io { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A flipped byte anywhere in a shard: verify names the shard, and reading it returns rows
+    /// or an error naming it, never a crash.
+    #[test]
+    fn a_flipped_byte_is_caught_by_verify_and_never_crashes_a_read(shard in 0usize..3, at in any::<prop::sample::Index>(), x in 1u8..=255, mode_read in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = store(dir.path());
+        let name = format!("shard-{shard:05}.arrow");
+        let f = p.join(&name);
+        let mut bytes = std::fs::read(&f).unwrap();
+        let i = at.index(bytes.len());
+        bytes[i] ^= x;
+        std::fs::write(&f, &bytes).unwrap();
+        let mode = if mode_read { arrowfeed_shard_store::LoadMode::Read } else { arrowfeed_shard_store::LoadMode::Mmap };
+        let s = ShardStore::open_with(&p, arrowfeed_shard_store::OpenOptions::default().with_mode(mode)).unwrap();
+        let v = s.verify().unwrap();
+        prop_assert_eq!(v.bad.len(), 1);
+        prop_assert_eq!(&v.bad[0].0, &name);
+        let rows: Vec<u64> = (0..300).step_by(7).collect();
+        if let Err(e) = s.take(&rows, None) {
+            prop_assert!(e.to_string().contains(&name), "{}", e);
+        }
+    }
+}

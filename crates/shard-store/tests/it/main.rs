@@ -1,0 +1,7 @@
+//! Integration tests of arrowfeed-shard-store, in one binary.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+mod bad_input;
+mod common;
+mod crash;
+mod random_access;

@@ -1,0 +1,250 @@
+//! `take` and `slice` equal a naive gather; the conformance kit; caps, modes and iteration.
+
+use arrowfeed_shard_store::{LoadMode, OpenOptions, ShardStore, StoreWriter};
+use arrowfeed_traits::RandomAccess;
+use arrowfeed_traits::testkit::check_random_access;
+use proptest::prelude::*;
+
+use crate::common::*;
+
+fn naive(
+    all: &arrow_array::RecordBatch,
+    idx: &[u64],
+    proj: Option<&[usize]>,
+) -> arrow_array::RecordBatch {
+    let rows: Vec<_> = idx.iter().map(|&i| all.slice(i as usize, 1)).collect();
+    let b = arrow_select::concat::concat_batches(&all.schema(), &rows).unwrap();
+    match proj {
+        Some(p) => b.project(p).unwrap(),
+        None => b,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// take and slice equal a naive gather over the concatenated input, for any shard and
+    /// batch sizes, index lists (empty, duplicates, unsorted, crossing shards) and projection.
+    #[test]
+    fn take_and_slice_equal_a_naive_gather(
+        sizes in proptest::collection::vec(0usize..60, 1..6),
+        shard_rows in 1u64..80,
+        batch_rows in 1usize..30,
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+        proj in proptest::option::of(proptest::sample::subsequence(vec![0usize, 1, 2, 3], 0..4)),
+        slice_at in any::<prop::sample::Index>(),
+        slice_len in 0usize..100,
+        mode_read in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = input(&sizes);
+        let all = concat(&batches);
+        let n = all.num_rows();
+        let path = dir.path().join("store");
+        write(&path, batches, &StoreWriter::new().shard_rows(shard_rows).batch_rows(batch_rows));
+        let mode = if mode_read { LoadMode::Read } else { LoadMode::Mmap };
+        let store = ShardStore::open_with(&path, OpenOptions::default().with_mode(mode).with_max_open_shards(2)).unwrap();
+        prop_assert_eq!(store.num_rows(), n as u64);
+        let p = proj.as_deref();
+        if n > 0 {
+            let idx: Vec<u64> = picks.iter().map(|i| i.index(n) as u64).collect();
+            prop_assert_eq!(store.take(&idx, p).unwrap(), naive(&all, &idx, p));
+            let start = slice_at.index(n);
+            let len = slice_len.min(n - start);
+            let want = naive(&all, &(start as u64..(start + len) as u64).collect::<Vec<_>>(), p);
+            prop_assert_eq!(store.slice(start as u64, len as u64, p).unwrap(), want);
+        }
+        prop_assert!(store.open_shards() <= 2);
+    }
+}
+
+#[test]
+fn the_store_passes_the_conformance_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = input(&[50, 0, 37, 90]);
+    let all = concat(&batches);
+    let store = write(
+        &dir.path().join("s"),
+        batches,
+        &StoreWriter::new().shard_rows(40).batch_rows(16),
+    );
+    assert_eq!(store.num_shards(), 5);
+    check_random_access(&store, &all);
+    // Shared across threads.
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let store = store.clone();
+            let all = &all;
+            s.spawn(move || {
+                for k in 0..50u64 {
+                    let i = (t * 37 + k * 11) % 177;
+                    assert_eq!(
+                        store.take(&[i, 176 - i], None).unwrap(),
+                        naive(all, &[i, 176 - i], None)
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn the_open_shard_cap_is_respected_and_lru() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("s");
+    write(
+        &store_dir,
+        input(&[1000]),
+        &StoreWriter::new().shard_rows(100),
+    );
+    let store =
+        ShardStore::open_with(&store_dir, OpenOptions::default().with_max_open_shards(3)).unwrap();
+    assert_eq!(store.num_shards(), 10);
+    assert_eq!(store.open_shards(), 0, "opening maps nothing");
+    for round in 0..3 {
+        for s in 0..10u64 {
+            store.take(&[s * 100 + round], None).unwrap();
+            assert!(store.open_shards() <= 3);
+        }
+    }
+    assert_eq!(store.shard_loads(), 30);
+    // Hot shards stay open.
+    let before = store.shard_loads();
+    for _ in 0..10 {
+        store.take(&[950, 999], None).unwrap();
+    }
+    assert_eq!(store.shard_loads(), before);
+}
+
+#[test]
+fn shard_iteration_natural_and_shuffled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = write(
+        &dir.path().join("s"),
+        input(&[500]),
+        &StoreWriter::new().shard_rows(100).batch_rows(30),
+    );
+    let firsts = |seed| -> Vec<i64> {
+        store
+            .iter_shards(seed)
+            .map(|b| b.unwrap())
+            .filter_map(|b| {
+                let ids = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                (ids.value(0) % 100 == 0).then(|| ids.value(0))
+            })
+            .collect()
+    };
+    assert_eq!(firsts(None), vec![0, 100, 200, 300, 400]);
+    let a = firsts(Some(7));
+    let mut sorted = a.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![0, 100, 200, 300, 400],
+        "a permutation of the shards"
+    );
+    assert_eq!(firsts(Some(7)), a, "deterministic for a seed");
+    assert!(
+        (0..20).any(|s| firsts(Some(s)) != firsts(Some(s + 1))),
+        "seeds differ"
+    );
+    let rows: usize = store
+        .iter_shards(Some(3))
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 500);
+}
+
+#[test]
+fn overwrite_is_explicit_and_replaces_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    write(&p, input(&[10]), &StoreWriter::new());
+    let e = arrowfeed_shard_store::write_batches(
+        &p,
+        batch(0, 0).schema(),
+        input(&[20]),
+        &StoreWriter::new(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    let store = write(&p, input(&[20]), &StoreWriter::new().overwrite(true));
+    assert_eq!(store.num_rows(), 20);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("s")],
+        "no temporary or old directories left"
+    );
+}
+
+#[test]
+fn compressed_shards_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = input(&[300]);
+    let all = concat(&batches);
+    for c in [
+        arrowfeed_shard_store::ShardCompression::Lz4,
+        arrowfeed_shard_store::ShardCompression::Zstd,
+    ] {
+        let p = dir.path().join(format!("{c:?}"));
+        let store = write(
+            &p,
+            batches.clone(),
+            &StoreWriter::new().shard_rows(120).compression(c),
+        );
+        assert_eq!(
+            store.take(&[299, 0, 150], None).unwrap(),
+            naive(&all, &[299, 0, 150], None)
+        );
+        assert!(store.verify().unwrap().is_ok());
+    }
+}
+
+/// Gathered string and binary values over 2 GiB come back as the large types, not an overflow.
+#[test]
+fn gathers_past_32_bit_offsets_return_large_types() {
+    use arrow_array::{Array, BinaryArray, RecordBatch};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 1100 << 20];
+    let col = Arc::new(BinaryArray::from_vec(vec![
+        big.as_slice(),
+        b"small".as_slice(),
+    ]));
+    let b = RecordBatch::try_from_iter([("blob", col as arrow_array::ArrayRef)]).unwrap();
+    drop(big);
+    let p = dir.path().join("big");
+    arrowfeed_shard_store::write_batches(&p, b.schema(), vec![b], &StoreWriter::new()).unwrap();
+    let store = ShardStore::open(&p).unwrap();
+    let out = store.take(&[0, 1, 0], None).unwrap();
+    assert_eq!(
+        out.schema().field(0).data_type(),
+        &arrow_schema::DataType::LargeBinary
+    );
+    let blob = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::LargeBinaryArray>()
+        .unwrap();
+    assert_eq!(blob.len(), 3);
+    assert_eq!(blob.value(0).len(), 1100 << 20);
+    assert_eq!(blob.value(1), b"small");
+    // Below the limit the type stays as stored.
+    assert_eq!(
+        store
+            .take(&[1, 0], None)
+            .unwrap()
+            .schema()
+            .field(0)
+            .data_type(),
+        &arrow_schema::DataType::Binary
+    );
+}
