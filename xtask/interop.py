@@ -6,6 +6,7 @@ batches, unicode column names, 500 columns) and each format pyarrow can write it
 IPC file, IPC stream), checks that:
   - `arrowfeed info --json` reports the format, rows and columns;
   - `arrowfeed cat` prints it (jsonl, csv where flat, table);
+  - a Hugging Face `save_to_disk` directory opens with `info`, `take` and `convert`;
   - `arrowfeed convert` to .arrow / .arrows / .parquet gives a file pyarrow reads back equal to
     what it reads from the input (or a one-line error, exit 1, when the target format cannot
     hold a type);
@@ -19,6 +20,11 @@ import os
 import subprocess
 import sys
 import tempfile
+
+# Hugging Face datasets must not reach for the network, nor write outside the temporary area.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HOME", os.path.join(tempfile.gettempdir(), "arrowfeed-interop-hf"))
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -242,8 +248,48 @@ def check_no_batches(d):
         check_file("arrow-file" if name.endswith(".arrow") else "arrow-stream", p, d, schema.empty_table())
 
 
+def check_huggingface(d):
+    """A real `datasets.save_to_disk` directory: info, take and convert through the CLI."""
+    global checked
+    try:
+        import datasets
+    except ImportError:
+        fail("the datasets package is missing from the interop venv")
+        return
+    table = dict(tables())["nested"].drop_columns(["map"])
+    datasets.disable_progress_bars()
+    ds = datasets.Dataset(datasets.table.InMemoryTable(table))
+    hf = os.path.join(d, "hf")
+    ds.save_to_disk(hf, max_shard_size="2KB")
+    r = cli("info", hf, "--json")
+    if r.returncode != 0:
+        return fail(f"info {hf}: {r.stderr.strip()}")
+    info = json.loads(r.stdout)
+    if info["format"] != "huggingface-datasets" or info["rows"] != table.num_rows or info["shards"] < 2:
+        return fail(f"info {hf}: {info}")
+    idx = [5, 0, 5, table.num_rows - 1]
+    out = os.path.join(d, "hf-take.arrow")
+    r = cli("take", hf, "--indices", ",".join(map(str, idx)), "--out", out)
+    if r.returncode != 0:
+        return fail(f"take {hf}: {r.stderr.strip()}")
+    got = read_any(out)
+    want = ds.with_format("arrow")[idx]
+    if not got.equals(want):
+        return fail(f"take {hf}: rows differ from datasets' own ds[{idx}]")
+    checked += 1
+    out = os.path.join(d, "hf-all.arrow")
+    r = cli("convert", hf, "--out", out)
+    if r.returncode != 0 or not read_any(out).equals(table):
+        return fail(f"convert {hf}: exit {r.returncode} {r.stderr.strip()}")
+    checked += 1
+    r = cli("verify", hf)
+    if r.returncode != 0:
+        fail(f"verify {hf}: {r.stderr.strip()}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
+        check_huggingface(d)
         for name, table in tables():
             print(f"interop: {name} ({table.num_rows} rows, {table.num_columns} columns)", file=sys.stderr)
             for kind, path in write_variants(name, table, d):

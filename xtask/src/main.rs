@@ -164,13 +164,20 @@ fn interop(root: &Path) -> Result {
         )?;
     }
     let has_pyarrow = Command::new(&python)
-        .args(["-c", "import pyarrow"])
+        .args(["-c", "import pyarrow, datasets"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_pyarrow {
         run(
             root,
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", "pyarrow==26.0.1"]),
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "pyarrow==26.0.1",
+                "datasets==5.2.0",
+            ]),
         )?;
     }
     let bin = target.join("debug/arrowfeed");

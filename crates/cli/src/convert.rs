@@ -4,20 +4,42 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use arrowfeed::ReadOptions;
+use arrowfeed::shard_store::{ShardCompression, StoreWriter};
 use arrowfeed::source::{BatchWriter, WriteCompression};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::{CliResult, CompressionArg, Failure};
 
+/// True when OUT names a shard store: an existing directory, or a name without extension.
+fn is_store_target(out: &Path) -> bool {
+    out.is_dir() || out.extension().is_none()
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line option"
+)]
 pub(crate) fn run(
     inputs: &[PathBuf],
     out: &Path,
     compression: Option<CompressionArg>,
+    shard_size: u64,
+    overwrite: bool,
     columns: Option<Vec<String>>,
     as_json: bool,
 ) -> CliResult {
+    if is_store_target(out) {
+        return to_store(
+            inputs,
+            out,
+            compression,
+            shard_size,
+            overwrite,
+            columns,
+            as_json,
+        );
+    }
     let format = BatchWriter::format_for(out)
         .map_err(|e| Failure::Usage(e.to_string().replace("invalid argument: ", "")))?;
     let compression = match compression {
@@ -26,11 +48,9 @@ pub(crate) fn run(
         Some(CompressionArg::Lz4) => WriteCompression::Lz4,
         Some(CompressionArg::Zstd) => WriteCompression::Zstd,
     };
-    let mut options = ReadOptions::default();
-    options.columns = columns;
     let first = &inputs[0];
-    let source = arrowfeed::open_many(inputs, &options).map_err(|e| Failure::at(first, e))?;
-    let schema = arrow_array::RecordBatchReader::schema(&source);
+    let source = crate::input::sequential(inputs, columns)?;
+    let schema = source.schema();
 
     let progress = progress_bar(inputs);
     let started = Instant::now();
@@ -69,6 +89,63 @@ pub(crate) fn run(
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line option"
+)]
+fn to_store(
+    inputs: &[PathBuf],
+    out: &Path,
+    compression: Option<CompressionArg>,
+    shard_size: u64,
+    overwrite: bool,
+    columns: Option<Vec<String>>,
+    as_json: bool,
+) -> CliResult {
+    let first = &inputs[0];
+    let source = crate::input::sequential(inputs, columns)?;
+    let writer = StoreWriter::new()
+        .shard_bytes(shard_size)
+        .overwrite(overwrite)
+        .compression(match compression {
+            None | Some(CompressionArg::None) => ShardCompression::None,
+            Some(CompressionArg::Lz4) => ShardCompression::Lz4,
+            Some(CompressionArg::Zstd) => ShardCompression::Zstd,
+        });
+    let progress = progress_bar(inputs);
+    let started = Instant::now();
+    let manifest = writer
+        .write_with_progress(out, source, |rows| {
+            if let Some(p) = &progress {
+                p.set_position(rows);
+            }
+        })
+        .map_err(|e| match e {
+            arrowfeed::Error::InvalidArgument { .. } | arrowfeed::Error::Io { .. } => {
+                Failure::at(out, e)
+            }
+            e => Failure::at(first, e),
+        })?;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
+    if as_json {
+        let v = json!({"out": out.display().to_string(), "format": arrowfeed::shard_store::FORMAT_NAME, "rows": manifest.rows(),
+                       "shards": manifest.shards.len(), "file_bytes": bytes, "seconds": seconds});
+        write_stdout(&format!("{v}\n"))
+    } else {
+        eprintln!(
+            "wrote {} rows in {} shards to {} ({bytes} bytes) in {seconds:.2} s",
+            manifest.rows(),
+            manifest.shards.len(),
+            out.display()
+        );
+        Ok(())
+    }
+}
+
 pub(crate) fn write_stdout(s: &str) -> CliResult {
     use std::io::Write;
     std::io::stdout()
@@ -85,7 +162,15 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
     }
     let total: u64 = inputs
         .iter()
-        .map(|p| arrowfeed::info(p).ok().and_then(|i| i.rows).unwrap_or(0))
+        .map(|p| {
+            if p.is_dir() {
+                arrowfeed::shard_store::ShardStore::open(p)
+                    .map(|s| arrowfeed::traits::RandomAccess::num_rows(&s))
+                    .unwrap_or(0)
+            } else {
+                arrowfeed::info(p).ok().and_then(|i| i.rows).unwrap_or(0)
+            }
+        })
         .sum();
     let bar = ProgressBar::new(total);
     bar.set_style(

@@ -7,7 +7,56 @@ use serde_json::json;
 
 use crate::{CliResult, Failure};
 
+fn store(path: &Path, as_json: bool) -> CliResult {
+    use arrowfeed::traits::RandomAccess;
+    let store = arrowfeed::shard_store::ShardStore::open(path).map_err(|e| Failure::at(path, e))?;
+    let schema = store.schema();
+    let columns: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
+    let shards = store.shard_rows();
+    let text = if as_json {
+        let v = json!({
+            "path": path.display().to_string(),
+            "format": store.format().name(),
+            "rows": store.num_rows(),
+            "columns": columns,
+            "shards": shards.len(),
+            "shard_rows": shards.iter().map(|(_, r)| r).collect::<Vec<_>>(),
+            "file_bytes": store.total_bytes(),
+            "compression": store.compression(),
+        });
+        format!("{v}\n")
+    } else {
+        let mut s = String::new();
+        s += &format!("path:        {}\n", path.display());
+        s += &format!("format:      {}\n", store.format().name());
+        s += &format!("rows:        {}\n", store.num_rows());
+        s += &format!("shards:      {}\n", shards.len());
+        if let Some(b) = store.total_bytes() {
+            s += &format!("size:        {b} bytes\n");
+        }
+        s += &format!("compression: {}\n", store.compression());
+        s += &format!("columns:     {}\n", schema.fields().len());
+        for f in schema.fields() {
+            s += &format!(
+                "  {}: {}{}\n",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "" } else { " not null" }
+            );
+        }
+        s
+    };
+    crate::convert::write_stdout(&text)
+}
+
 pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
+    if path.is_dir() {
+        return store(path, as_json);
+    }
     let info = arrowfeed::info(path).map_err(|e| Failure::at(path, e))?;
     let columns: Vec<_> = info
         .schema

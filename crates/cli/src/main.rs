@@ -12,7 +12,10 @@ mod bench;
 mod cat;
 mod convert;
 mod info;
+mod input;
+mod take;
 mod touch;
+mod verify;
 
 /// Keeps Arrow data flowing: inspect, print, convert and benchmark Parquet and Arrow IPC files.
 #[derive(Debug, Parser)]
@@ -49,18 +52,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CatFormat::Table)]
         format: CatFormat,
     },
-    /// Convert one or more files (same schema) to Arrow IPC or Parquet; OUT's extension picks
-    /// the format: .arrow (IPC file), .arrows (IPC stream), .parquet.
+    /// Convert files (same schema), a shard store or a Hugging Face directory to Arrow IPC,
+    /// Parquet or a shard store. OUT's extension picks the format: .arrow (IPC file), .arrows
+    /// (IPC stream), .parquet; a directory or a name without extension makes a shard store.
     Convert {
-        /// Input files, read one after another.
+        /// Input files, or one store / Hugging Face directory.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
-        /// The output file.
+        /// The output file or store directory.
         #[arg(long, short)]
         out: PathBuf,
-        /// Compression of the output (default: none for IPC, snappy for Parquet).
+        /// Compression of the output (default: none for IPC and stores, snappy for Parquet).
         #[arg(long, value_enum)]
         compression: Option<CompressionArg>,
+        /// Target shard size for a store output, e.g. 256MiB, 1GB, 500000000.
+        #[arg(long, value_parser = parse_size, default_value = "256MiB")]
+        shard_size: u64,
+        /// Replace an existing store at OUT.
+        #[arg(long)]
+        overwrite: bool,
         /// Only these columns, in this order (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
@@ -68,16 +78,56 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure reading a file; every value byte is touched, so lazy decoding cannot fake it.
-    Bench {
-        /// The file to read.
+    /// Gather rows by index from a store, a Hugging Face directory or a file, into a file.
+    Take {
+        /// A store or Hugging Face directory, or a Parquet / Arrow IPC file (read into memory).
         path: PathBuf,
-        /// What to measure.
+        /// Row indices, comma-separated, in the output order (duplicates allowed).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "random",
+            required_unless_present = "random"
+        )]
+        indices: Option<Vec<u64>>,
+        /// Take this many uniformly random rows instead.
+        #[arg(long)]
+        random: Option<u64>,
+        /// Seed for --random.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only these columns, in this order (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// The output file: .arrow, .arrows or .parquet.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Check every shard of a store against its checksum; exit 1 naming the bad shards.
+    Verify {
+        /// A store or Hugging Face directory.
+        path: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure reading; every value byte is touched, so lazy decoding cannot fake it.
+    Bench {
+        /// The file, store or Hugging Face directory to read.
+        path: PathBuf,
+        /// What to measure: scan (read everything in order) or take (random gathers).
         #[arg(long, value_enum, default_value_t = BenchMode::Scan)]
         mode: BenchMode,
-        /// Rows per batch (Parquet decodes in this size; longer IPC batches are split).
+        /// Rows per batch (scan: Parquet decodes in this size, longer IPC batches are split;
+        /// take: rows per gather, default 256).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// take: gathers to run.
+        #[arg(long, default_value_t = 2000)]
+        batches: usize,
+        /// take: seed of the random indices.
+        #[arg(long, default_value_t = 12345)]
+        seed: u64,
         /// Only these columns (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
@@ -105,6 +155,35 @@ enum CompressionArg {
 enum BenchMode {
     /// Read every batch in order.
     Scan,
+    /// Gather batches of uniformly random rows.
+    Take,
+}
+
+/// Parses sizes such as `256MiB`, `1GB`, `64k` or `1000`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 256MiB or 1GB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    let v = n * mult;
+    if !(1.0..=1e15).contains(&v) {
+        return Err(format!("size {s:?} is out of range"));
+    }
+    Ok(v as u64)
 }
 
 /// A failure, with the exit code it maps to.
@@ -145,16 +224,52 @@ fn run(cli: Cli) -> CliResult {
             inputs,
             out,
             compression,
+            shard_size,
+            overwrite,
             columns,
             json,
-        } => convert::run(&inputs, &out, compression, columns, json),
+        } => convert::run(
+            &inputs,
+            &out,
+            compression,
+            shard_size,
+            overwrite,
+            columns,
+            json,
+        ),
+        Command::Take {
+            path,
+            indices,
+            random,
+            seed,
+            columns,
+            out,
+        } => take::run(&path, indices, random, seed, columns, &out),
+        Command::Verify { path, json } => verify::run(&path, json),
         Command::Bench {
             path,
             mode: BenchMode::Scan,
             batch_size,
             columns,
             json,
+            ..
         } => bench::scan(&path, batch_size, columns, json),
+        Command::Bench {
+            path,
+            mode: BenchMode::Take,
+            batch_size,
+            batches,
+            seed,
+            columns,
+            json,
+        } => bench::take(
+            &path,
+            batch_size.unwrap_or(256),
+            batches,
+            seed,
+            columns,
+            json,
+        ),
     }
 }
 

@@ -53,7 +53,12 @@ impl LoadedShard {
 }
 
 /// Brings `path` into memory as a `Buffer`, checking its size first.
-pub(crate) fn load_bytes(path: &Path, expected: Option<u64>, mode: LoadMode) -> Result<Buffer> {
+pub(crate) fn load_bytes(
+    path: &Path,
+    expected: Option<u64>,
+    mode: LoadMode,
+    prefault: bool,
+) -> Result<Buffer> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if let Some(want) = expected
@@ -80,8 +85,12 @@ pub(crate) fn load_bytes(path: &Path, expected: Option<u64>, mode: LoadMode) -> 
             // SAFETY: mapping a file is sound as long as nobody truncates or rewrites it while
             // mapped; that is the documented hazard of `LoadMode::Mmap` (a change would raise
             // SIGBUS rather than corrupt memory silently). The size was checked just above.
-            let mmap = unsafe { memmap2::MmapOptions::new().len(n).map(&file) }
-                .map_err(|e| Error::io(path, e))?;
+            let mut options = memmap2::MmapOptions::new();
+            options.len(n);
+            if prefault {
+                options.populate();
+            }
+            let mmap = unsafe { options.map(&file) }.map_err(|e| Error::io(path, e))?;
             let ptr = std::ptr::NonNull::new(mmap.as_ptr().cast_mut())
                 .expect("a successful mmap is never null");
             // SAFETY: `ptr` points at `n` readable bytes owned by `mmap`, which the buffer keeps

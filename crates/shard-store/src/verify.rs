@@ -41,7 +41,7 @@ impl ShardStore {
                 StoreFormat::Arrowfeed => {
                     check_checksum(&meta.path, meta.bytes, meta.xxh3, &mut report.bytes)
                 }
-                _ => load_bytes(&meta.path, None, LoadMode::Read)
+                _ => load_bytes(&meta.path, None, LoadMode::Read, false)
                     .and_then(|b| {
                         report.bytes += b.len() as u64;
                         decode(

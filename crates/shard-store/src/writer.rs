@@ -176,6 +176,7 @@ impl StoreWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;

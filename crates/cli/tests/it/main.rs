@@ -195,3 +195,127 @@ fn errors_are_one_line_naming_the_file_with_exit_1() {
     let o = run(&["cat", "--limit", "lots", "x"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn stores_convert_info_take_verify_and_bench() {
+    let (d, p) = tmp();
+    let store = d.path().join("store");
+    let o = run(&[
+        "convert",
+        p.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "--shard-size",
+        "1KiB",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["rows"], 100);
+    // Writing over an existing store needs --overwrite.
+    let o = run(&[
+        "convert",
+        p.to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+
+    let o = run(&["info", store.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["format"], "arrowfeed-shard-store");
+    assert_eq!(v["rows"], 100);
+    assert_eq!(v["columns"][0]["name"], "id");
+    assert!(v["shards"].as_u64().unwrap() >= 1);
+
+    let out = d.path().join("t.arrow");
+    let o = run(&[
+        "take",
+        store.to_str().unwrap(),
+        "--indices",
+        "5,0,5,99",
+        "--columns",
+        "text,id",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<RecordBatch> = arrowfeed::open(&out)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let ids = got[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(ids.values(), &[5, 0, 5, 99]);
+    let o = run(&[
+        "take",
+        store.to_str().unwrap(),
+        "--indices",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("out of range"), "{}", stderr(&o));
+
+    let o = run(&[
+        "bench",
+        store.to_str().unwrap(),
+        "--mode",
+        "take",
+        "--batch-size",
+        "8",
+        "--batches",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in [
+        "rows",
+        "bytes",
+        "seconds",
+        "rows_per_s",
+        "mb_per_s",
+        "p50_ms",
+        "p99_ms",
+    ] {
+        assert!(v[k].is_number(), "{k} missing: {v}");
+    }
+    assert_eq!(v["rows"], 160);
+
+    // Back to a file: the same rows.
+    let back = d.path().join("back.parquet");
+    let o = run(&[
+        "convert",
+        store.to_str().unwrap(),
+        "--out",
+        back.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<RecordBatch> = arrowfeed::open(&back)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(arrow_select_concat(&got), sample(100));
+
+    let o = run(&["verify", store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shard = store.join("shard-00000.arrow");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&shard, bytes).unwrap();
+    let o = run(&["verify", store.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("shard-00000.arrow") && e.starts_with("error: "),
+        "{e}"
+    );
+}

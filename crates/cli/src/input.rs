@@ -1,0 +1,122 @@
+//! Opening what the commands read: files through `arrowfeed::open`, directories as shard
+//! stores (arrowfeed or Hugging Face).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use arrowfeed::ReadOptions;
+use arrowfeed::shard_store::ShardStore;
+use arrowfeed::source::MemTable;
+use arrowfeed::traits::RandomAccess;
+
+use crate::{CliResult, Failure};
+
+/// A reader of every row of `inputs` (files, or a single store directory), in order.
+pub(crate) fn sequential(
+    inputs: &[std::path::PathBuf],
+    columns: Option<Vec<String>>,
+) -> CliResult<Box<dyn RecordBatchReader + Send>> {
+    if let Some(dir) = inputs.iter().find(|p| p.is_dir()) {
+        if inputs.len() > 1 {
+            return Err(Failure::Usage(format!(
+                "{}: a store directory must be the only input",
+                dir.display()
+            )));
+        }
+        let store = ShardStore::open(dir).map_err(|e| Failure::at(dir, e))?;
+        let projection = projection(&store.schema(), columns).map_err(|e| Failure::at(dir, e))?;
+        let it = store.iter_shards(None);
+        return Ok(match projection {
+            None => Box::new(it),
+            Some(p) => Box::new(Projected {
+                schema: Arc::new(
+                    store
+                        .schema()
+                        .project(&p)
+                        .map_err(|e| Failure::at(dir, e))?,
+                ),
+                inner: it,
+                projection: p,
+            }),
+        });
+    }
+    let mut options = ReadOptions::default();
+    options.columns = columns;
+    let first = &inputs[0];
+    let source = arrowfeed::open_many(inputs, &options).map_err(|e| Failure::at(first, e))?;
+    Ok(Box::new(source))
+}
+
+/// `path` as a random-access dataset: a store directory, or a file read into memory.
+pub(crate) fn random_access(path: &Path) -> CliResult<Arc<dyn RandomAccess>> {
+    if path.is_dir() {
+        return Ok(Arc::new(
+            ShardStore::open(path).map_err(|e| Failure::at(path, e))?,
+        ));
+    }
+    let source = arrowfeed::open(path).map_err(|e| Failure::at(path, e))?;
+    Ok(Arc::new(
+        MemTable::from_reader(source).map_err(|e| Failure::at(path, e))?,
+    ))
+}
+
+/// Column names to indices in `schema`, with an error listing the columns.
+pub(crate) fn projection(
+    schema: &SchemaRef,
+    columns: Option<Vec<String>>,
+) -> arrowfeed::Result<Option<Vec<usize>>> {
+    let Some(names) = columns else {
+        return Ok(None);
+    };
+    names
+        .iter()
+        .map(|n| {
+            schema.index_of(n).map_err(|_| {
+                let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                arrowfeed::Error::invalid_argument(format!(
+                    "no column named {n:?}; the columns are {}",
+                    have.join(", ")
+                ))
+            })
+        })
+        .collect::<arrowfeed::Result<Vec<_>>>()
+        .map(Some)
+}
+
+struct Projected<R> {
+    schema: SchemaRef,
+    inner: R,
+    projection: Vec<usize>,
+}
+
+impl<R: Iterator<Item = Result<RecordBatch, ArrowError>>> Iterator for Projected<R> {
+    type Item = Result<RecordBatch, ArrowError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner
+            .next()
+            .map(|b| b.and_then(|b| b.project(&self.projection)))
+    }
+}
+
+impl<R: Iterator<Item = Result<RecordBatch, ArrowError>>> RecordBatchReader for Projected<R> {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// A deterministic generator for random indices (splitmix64).
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // Multiply-shift: unbiased enough for benchmarks and sampling, no division.
+        ((u128::from(z) * u128::from(n)) >> 64) as u64
+    }
+}

@@ -1,0 +1,45 @@
+//! `arrowfeed verify`: every shard against its checksum.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::{CliResult, Failure};
+
+pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
+    if !path.is_dir() {
+        return Err(Failure::at(path, "verify checks a shard store directory"));
+    }
+    let store = arrowfeed::shard_store::ShardStore::open(path).map_err(|e| Failure::at(path, e))?;
+    let report = store.verify().map_err(|e| Failure::at(path, e))?;
+    if as_json {
+        let bad: Vec<_> = report
+            .bad
+            .iter()
+            .map(|(f, p)| json!({"shard": f, "problem": p}))
+            .collect();
+        let v = json!({"path": path.display().to_string(), "ok": report.is_ok(), "shards": report.checked, "bytes": report.bytes, "bad": bad});
+        crate::convert::write_stdout(&format!("{v}\n"))?;
+    } else {
+        let mut s = String::new();
+        for (f, p) in &report.bad {
+            s += &format!("BAD {f}: {p}\n");
+        }
+        s += &format!(
+            "{} shards, {} bytes checked, {} bad\n",
+            report.checked,
+            report.bytes,
+            report.bad.len()
+        );
+        crate::convert::write_stdout(&s)?;
+    }
+    if report.is_ok() {
+        Ok(())
+    } else {
+        let names: Vec<&str> = report.bad.iter().map(|(f, _)| f.as_str()).collect();
+        Err(Failure::at(
+            path,
+            format!("{} bad shard(s): {}", names.len(), names.join(", ")),
+        ))
+    }
+}
