@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
-use arrowfeed_shard_store::ShardStore;
+use arrowfeed_shard_store::{OpenOptions, ShardStore};
 
 fn touch(b: &RecordBatch) -> u64 {
     fn data(d: &arrow_data::ArrayData) -> u64 {
@@ -64,7 +64,10 @@ fn main() {
     let store = ShardStore::open(&dir).unwrap();
     let open_ms = t.elapsed().as_secs_f64() * 1e3;
     let bytes: u64 = store.total_bytes().unwrap_or(0);
-    for round in 0..3 {
+    let ours = |prefault: bool| {
+        // A fresh store each time, so no shard is reused from an earlier round's cache.
+        let store =
+            ShardStore::open_with(&dir, OpenOptions::default().with_prefault(prefault)).unwrap();
         let t = Instant::now();
         let (mut x, mut rows) = (0u64, 0usize);
         for b in store.iter_shards(None) {
@@ -72,21 +75,35 @@ fn main() {
             rows += b.num_rows();
             x ^= touch(&b);
         }
-        let ours = t.elapsed().as_secs_f64();
+        (t.elapsed().as_secs_f64(), x, rows)
+    };
+    let theirs = || {
         let t = Instant::now();
-        let (mut y, mut rows2) = (0u64, 0usize);
+        let (mut y, mut rows) = (0u64, 0usize);
         for (file, _) in store.shard_rows() {
             let (a, r) = arrow_rs_scan(&std::path::Path::new(&dir).join(file));
             y ^= a;
-            rows2 += r;
+            rows += r;
         }
-        let theirs = t.elapsed().as_secs_f64();
-        assert_eq!((x, rows), (y, rows2), "both read the same data");
+        (t.elapsed().as_secs_f64(), y, rows)
+    };
+    for round in 0..4 {
+        // Alternate the order so neither side always runs on a cache the other warmed.
+        let (a, b) = if round % 2 == 0 {
+            let a = ours(round < 2);
+            (a, theirs())
+        } else {
+            let b = theirs();
+            (ours(round < 2), b)
+        };
+        assert_eq!((a.1, a.2), (b.1, b.2), "both read the same data");
         println!(
-            "round {round}: store {:.0} MB/s, arrow-rs FileDecoder+mmap {:.0} MB/s, ratio {:.3} ({rows} rows)",
-            bytes as f64 / 1e6 / ours,
-            bytes as f64 / 1e6 / theirs,
-            theirs / ours
+            "round {round} (prefault {}): store {:.0} MB/s, arrow-rs FileDecoder+mmap {:.0} MB/s, ratio {:.3} ({} rows)",
+            round < 2,
+            bytes as f64 / 1e6 / a.0,
+            bytes as f64 / 1e6 / b.0,
+            b.0 / a.0,
+            a.2
         );
     }
     println!("open: {open_ms:.2} ms for {} shards", store.num_shards());
