@@ -205,10 +205,37 @@ fn deny(root: &Path, checks: &[&str]) -> Result {
     )
 }
 
+/// Cargo unpacks the packages it verifies against into `$CARGO_HOME/registry/src/<overlay>/`
+/// and reuses an unpacked crate of the same name and version on the next run, even when its
+/// contents changed. Our crates are not on crates.io, so every unpacked `arrowfeed*` source
+/// there is a stale copy from an earlier dry run: remove them.
+fn forget_packaged_sources() -> Result {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry/src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for c in crates.flatten() {
+            if c.file_name().to_string_lossy().starts_with("arrowfeed") {
+                std::fs::remove_dir_all(c.path())
+                    .map_err(|e| format!("cannot remove stale {}: {e}", c.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `cargo publish --dry-run` of the whole workspace: cargo packages the crates in dependency
 /// order and builds each from its package, resolving the internal ones against the packages
 /// it just made, so this needs only the crates.io index.
 fn package(root: &Path) -> Result {
+    forget_packaged_sources()?;
     run(
         root,
         cargo().args([

@@ -347,6 +347,14 @@ impl ShardStore {
         }
     }
 
+    /// Row `row` as a one-row batch (a zero-copy slice of its shard).
+    ///
+    /// # Errors
+    /// As [`RandomAccess::slice`].
+    pub fn get_row(&self, row: u64, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        self.slice(row, 1, projection)
+    }
+
     /// The number of files a shard store of this size keeps open: for tests and monitoring.
     pub fn max_open_shards(&self) -> usize {
         self.inner.options.max_open_shards
