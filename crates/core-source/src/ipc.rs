@@ -414,17 +414,7 @@ impl Iterator for IpcStreamReader {
                 .transpose()
                 .map_err(|e| Error::arrow_at(path, e))
         });
-        match r {
-            Ok(Some(b)) => Some(Ok(b)),
-            Ok(None) => {
-                self.finished = true;
-                None
-            }
-            Err(e) => {
-                self.finished = true;
-                Some(Err(e.into_arrow()))
-            }
-        }
+        crate::end_on_none_or_error(&mut self.finished, r)
     }
 }
 

@@ -62,6 +62,25 @@ pub use write::{BatchWriter, WriteCompression};
 use arrow_schema::{Schema, SchemaRef};
 use arrowfeed_traits::{Error, Result};
 
+/// One step of a reader that ends at the end of its input or at its first error: records
+/// `finished` and converts the error for arrow's `RecordBatchReader` interface.
+pub(crate) fn end_on_none_or_error(
+    finished: &mut bool,
+    r: Result<Option<arrow_array::RecordBatch>>,
+) -> Option<std::result::Result<arrow_array::RecordBatch, arrow_schema::ArrowError>> {
+    match r {
+        Ok(Some(b)) => Some(Ok(b)),
+        Ok(None) => {
+            *finished = true;
+            None
+        }
+        Err(e) => {
+            *finished = true;
+            Some(Err(e.into_arrow()))
+        }
+    }
+}
+
 /// Indices of the columns `names` in `schema`, in the order given.
 pub(crate) fn column_indices(schema: &SchemaRef, names: &[String]) -> Result<Vec<usize>> {
     names

@@ -343,17 +343,8 @@ impl Iterator for Source {
         if self.finished {
             return None;
         }
-        match self.next_batch() {
-            Ok(Some(b)) => Some(Ok(b)),
-            Ok(None) => {
-                self.finished = true;
-                None
-            }
-            Err(e) => {
-                self.finished = true;
-                Some(Err(e.into_arrow()))
-            }
-        }
+        let r = self.next_batch();
+        crate::end_on_none_or_error(&mut self.finished, r)
     }
 }
 

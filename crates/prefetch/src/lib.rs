@@ -21,18 +21,19 @@
 //! # Example
 //! ```
 //! use std::sync::Arc;
-//! use arrow_array::{Int64Array, RecordBatch, RecordBatchIterator, RecordBatchReader};
+//! use arrow_array::{cast::AsArray, types::Int64Type, Int64Array, RecordBatch, RecordBatchIterator, RecordBatchReader};
 //! use arrowfeed_prefetch::{Order, Prefetch};
 //!
 //! let part = |lo: i64| {
-//!     let b = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from_iter_values(lo..lo + 10)) as _)]).unwrap();
+//!     let b = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from_iter_values(lo..lo + 10)) as _)])
+//!         .expect("one non-empty column");
 //!     Box::new(RecordBatchIterator::new(vec![Ok(b.clone())], b.schema())) as Box<dyn RecordBatchReader + Send>
 //! };
 //! // Two sources, two producer threads, deterministic round-robin output, 64 MiB at most.
 //! let prefetch = Prefetch::builder().parallelism(2).budget_bytes(64 << 20).order(Order::RoundRobin).build()?;
 //! let reader = prefetch.spawn_many(vec![part(0), part(100)])?;
 //! let firsts: Vec<i64> = reader
-//!     .map(|b| b.map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)))
+//!     .map(|b| b.map(|b| b.column(0).as_primitive::<Int64Type>().value(0)))
 //!     .collect::<Result<_, _>>()?;
 //! assert_eq!(firsts, [0, 100]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

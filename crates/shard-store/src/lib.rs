@@ -17,7 +17,7 @@
 //! # Example
 //! ```
 //! use std::sync::Arc;
-//! use arrow_array::{RecordBatch, RecordBatchIterator, StringArray};
+//! use arrow_array::{cast::AsArray, RecordBatch, RecordBatchIterator, StringArray};
 //! use arrowfeed_shard_store::{ShardStore, StoreWriter};
 //! use arrowfeed_traits::RandomAccess;
 //!
@@ -30,7 +30,7 @@
 //! assert!(store.num_shards() > 1);
 //! assert!(store.verify()?.is_ok());
 //! let rows = store.take(&[9_999, 42, 42], None)?;
-//! assert_eq!(rows.column(0).as_any().downcast_ref::<StringArray>().unwrap().value(0), "row 9999");
+//! assert_eq!(rows.column(0).as_string::<i32>().value(0), "row 9999");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -22,7 +22,7 @@
 //! A `RandomAccess` over one in-memory batch, and the conformance kit that checks it:
 //!
 //! ```
-//! use arrow_array::{Int64Array, RecordBatch};
+//! use arrow_array::{cast::AsArray, types::Int64Type, Int64Array, RecordBatch};
 //! use arrow_schema::SchemaRef;
 //! use arrowfeed_traits::{check_slice, project_schema, Error, RandomAccess, Result};
 //! use std::sync::Arc;
@@ -43,7 +43,7 @@
 //!             let col = self.0.column_by_name(f.name()).expect("projected from our schema");
 //!             // A real implementation would use arrow_select::take.
 //!             let rows: Vec<i64> = idx.values().iter()
-//!                 .map(|&i| col.as_any().downcast_ref::<Int64Array>().unwrap().value(i as usize))
+//!                 .map(|&i| col.as_primitive::<Int64Type>().value(i as usize))
 //!                 .collect();
 //!             Arc::new(Int64Array::from(rows)) as _
 //!         }).collect();
