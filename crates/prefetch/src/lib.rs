@@ -1,5 +1,7 @@
-//! Read-ahead for Arrow record batch sources: producers on dedicated threads, bounded by
-//! batches *and* bytes, consumed as a blocking iterator or an async `Stream`.
+//! Read-ahead for Arrow record batch sources — producers on dedicated threads, bounded by
+//! batches *and* bytes, consumed as a blocking iterator or an async `Stream` — and the
+//! [`Loader`], which turns any `RandomAccess` dataset into shuffled, rank-partitioned,
+//! resumable training batches on top of it.
 //!
 //! Part of [arrowfeed](https://crates.io/crates/arrowfeed); depends only on `arrowfeed-traits`
 //! among the arrowfeed crates.
@@ -44,10 +46,16 @@
 //! `Stream<Item = Result<RecordBatch, ArrowError>> + Send` with a `schema()`, the shape
 //! DataFusion's `RecordBatchStream` has (arrow-array itself defines no stream trait).
 
+mod loader;
 mod metrics;
 mod options;
 mod reader;
+mod sampler;
 
+pub use loader::{
+    Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderState, PAD_COLUMN, Remainder,
+};
 pub use metrics::PrefetchMetrics;
 pub use options::{Order, Prefetch, PrefetchBuilder};
 pub use reader::{PrefetchReader, PrefetchStream, TryNext};
+pub use sampler::{Permutation, Shuffle};

@@ -1,0 +1,557 @@
+//! The Loader: batches for a training loop from any `RandomAccess` dataset — shuffled,
+//! partitioned across ranks, gathered by worker threads, resumable.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrowfeed_traits::{Error, RandomAccess, Result, project_schema};
+
+use crate::options::{Order, Prefetch};
+use crate::reader::{PrefetchReader, PrefetchStream};
+use crate::sampler::{EpochOrder, Shuffle};
+
+/// The name of the mask column [`Remainder::Pad`] adds: `true` on padding rows.
+pub const PAD_COLUMN: &str = "__arrowfeed_padding";
+
+/// What happens to the rows left over when the epoch does not divide evenly among the ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Remainder {
+    /// Every rank gets `floor(n / world_size)` rows; up to `world_size - 1` rows of the epoch
+    /// are skipped (different ones each epoch when shuffling).
+    #[default]
+    Drop,
+    /// Every rank gets `ceil(n / world_size)` rows; ranks short of rows repeat rows from the
+    /// start of the epoch's order, marked `true` in an added boolean column
+    /// [`PAD_COLUMN`] (which is `false` on every real row).
+    Pad,
+}
+
+/// Where an epoch stands: enough to reproduce exactly the batches not yet delivered, with any
+/// number of workers. Prints as `arrowfeed-loader/v1:SEED:EPOCH:POSITION` and parses back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderState {
+    /// The shuffle seed.
+    pub seed: u64,
+    /// The epoch.
+    pub epoch: u64,
+    /// Batches of this epoch already delivered to this rank.
+    pub position: u64,
+}
+
+impl fmt::Display for LoaderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arrowfeed-loader/v1:{}:{}:{}",
+            self.seed, self.epoch, self.position
+        )
+    }
+}
+
+impl FromStr for LoaderState {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid_argument(format!(
+                "{s:?} is not a loader state (arrowfeed-loader/v1:SEED:EPOCH:POSITION)"
+            ))
+        };
+        let rest = s.strip_prefix("arrowfeed-loader/v1:").ok_or_else(bad)?;
+        let mut it = rest.split(':').map(|p| p.parse::<u64>().map_err(|_| bad()));
+        let state = Self {
+            seed: it.next().ok_or_else(bad)??,
+            epoch: it.next().ok_or_else(bad)??,
+            position: it.next().ok_or_else(bad)??,
+        };
+        if it.next().is_some() {
+            return Err(bad());
+        }
+        Ok(state)
+    }
+}
+
+/// Counters of one epoch so far; see [`LoaderIter::metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LoaderMetrics {
+    /// Batches delivered.
+    pub batches: u64,
+    /// Rows delivered.
+    pub rows: u64,
+    /// Time the consumer waited for a batch: large means input-bound.
+    pub consumer_wait: Duration,
+    /// Time workers spent gathering (summed over workers).
+    pub gather: Duration,
+    /// Bytes gathered (allocation-aware).
+    pub bytes: u64,
+    /// The most bytes buffered at once.
+    pub peak_bytes: usize,
+    /// Wall time since the epoch's iterator was made.
+    pub elapsed: Duration,
+}
+
+impl LoaderMetrics {
+    /// Rows per second over the elapsed time.
+    pub fn rows_per_s(&self) -> f64 {
+        self.rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for LoaderMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} batches, {} rows in {:.2} s ({:.0} rows/s); consumer waited {:.3} s, workers gathered {:.3} s, {:.1} MB, peak {:.1} MB buffered",
+            self.batches,
+            self.rows,
+            self.elapsed.as_secs_f64(),
+            self.rows_per_s(),
+            self.consumer_wait.as_secs_f64(),
+            self.gather.as_secs_f64(),
+            self.bytes as f64 / 1e6,
+            self.peak_bytes as f64 / 1e6
+        )
+    }
+}
+
+/// Builds a [`Loader`]; [`build`](Self::build) checks the settings.
+#[derive(Clone)]
+pub struct LoaderBuilder {
+    dataset: Arc<dyn RandomAccess>,
+    batch_size: usize,
+    drop_last: bool,
+    shuffle: Shuffle,
+    seed: u64,
+    rank: u64,
+    world_size: u64,
+    remainder: Remainder,
+    projection: Option<Vec<usize>>,
+    workers: usize,
+    memory_budget: usize,
+}
+
+impl fmt::Debug for LoaderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoaderBuilder")
+            .field("batch_size", &self.batch_size)
+            .field("shuffle", &self.shuffle)
+            .field("rank", &self.rank)
+            .field("world_size", &self.world_size)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoaderBuilder {
+    /// Rows per batch (default 256).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// Drop the last, short batch of each epoch (default false).
+    pub fn drop_last(mut self, yes: bool) -> Self {
+        self.drop_last = yes;
+        self
+    }
+    /// The epoch order (default [`Shuffle::Global`]).
+    pub fn shuffle(mut self, s: Shuffle) -> Self {
+        self.shuffle = s;
+        self
+    }
+    /// The shuffle seed (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// This process's rank and the number of ranks (default 0 of 1).
+    pub fn rank(mut self, rank: u64, world_size: u64) -> Self {
+        self.rank = rank;
+        self.world_size = world_size;
+        self
+    }
+    /// What to do with rows that do not divide among the ranks (default [`Remainder::Drop`]).
+    pub fn remainder(mut self, r: Remainder) -> Self {
+        self.remainder = r;
+        self
+    }
+    /// Only these columns (indices into the dataset's schema, in this order).
+    pub fn projection(mut self, columns: Vec<usize>) -> Self {
+        self.projection = Some(columns);
+        self
+    }
+    /// Worker threads gathering batches in parallel (default 2). The output order does not
+    /// depend on it.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    /// Bytes of gathered batches buffered at most (default 256 MiB; one batch per worker may
+    /// exceed it, as in [`Prefetch`]).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the setting that is wrong.
+    pub fn build(self) -> Result<Loader> {
+        let bad = |m: String| Err(Error::invalid_argument(m));
+        if self.batch_size == 0 {
+            return bad("loader batch_size must be at least 1".into());
+        }
+        if self.workers == 0 {
+            return bad("loader workers must be at least 1".into());
+        }
+        if self.memory_budget == 0 {
+            return bad("loader memory_budget must be at least 1 byte".into());
+        }
+        if self.world_size == 0 || self.rank >= self.world_size {
+            return bad(format!(
+                "loader rank {} is not below world_size {}",
+                self.rank, self.world_size
+            ));
+        }
+        if let Shuffle::Local { window: 0 } = self.shuffle {
+            return bad("loader local shuffle window must be at least 1 partition".into());
+        }
+        let projected = project_schema(&self.dataset.schema(), self.projection.as_deref())?;
+        let schema = match self.remainder {
+            Remainder::Drop => projected,
+            Remainder::Pad => {
+                let mut fields: Vec<Arc<Field>> = projected.fields().iter().cloned().collect();
+                fields.push(Arc::new(Field::new(PAD_COLUMN, DataType::Boolean, false)));
+                Arc::new(Schema::new_with_metadata(
+                    fields,
+                    projected.metadata().clone(),
+                ))
+            }
+        };
+        let n = self.dataset.num_rows();
+        let w = self.world_size;
+        let rows_per_rank = match self.remainder {
+            Remainder::Drop => n / w,
+            Remainder::Pad => n.div_ceil(w),
+        };
+        let bs = self.batch_size as u64;
+        let batches = if self.drop_last {
+            rows_per_rank / bs
+        } else {
+            rows_per_rank.div_ceil(bs)
+        };
+        Ok(Loader {
+            inner: Arc::new(Plan {
+                partitions: self.dataset.partitions(),
+                dataset: self.dataset,
+                schema,
+                n,
+                batch_size: bs,
+                shuffle: self.shuffle,
+                seed: self.seed,
+                rank: self.rank,
+                world_size: w,
+                remainder: self.remainder,
+                projection: self.projection,
+                rows_per_rank,
+                batches,
+            }),
+            workers: self.workers,
+            memory_budget: self.memory_budget,
+        })
+    }
+}
+
+/// Everything that decides batch `k` of an epoch: shared by the workers.
+struct Plan {
+    dataset: Arc<dyn RandomAccess>,
+    partitions: Vec<std::ops::Range<u64>>,
+    schema: SchemaRef,
+    n: u64,
+    batch_size: u64,
+    shuffle: Shuffle,
+    seed: u64,
+    rank: u64,
+    world_size: u64,
+    remainder: Remainder,
+    projection: Option<Vec<usize>>,
+    rows_per_rank: u64,
+    batches: u64,
+}
+
+impl Plan {
+    /// The dataset rows of batch `k` of this rank, and which are padding.
+    fn batch_rows(&self, order: &EpochOrder, k: u64) -> (Vec<u64>, Vec<bool>) {
+        let lo = k * self.batch_size;
+        let hi = (lo + self.batch_size).min(self.rows_per_rank);
+        let mut rows = Vec::with_capacity((hi - lo) as usize);
+        let mut pad = Vec::with_capacity((hi - lo) as usize);
+        for i in lo..hi {
+            let pos = i * self.world_size + self.rank;
+            if pos < self.n {
+                rows.push(order.row(pos));
+                pad.push(false);
+            } else {
+                rows.push(order.row(pos % self.n));
+                pad.push(true);
+            }
+        }
+        (rows, pad)
+    }
+
+    fn gather(&self, order: &EpochOrder, k: u64) -> Result<RecordBatch> {
+        let (rows, pad) = self.batch_rows(order, k);
+        let batch = self.dataset.take(&rows, self.projection.as_deref())?;
+        match self.remainder {
+            Remainder::Drop => Ok(batch),
+            Remainder::Pad => {
+                let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+                cols.push(Arc::new(BooleanArray::from(pad)));
+                Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+            }
+        }
+    }
+}
+
+/// Feeds a training loop from a [`RandomAccess`] dataset. See [`Loader::builder`].
+///
+/// Per epoch, the rows are put in an order ([`Shuffle`]): sequential, an exact global shuffle
+/// that is a seeded permutation (O(1) memory), or a locality-aware shuffle. Rank `r` of `w`
+/// takes positions `r, r + w, r + 2w, ...` of that order, so ranks see disjoint rows that
+/// together cover the epoch, and every rank gets the same number of batches ([`Remainder`]).
+/// Worker threads gather batches in parallel into a bounded buffer; batch `k` is the same
+/// whatever the number of workers, so the output order is deterministic and a
+/// [`LoaderState`] resumes exactly, also with another worker count, in O(1).
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int64Array, RecordBatch};
+/// use arrowfeed_core_source::MemTable; // any RandomAccess: a shard store, a table in memory
+/// use arrowfeed_prefetch::{Loader, Shuffle};
+///
+/// let ids = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from_iter_values(0..1000)) as _)])?;
+/// let dataset = Arc::new(MemTable::try_new(ids.schema(), vec![ids])?);
+/// let loader = Loader::builder(dataset).batch_size(100).shuffle(Shuffle::Global).seed(7).workers(2).build()?;
+/// let mut epoch = loader.epoch(0)?;
+/// let first = epoch.next().expect("ten batches")?;
+/// assert_eq!(first.num_rows(), 100);
+/// let state = epoch.state(); // save it (it prints as a short string); later:
+/// let resumed: Vec<_> = loader.resume(state)?.collect::<Result<_, _>>()?;
+/// assert_eq!(resumed.len(), 9);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Loader {
+    inner: Arc<Plan>,
+    workers: usize,
+    memory_budget: usize,
+}
+
+impl fmt::Debug for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader")
+            .field("batches_per_epoch", &self.inner.batches)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    /// A builder over `dataset` with the defaults: batches of 256, global shuffle with seed 0,
+    /// rank 0 of 1, remainder dropped, 2 workers, 256 MiB.
+    pub fn builder(dataset: Arc<dyn RandomAccess>) -> LoaderBuilder {
+        LoaderBuilder {
+            dataset,
+            batch_size: 256,
+            drop_last: false,
+            shuffle: Shuffle::Global,
+            seed: 0,
+            rank: 0,
+            world_size: 1,
+            remainder: Remainder::Drop,
+            projection: None,
+            workers: 2,
+            memory_budget: 256 << 20,
+        }
+    }
+
+    /// Batches each rank gets per epoch.
+    pub fn batches_per_epoch(&self) -> u64 {
+        self.inner.batches
+    }
+
+    /// The schema of every batch (with [`PAD_COLUMN`] last under [`Remainder::Pad`]).
+    pub fn schema(&self) -> SchemaRef {
+        self.inner.schema.clone()
+    }
+
+    /// The batches of `epoch`, from the first.
+    ///
+    /// # Errors
+    /// [`Error::External`] if a worker thread cannot be started.
+    pub fn epoch(&self, epoch: u64) -> Result<LoaderIter> {
+        self.resume(LoaderState {
+            seed: self.inner.seed,
+            epoch,
+            position: 0,
+        })
+    }
+
+    /// The batches from `state` on: exactly those not yet delivered when it was taken. Costs
+    /// O(1), whatever the position.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the state's seed is not this loader's or its position is
+    /// past the epoch.
+    pub fn resume(&self, state: LoaderState) -> Result<LoaderIter> {
+        let plan = &self.inner;
+        if state.seed != plan.seed {
+            return Err(Error::invalid_argument(format!(
+                "the state was taken with seed {}, this loader uses {}",
+                state.seed, plan.seed
+            )));
+        }
+        if state.position > plan.batches {
+            return Err(Error::invalid_argument(format!(
+                "position {} is past the epoch's {} batches",
+                state.position, plan.batches
+            )));
+        }
+        let order = Arc::new(EpochOrder::new(
+            plan.shuffle,
+            plan.n,
+            &plan.partitions,
+            plan.seed,
+            state.epoch,
+        ));
+        let gather_nanos = Arc::new(AtomicU64::new(0));
+        let left = plan.batches - state.position;
+        let workers = (self.workers as u64).min(left.max(1)) as usize;
+        let sources: Vec<Box<dyn RecordBatchReader + Send>> = (0..workers as u64)
+            .map(|w| {
+                Box::new(WorkerSource {
+                    plan: plan.clone(),
+                    order: order.clone(),
+                    next: state.position + w,
+                    stride: workers as u64,
+                    gather_nanos: gather_nanos.clone(),
+                }) as Box<dyn RecordBatchReader + Send>
+            })
+            .collect();
+        let reader = Prefetch::builder()
+            .parallelism(workers)
+            .depth(2 * workers)
+            .budget_bytes(self.memory_budget)
+            .order(Order::RoundRobin)
+            .build()?
+            .spawn_many(sources)?;
+        Ok(LoaderIter {
+            reader,
+            state,
+            gather_nanos,
+            rows: 0,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// One worker's share: batches `next, next + stride, ...` of the epoch.
+struct WorkerSource {
+    plan: Arc<Plan>,
+    order: Arc<EpochOrder>,
+    next: u64,
+    stride: u64,
+    gather_nanos: Arc<AtomicU64>,
+}
+
+impl Iterator for WorkerSource {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.plan.batches {
+            return None;
+        }
+        let t = Instant::now();
+        let r = self.plan.gather(&self.order, self.next);
+        self.gather_nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.next += self.stride;
+        Some(r.map_err(Error::into_arrow))
+    }
+}
+
+impl RecordBatchReader for WorkerSource {
+    fn schema(&self) -> SchemaRef {
+        self.plan.schema.clone()
+    }
+}
+
+/// The batches of one epoch for one rank, in order; a blocking iterator (and
+/// [`into_stream`](Self::into_stream) for async code).
+pub struct LoaderIter {
+    reader: PrefetchReader,
+    state: LoaderState,
+    gather_nanos: Arc<AtomicU64>,
+    rows: u64,
+    started: Instant,
+}
+
+impl fmt::Debug for LoaderIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoaderIter")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoaderIter {
+    /// Where the epoch stands: save it to resume after a crash.
+    pub fn state(&self) -> LoaderState {
+        self.state
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> LoaderMetrics {
+        let m = self.reader.metrics();
+        LoaderMetrics {
+            batches: m.batches_produced.min(self.state.position),
+            rows: self.rows,
+            consumer_wait: m.consumer_wait,
+            gather: Duration::from_nanos(self.gather_nanos.load(Ordering::Relaxed)),
+            bytes: m.bytes_produced,
+            peak_bytes: m.peak_bytes,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// The same batches as an async `Stream` that never blocks the executor.
+    pub fn into_stream(self) -> PrefetchStream {
+        self.reader.into_stream()
+    }
+}
+
+impl Iterator for LoaderIter {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.reader.next()?;
+        if let Ok(b) = &item {
+            self.state.position += 1;
+            self.rows += b.num_rows() as u64;
+        }
+        Some(item)
+    }
+}
+
+impl RecordBatchReader for LoaderIter {
+    fn schema(&self) -> SchemaRef {
+        self.reader.schema()
+    }
+}

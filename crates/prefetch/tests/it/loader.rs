@@ -1,0 +1,258 @@
+//! The Loader: permutations per epoch, ranks, remainder policies, workers, resume.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrowfeed_core_source::MemTable;
+use arrowfeed_prefetch::{Loader, LoaderState, PAD_COLUMN, Remainder, Shuffle};
+use arrowfeed_traits::RandomAccess;
+use proptest::prelude::*;
+
+/// A table of `n` rows whose `id` is the row number, split into batches of `part` rows (so it
+/// has partitions for the local shuffle).
+fn table(n: usize, part: usize) -> Arc<MemTable> {
+    let mut batches = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let k = part.min(n - i);
+        let ids = Arc::new(Int64Array::from_iter_values(i as i64..(i + k) as i64));
+        let txt = Arc::new(StringArray::from_iter_values(
+            (i..i + k).map(|r| format!("row {r}")),
+        ));
+        batches.push(RecordBatch::try_from_iter([("id", ids as _), ("text", txt as _)]).unwrap());
+        i += k;
+    }
+    let schema = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(Vec::<i64>::new())) as _),
+        ("text", Arc::new(StringArray::from(Vec::<&str>::new())) as _),
+    ])
+    .unwrap()
+    .schema();
+    Arc::new(MemTable::try_new(schema, batches).unwrap())
+}
+
+/// (id, is padding) of every row delivered, batch by batch.
+fn collect(
+    it: impl Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>,
+) -> Vec<Vec<(i64, bool)>> {
+    it.map(|b| {
+        let b = b.unwrap();
+        let ids = b.column(0).as_primitive::<Int64Type>();
+        let pad = b.column_by_name(PAD_COLUMN).map(|c| c.as_boolean().clone());
+        (0..b.num_rows())
+            .map(|i| (ids.value(i), pad.as_ref().is_some_and(|p| p.value(i))))
+            .collect()
+    })
+    .collect()
+}
+
+fn arb_shuffle() -> impl Strategy<Value = Shuffle> {
+    prop_oneof![
+        Just(Shuffle::None),
+        Just(Shuffle::Global),
+        (1usize..4).prop_map(|window| Shuffle::Local { window })
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Across ranks, every row comes exactly once per epoch (real rows, under Pad) or at most
+    /// once with floor(n/w)*w rows (under Drop); every rank gets the same number of batches.
+    #[test]
+    fn each_epoch_is_a_permutation_across_ranks(
+        n in 0usize..400, part in 1usize..60, bs in 1usize..50, world in 1u64..5,
+        shuffle in arb_shuffle(), pad in any::<bool>(), drop_last in any::<bool>(),
+        seed in any::<u64>(), epoch in 0u64..5, workers in 1usize..4,
+    ) {
+        let ds = table(n, part);
+        let remainder = if pad { Remainder::Pad } else { Remainder::Drop };
+        let mut seen = HashSet::new();
+        let mut counts = Vec::new();
+        let mut real = 0usize;
+        for rank in 0..world {
+            let loader = Loader::builder(ds.clone()).batch_size(bs).shuffle(shuffle).seed(seed).rank(rank, world)
+                .remainder(remainder).drop_last(drop_last).workers(workers).build().unwrap();
+            let batches = collect(loader.epoch(epoch).unwrap());
+            prop_assert_eq!(batches.len() as u64, loader.batches_per_epoch());
+            counts.push(batches.len());
+            for b in &batches {
+                prop_assert!(b.len() <= bs);
+                if drop_last { prop_assert_eq!(b.len(), bs); }
+                for &(id, is_pad) in b {
+                    prop_assert!((id as usize) < n);
+                    if !is_pad {
+                        prop_assert!(seen.insert(id), "row {} delivered twice", id);
+                        real += 1;
+                    }
+                }
+            }
+        }
+        prop_assert!(counts.iter().all(|&c| c == counts[0]), "batch counts per rank differ: {:?}", counts);
+        let w = world as usize;
+        let per_rank = if pad { n.div_ceil(w) } else { n / w };
+        let delivered_per_rank = if drop_last { per_rank / bs * bs } else { per_rank };
+        if !drop_last {
+            let want = if pad { n } else { n / w * w };
+            prop_assert_eq!(real, want);
+        } else {
+            prop_assert!(real <= delivered_per_rank * w);
+        }
+    }
+
+    /// Resuming from the state after any number of batches, with any number of workers, gives
+    /// exactly the batches not yet delivered.
+    #[test]
+    fn resume_reproduces_the_rest_with_any_worker_count(
+        n in 1usize..300, bs in 1usize..40, stop in 0u64..20, workers_a in 1usize..4, workers_b in 1usize..4,
+        seed in any::<u64>(), epoch in 0u64..3, shuffle in arb_shuffle(),
+    ) {
+        let ds = table(n, 37);
+        let make = |w| Loader::builder(ds.clone()).batch_size(bs).shuffle(shuffle).seed(seed).workers(w).build().unwrap();
+        let all = collect(make(workers_a).epoch(epoch).unwrap());
+        let stop = (stop as usize).min(all.len());
+        let mut it = make(workers_a).epoch(epoch).unwrap();
+        for _ in 0..stop { it.next().unwrap().unwrap(); }
+        let saved: LoaderState = it.state().to_string().parse().unwrap();
+        drop(it);
+        prop_assert_eq!(saved.position, stop as u64);
+        let rest = collect(make(workers_b).resume(saved).unwrap());
+        prop_assert_eq!(&rest[..], &all[stop..]);
+    }
+}
+
+#[test]
+fn epochs_differ_and_are_not_rotations_of_each_other() {
+    let n = 1000;
+    let ds = table(n, 100);
+    let loader = Loader::builder(ds)
+        .batch_size(1000)
+        .seed(3)
+        .build()
+        .unwrap();
+    let order = |e| -> Vec<i64> {
+        collect(loader.epoch(e).unwrap())
+            .concat()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let (a, b) = (order(0), order(1));
+    assert_eq!(order(0), a, "deterministic for a seed and epoch");
+    assert_ne!(a, b);
+    let shifts: HashSet<i64> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (y - x).rem_euclid(n as i64))
+        .collect();
+    assert!(
+        shifts.len() > n / 2,
+        "epoch 1 looks like a rotation of epoch 0 ({} distinct shifts)",
+        shifts.len()
+    );
+    // Positions of each row in the two epochs are unrelated too.
+    let mut pos_a = vec![0; n];
+    for (i, &r) in a.iter().enumerate() {
+        pos_a[r as usize] = i as i64;
+    }
+    let moved = b
+        .iter()
+        .enumerate()
+        .filter(|&(i, &r)| (pos_a[r as usize] - i as i64).abs() > 10)
+        .count();
+    assert!(moved > n * 9 / 10);
+}
+
+#[test]
+fn local_shuffle_keeps_reads_within_a_window_of_partitions() {
+    let ds = table(1000, 100);
+    let loader = Loader::builder(ds)
+        .batch_size(50)
+        .shuffle(Shuffle::Local { window: 2 })
+        .seed(1)
+        .build()
+        .unwrap();
+    let batches = collect(loader.epoch(0).unwrap());
+    // 1,000 rows in windows of 2 partitions of 100 rows: each 200-row window (4 batches) draws
+    // from exactly two partitions.
+    for window in batches.chunks(4) {
+        let parts: HashSet<i64> = window.iter().flatten().map(|&(id, _)| id / 100).collect();
+        assert_eq!(parts.len(), 2, "{parts:?}");
+    }
+}
+
+#[test]
+fn settings_are_validated() {
+    let ds = table(10, 5);
+    for (b, what) in [
+        (Loader::builder(ds.clone()).batch_size(0), "batch_size"),
+        (Loader::builder(ds.clone()).workers(0), "workers"),
+        (
+            Loader::builder(ds.clone()).memory_budget(0),
+            "memory_budget",
+        ),
+        (Loader::builder(ds.clone()).rank(2, 2), "world_size"),
+        (
+            Loader::builder(ds.clone()).shuffle(Shuffle::Local { window: 0 }),
+            "window",
+        ),
+        (Loader::builder(ds.clone()).projection(vec![5]), "column 5"),
+    ] {
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+    let loader = Loader::builder(ds).seed(1).build().unwrap();
+    assert!(
+        loader
+            .resume(LoaderState {
+                seed: 2,
+                epoch: 0,
+                position: 0
+            })
+            .is_err()
+    );
+    assert!(
+        loader
+            .resume(LoaderState {
+                seed: 1,
+                epoch: 0,
+                position: 99
+            })
+            .is_err()
+    );
+    assert!("nonsense".parse::<LoaderState>().is_err());
+    assert_eq!(
+        "arrowfeed-loader/v1:1:2:3".parse::<LoaderState>().unwrap(),
+        LoaderState {
+            seed: 1,
+            epoch: 2,
+            position: 3
+        }
+    );
+}
+
+#[test]
+fn projection_and_metrics() {
+    let ds = table(500, 100);
+    let loader = Loader::builder(ds.clone())
+        .batch_size(64)
+        .projection(vec![1])
+        .workers(2)
+        .build()
+        .unwrap();
+    let mut it = loader.epoch(0).unwrap();
+    let mut rows = 0;
+    for b in it.by_ref() {
+        let b = b.unwrap();
+        assert_eq!(b.schema().field(0).name(), "text");
+        assert_eq!(b.num_columns(), 1);
+        rows += b.num_rows();
+    }
+    assert_eq!(rows as u64, ds.num_rows());
+    let m = it.metrics();
+    assert_eq!(m.rows, 500);
+    assert!(m.bytes > 0 && m.gather > std::time::Duration::ZERO, "{m}");
+}
