@@ -216,7 +216,7 @@ mod tests {
     fn global_shuffle_is_not_biased_toward_staying_put() {
         let n = 20_000u64;
         for seed in 0..5 {
-            let o = EpochOrder::new(Shuffle::Global, n, &[0..n], seed, 0);
+            let o = EpochOrder::new(Shuffle::Global, n, &[], seed, 0);
             let mean = (0..n).map(|i| o.row(i).abs_diff(i) as f64).sum::<f64>() / n as f64;
             assert!(
                 (0.31..0.36).contains(&(mean / n as f64)),
