@@ -53,6 +53,27 @@ pub use arrowfeed_core_source::{
     ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
 };
 
+/// A [`Loader`](arrowfeed_prefetch::Loader) over the shard store (or Hugging Face
+/// `save_to_disk` directory) at `dir`: the main job in one call.
+///
+/// ```no_run
+/// let loader = arrowfeed::loader("data/train")?.batch_size(256).seed(42).workers(2).build()?;
+/// for batch in loader.epoch(0)? {
+///     let batch = batch?; // train on it
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`ShardStore::open`](arrowfeed_shard_store::ShardStore::open).
+#[cfg(all(feature = "prefetch", feature = "shard-store"))]
+pub fn loader(dir: impl AsRef<std::path::Path>) -> Result<arrowfeed_prefetch::LoaderBuilder> {
+    let store = arrowfeed_shard_store::ShardStore::open(dir)?;
+    Ok(arrowfeed_prefetch::Loader::builder(std::sync::Arc::new(
+        store,
+    )))
+}
+
 /// The names most programs use, in one import.
 pub mod prelude {
     pub use arrowfeed_traits::{ByteSource, Error, RandomAccess, Result, batch_memory_size};
@@ -64,7 +85,9 @@ pub mod prelude {
     };
 
     #[cfg(feature = "prefetch")]
-    pub use arrowfeed_prefetch::{Order, Prefetch, PrefetchMetrics, PrefetchReader};
+    pub use arrowfeed_prefetch::{
+        Loader, LoaderState, Order, Prefetch, PrefetchMetrics, PrefetchReader, Remainder, Shuffle,
+    };
 
     #[cfg(feature = "spill")]
     pub use arrowfeed_spill::{Spill, SpillCompression, SpillHandle, SpillReader, SpillWriter};

@@ -11,13 +11,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod cat;
 mod convert;
+mod demo;
 mod info;
 mod input;
 mod take;
 mod touch;
 mod verify;
 
-/// Keeps Arrow data flowing: inspect, print, convert and benchmark Parquet and Arrow IPC files.
+/// Keeps Arrow data flowing: inspect, print, convert and benchmark Parquet and Arrow IPC files
+/// and shard stores, and feed training loops. Start with `arrowfeed demo`.
 #[derive(Debug, Parser)]
 #[command(name = "arrowfeed", version, about, propagate_version = true)]
 struct Cli {
@@ -111,6 +113,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The first run: generate an ML-shaped dataset, write it as Parquet, convert it to a shard
+    /// store, and train two shuffled epochs through the Loader with a simulated step.
+    Demo {
+        /// Where to put the files (default: a new temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rows to generate.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Print one JSON object instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure reading; every value byte is touched, so lazy decoding cannot fake it.
     Bench {
         /// The file, store or Hugging Face directory to read.
@@ -125,9 +140,27 @@ enum Command {
         /// take: gathers to run.
         #[arg(long, default_value_t = 2000)]
         batches: usize,
-        /// take: seed of the random indices.
+        /// take: seed of the random indices; epoch: the shuffle seed.
         #[arg(long, default_value_t = 12345)]
         seed: u64,
+        /// epoch: which epoch.
+        #[arg(long, default_value_t = 0)]
+        epoch: u64,
+        /// epoch: worker threads gathering batches.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// epoch: the order of the rows.
+        #[arg(long, value_enum, default_value_t = ShuffleArg::Global)]
+        shuffle: ShuffleArg,
+        /// epoch: partitions per window of the local shuffle.
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        /// epoch: this rank (with --world-size).
+        #[arg(long, default_value_t = 0)]
+        rank: u64,
+        /// epoch: number of ranks.
+        #[arg(long, default_value_t = 1)]
+        world_size: u64,
         /// Only these columns (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
@@ -157,6 +190,18 @@ enum BenchMode {
     Scan,
     /// Gather batches of uniformly random rows.
     Take,
+    /// One epoch through the Loader.
+    Epoch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShuffleArg {
+    /// Storage order.
+    None,
+    /// Exact global shuffle.
+    Global,
+    /// Shuffled shards, rows shuffled within windows of --window shards.
+    Local,
 }
 
 /// Parses sizes such as `256MiB`, `1GB`, `64k` or `1000`.
@@ -262,6 +307,7 @@ fn run(cli: Cli) -> CliResult {
             seed,
             columns,
             json,
+            ..
         } => bench::take(
             &path,
             batch_size.unwrap_or(256),
@@ -270,6 +316,39 @@ fn run(cli: Cli) -> CliResult {
             columns,
             json,
         ),
+        Command::Bench {
+            path,
+            mode: BenchMode::Epoch,
+            batch_size,
+            seed,
+            epoch,
+            workers,
+            shuffle,
+            window,
+            rank,
+            world_size,
+            columns,
+            json,
+            ..
+        } => {
+            let shuffle = match shuffle {
+                ShuffleArg::None => arrowfeed::prefetch::Shuffle::None,
+                ShuffleArg::Global => arrowfeed::prefetch::Shuffle::Global,
+                ShuffleArg::Local => arrowfeed::prefetch::Shuffle::Local { window },
+            };
+            let args = bench::EpochArgs {
+                batch_size: batch_size.unwrap_or(256),
+                seed,
+                epoch,
+                workers,
+                shuffle,
+                rank,
+                world_size,
+                columns,
+            };
+            bench::epoch(&path, args, json)
+        }
+        Command::Demo { dir, rows, json } => demo::run(dir, rows, json),
     }
 }
 

@@ -319,3 +319,86 @@ fn stores_convert_info_take_verify_and_bench() {
         "{e}"
     );
 }
+
+#[test]
+fn demo_runs_end_to_end_and_reports() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "demo",
+        "--rows",
+        "3000",
+        "--dir",
+        d.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["rows"], 3000);
+    let epochs = v["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    for e in epochs {
+        assert_eq!(e["rows"], 3000);
+        assert!(e["rows_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert!(d.path().join("demo-store/manifest.json").exists());
+}
+
+#[test]
+fn bench_epoch_reads_every_row_once() {
+    let (d, p) = tmp();
+    let store = d.path().join("store");
+    assert!(
+        run(&[
+            "convert",
+            p.to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+            "--shard-size",
+            "1KiB"
+        ])
+        .status
+        .success()
+    );
+    for (workers, shuffle) in [("1", "global"), ("2", "local"), ("2", "none")] {
+        let o = run(&[
+            "bench",
+            store.to_str().unwrap(),
+            "--mode",
+            "epoch",
+            "--batch-size",
+            "7",
+            "--workers",
+            workers,
+            "--shuffle",
+            shuffle,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        for k in [
+            "rows",
+            "bytes",
+            "seconds",
+            "rows_per_s",
+            "mb_per_s",
+            "p50_ms",
+            "p99_ms",
+            "consumer_wait_s",
+        ] {
+            assert!(v[k].is_number(), "{k} missing: {v}");
+        }
+        assert_eq!(v["rows"], 100);
+        assert_eq!(v["batches"], 15);
+    }
+    let o = run(&[
+        "bench",
+        store.to_str().unwrap(),
+        "--mode",
+        "epoch",
+        "--rank",
+        "3",
+        "--world-size",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
