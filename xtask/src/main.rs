@@ -231,11 +231,31 @@ fn forget_packaged_sources() -> Result {
     Ok(())
 }
 
+/// Cargo treats registry crates as immutable, so a dependency packaged again under the same
+/// version is not rebuilt: the verify step would link a stale build from an earlier dry run in
+/// the same target directory. Removing the fingerprints of our crates makes cargo rebuild them
+/// (only them; the heavy dependencies stay cached).
+fn forget_packaged_builds(root: &Path) -> Result {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("arrowfeed") {
+            std::fs::remove_dir_all(e.path())
+                .map_err(|err| format!("cannot remove {}: {err}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `cargo publish --dry-run` of the whole workspace: cargo packages the crates in dependency
 /// order and builds each from its package, resolving the internal ones against the packages
 /// it just made, so this needs only the crates.io index.
 fn package(root: &Path) -> Result {
     forget_packaged_sources()?;
+    forget_packaged_builds(root)?;
     run(
         root,
         cargo().args([

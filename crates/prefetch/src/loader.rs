@@ -81,7 +81,7 @@ impl FromStr for LoaderState {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct LoaderMetrics {
-    /// Batches delivered.
+    /// Batches delivered by this iterator (after a resume: since the resume).
     pub batches: u64,
     /// Rows delivered.
     pub rows: u64,
@@ -457,6 +457,7 @@ impl Loader {
             state,
             gather_nanos,
             rows: 0,
+            delivered: 0,
             started: Instant::now(),
         })
     }
@@ -500,6 +501,7 @@ pub struct LoaderIter {
     state: LoaderState,
     gather_nanos: Arc<AtomicU64>,
     rows: u64,
+    delivered: u64,
     started: Instant,
 }
 
@@ -521,7 +523,7 @@ impl LoaderIter {
     pub fn metrics(&self) -> LoaderMetrics {
         let m = self.reader.metrics();
         LoaderMetrics {
-            batches: m.batches_produced.min(self.state.position),
+            batches: self.delivered,
             rows: self.rows,
             consumer_wait: m.consumer_wait,
             gather: Duration::from_nanos(self.gather_nanos.load(Ordering::Relaxed)),
@@ -544,6 +546,7 @@ impl Iterator for LoaderIter {
         let item = self.reader.next()?;
         if let Ok(b) = &item {
             self.state.position += 1;
+            self.delivered += 1;
             self.rows += b.num_rows() as u64;
         }
         Some(item)

@@ -254,5 +254,6 @@ fn projection_and_metrics() {
     assert_eq!(rows as u64, ds.num_rows());
     let m = it.metrics();
     assert_eq!(m.rows, 500);
+    assert_eq!(m.batches, 8);
     assert!(m.bytes > 0 && m.gather > std::time::Duration::ZERO, "{m}");
 }
