@@ -152,7 +152,11 @@ fn doc(root: &Path) -> Result {
 /// `xtask/interop.py`, which writes files of every type pyarrow can write and checks what the
 /// CLI does with them.
 fn interop(root: &Path) -> Result {
-    run(root, cargo().args(["build", "--package", "arrowfeed-cli"]))?;
+    // The same features as the test build, so the binary it made is reused.
+    run(
+        root,
+        cargo().args(["build", "--package", "arrowfeed-cli", "--all-features"]),
+    )?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let venv = target.join("interop-venv");

@@ -240,6 +240,11 @@ impl IpcFileReader {
         self.blocks.len()
     }
 
+    /// The decoder (dictionaries loaded), output schema and record batch blocks, for a scan plan.
+    pub(crate) fn into_parts(self) -> (Arc<FileDecoder>, SchemaRef, Vec<Block>) {
+        (self.decoder, self.schema, self.blocks)
+    }
+
     /// Reads the header of every record batch (not its body): rows, bytes and compression.
     ///
     /// # Errors

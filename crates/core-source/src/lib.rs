@@ -11,6 +11,7 @@
 //! | [`MemTable`] | batches in memory, as a `RandomAccess` dataset and a reader |
 //! | [`LocalFile`] | a local file as a `ByteSource`, with positioned reads |
 //! | [`info`] | what a file holds, without decoding it |
+//! | [`ParquetScanPlan`], [`IpcScanPlan`] | scan plans (`arrowfeed_traits::ScanPlan`) for an engine to run |
 //!
 //! Every reader is an `arrow_array::RecordBatchReader + Send`, so it plugs into anything that
 //! takes arrow-rs readers.
@@ -49,6 +50,7 @@ mod local;
 mod memtable;
 mod open;
 mod parquet;
+mod plan;
 mod write;
 
 pub use detect::{Format, detect_format};
@@ -57,6 +59,7 @@ pub use local::LocalFile;
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
 pub use parquet::ParquetReader;
+pub use plan::{IpcScanPlan, ParquetScanPlan, run_plan_in_order};
 pub use write::{BatchWriter, WriteCompression};
 
 use arrow_schema::{Schema, SchemaRef};

@@ -143,6 +143,12 @@ impl ParquetReader {
         &self.path
     }
 
+    /// The file's Parquet metadata (crate-internal: the public API does not expose parquet
+    /// types).
+    pub(crate) fn metadata(&self) -> &Arc<ParquetMetaData> {
+        &self.metadata
+    }
+
     /// What `arrowfeed info` shows: rows, row groups, codecs, size on disk.
     pub fn info(&self) -> SourceInfo {
         parquet_info(

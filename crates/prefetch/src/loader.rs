@@ -533,9 +533,80 @@ impl LoaderIter {
         }
     }
 
-    /// The same batches as an async `Stream` that never blocks the executor.
-    pub fn into_stream(self) -> PrefetchStream {
-        self.reader.into_stream()
+    /// The same batches as an async `Stream` that never blocks the executor, keeping
+    /// [`state`](LoaderStream::state) and [`metrics`](LoaderStream::metrics).
+    pub fn into_stream(self) -> LoaderStream {
+        LoaderStream {
+            stream: self.reader.into_stream(),
+            state: self.state,
+            gather_nanos: self.gather_nanos,
+            rows: self.rows,
+            delivered: self.delivered,
+            started: self.started,
+        }
+    }
+}
+
+/// The async side of a [`LoaderIter`]: a `Stream` of the epoch's batches, with the resume
+/// state and the counters.
+pub struct LoaderStream {
+    stream: PrefetchStream,
+    state: LoaderState,
+    gather_nanos: Arc<AtomicU64>,
+    rows: u64,
+    delivered: u64,
+    started: Instant,
+}
+
+impl fmt::Debug for LoaderStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoaderStream")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoaderStream {
+    /// Where the epoch stands: save it to resume after a crash.
+    pub fn state(&self) -> LoaderState {
+        self.state
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> LoaderMetrics {
+        let m = self.stream.metrics();
+        LoaderMetrics {
+            batches: self.delivered,
+            rows: self.rows,
+            consumer_wait: m.consumer_wait,
+            gather: Duration::from_nanos(self.gather_nanos.load(Ordering::Relaxed)),
+            bytes: m.bytes_produced,
+            peak_bytes: m.peak_bytes,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.stream.schema()
+    }
+}
+
+impl futures::Stream for LoaderStream {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let item = futures::ready!(std::pin::Pin::new(&mut this.stream).poll_next(cx));
+        if let Some(Ok(b)) = &item {
+            this.state.position += 1;
+            this.delivered += 1;
+            this.rows += b.num_rows() as u64;
+        }
+        std::task::Poll::Ready(item)
     }
 }
 

@@ -5,4 +5,5 @@ mod common;
 mod conformance;
 mod malformed;
 mod options;
+mod plans;
 mod roundtrip;

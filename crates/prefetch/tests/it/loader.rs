@@ -257,3 +257,30 @@ fn projection_and_metrics() {
     assert_eq!(m.batches, 8);
     assert!(m.bytes > 0 && m.gather > std::time::Duration::ZERO, "{m}");
 }
+
+/// The async stream delivers the same batches and keeps the resume state, on a current-thread
+/// runtime.
+#[tokio::test(flavor = "current_thread")]
+async fn the_stream_keeps_state_and_resumes() {
+    use futures::StreamExt;
+    let ds = table(700, 64);
+    let loader = Loader::builder(ds)
+        .batch_size(50)
+        .seed(9)
+        .workers(2)
+        .build()
+        .unwrap();
+    let want = collect(loader.epoch(1).unwrap());
+    let mut s = loader.epoch(1).unwrap().into_stream();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(s.next().await.unwrap());
+    }
+    let state = s.state();
+    assert_eq!(state.position, 5);
+    assert_eq!(s.metrics().batches, 5);
+    drop(s);
+    let rest: Vec<_> = loader.resume(state).unwrap().into_stream().collect().await;
+    got.extend(rest);
+    assert_eq!(collect(got.into_iter()), want);
+}

@@ -1,0 +1,388 @@
+//! Scan plans for Parquet and Arrow IPC files: *what* to read and *how* to decode it, as
+//! `arrowfeed_traits::ScanPlan`s. An engine (arrowfeed-decode-sched) decides *when*; a plan can
+//! also be run in order on one thread, which is how the tests check it against the readers.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::Block;
+use arrow_ipc::reader::FileDecoder;
+use arrow_schema::SchemaRef;
+use arrowfeed_traits::{Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
+use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{ChunkReader, Length};
+
+use crate::guard::no_panic;
+use crate::ipc::IpcFileReader;
+use crate::{ReadOptions, column_indices};
+
+/// A plan that reads a Parquet file one row group per task, fetching only the projected
+/// columns' chunks.
+pub struct ParquetScanPlan {
+    path: Arc<PathBuf>,
+    file_bytes: u64,
+    metadata: Arc<ArrowReaderMetadata>,
+    mask: ProjectionMask,
+    reorder: Option<Vec<usize>>,
+    schema: SchemaRef,
+    batch_size: usize,
+    row_groups: VecDeque<usize>,
+    next_row: u64,
+    total_rows: u64,
+}
+
+impl std::fmt::Debug for ParquetScanPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetScanPlan")
+            .field("path", &self.path)
+            .field("row_groups", &self.row_groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParquetScanPlan {
+    /// Plans a scan of the Parquet file at `path` with `options` (columns, row groups, batch
+    /// size). Reads the footer now; no column data.
+    ///
+    /// # Errors
+    /// As [`ParquetReader::open`](crate::ParquetReader::open).
+    pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
+        let path = path.as_ref();
+        // The reader validates the footer and the chunk ranges; reuse its checks.
+        let reader = crate::ParquetReader::open(path, options)?;
+        let file_bytes = reader.info().file_bytes;
+        let md = reader.metadata();
+        let arrow_md = ArrowReaderMetadata::try_new(md.clone(), ArrowReaderOptions::new())
+            .map_err(|e| Error::external(path, e))?;
+        let file_schema = arrow_md.schema().clone();
+        let (mask, reorder, schema) = match &options.columns {
+            None => (ProjectionMask::all(), None, file_schema.clone()),
+            Some(names) => {
+                let wanted =
+                    column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
+                let mut sorted = wanted.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                let reorder: Vec<usize> = wanted
+                    .iter()
+                    .map(|w| {
+                        sorted
+                            .binary_search(w)
+                            .expect("sorted holds every wanted index")
+                    })
+                    .collect();
+                let schema = Arc::new(file_schema.project(&wanted)?);
+                (
+                    ProjectionMask::roots(arrow_md.parquet_schema(), sorted.iter().copied()),
+                    Some(reorder),
+                    schema,
+                )
+            }
+        };
+        let row_groups: VecDeque<usize> = match &options.row_groups {
+            Some(r) => r.iter().copied().collect(),
+            None => (0..md.num_row_groups()).collect(),
+        };
+        let total_rows = row_groups
+            .iter()
+            .map(|&g| md.row_group(g).num_rows().max(0) as u64)
+            .sum();
+        Ok(Self {
+            path: Arc::new(path.to_path_buf()),
+            file_bytes,
+            metadata: Arc::new(arrow_md),
+            mask,
+            reorder,
+            schema,
+            batch_size: options.parquet_batch_size().max(1),
+            row_groups,
+            next_row: 0,
+            total_rows,
+        })
+    }
+}
+
+impl Iterator for ParquetScanPlan {
+    type Item = Result<ReadTask>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let g = self.row_groups.pop_front()?;
+        let md: &ParquetMetaData = self.metadata.metadata();
+        let rg = md.row_group(g);
+        let ranges: Vec<std::ops::Range<u64>> = rg
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| self.mask.leaf_included(*c))
+            .map(|(_, col)| {
+                let (start, len) = col.byte_range();
+                start..start + len
+            })
+            .collect();
+        let rows = rg.num_rows().max(0) as u64;
+        let task = ReadTask {
+            ranges: ranges.clone(),
+            priority: self.next_row,
+            rows: self.next_row..self.next_row + rows,
+            decoder: Box::new(ParquetRowGroupDecoder {
+                path: self.path.clone(),
+                file_bytes: self.file_bytes,
+                metadata: self.metadata.clone(),
+                mask: self.mask.clone(),
+                reorder: self.reorder.clone(),
+                batch_size: self.batch_size,
+                row_group: g,
+                ranges,
+            }),
+        };
+        self.next_row += rows;
+        Some(Ok(task))
+    }
+}
+
+impl ScanPlan for ParquetScanPlan {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+}
+
+/// Decodes one row group from its fetched column chunks with the parquet crate's decoders.
+struct ParquetRowGroupDecoder {
+    path: Arc<PathBuf>,
+    file_bytes: u64,
+    metadata: Arc<ArrowReaderMetadata>,
+    mask: ProjectionMask,
+    reorder: Option<Vec<usize>>,
+    batch_size: usize,
+    row_group: usize,
+    ranges: Vec<std::ops::Range<u64>>,
+}
+
+/// The fetched byte ranges of a file, served to the parquet crate as if it were the file.
+struct Fetched {
+    len: u64,
+    parts: Vec<(u64, Bytes)>,
+}
+
+impl Fetched {
+    fn find(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start + length as u64;
+        self.parts
+            .iter()
+            .find(|(s, b)| *s <= start && end <= s + b.len() as u64)
+            .map(|(s, b)| b.slice((start - s) as usize..(end - s) as usize))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "bytes {start}..{end} were not fetched"
+                ))
+            })
+    }
+}
+
+impl Length for Fetched {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Fetched {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let (s, b) = self
+            .parts
+            .iter()
+            .find(|(s, b)| *s <= start && start < s + b.len() as u64)
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!("byte {start} was not fetched"))
+            })?;
+        Ok(bytes::Buf::reader(b.slice((start - s) as usize..)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.find(start, length)
+    }
+}
+
+impl TaskDecoder for ParquetRowGroupDecoder {
+    fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
+        let path = self.path.as_path();
+        if bytes.len() != self.ranges.len() {
+            return Err(Error::invalid_argument(format!(
+                "{}: the decoder got {} ranges, asked for {}",
+                path.display(),
+                bytes.len(),
+                self.ranges.len()
+            )));
+        }
+        let fetched = Fetched {
+            len: self.file_bytes,
+            parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
+        };
+        no_panic(path, || {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                fetched,
+                (*self.metadata).clone(),
+            )
+            .with_row_groups(vec![self.row_group])
+            .with_projection(self.mask.clone())
+            .with_batch_size(self.batch_size)
+            .build()
+            .map_err(|e| Error::external(path, e))?;
+            let mut out = Vec::new();
+            for b in reader {
+                let b = b.map_err(|e| Error::arrow_at(path, e))?;
+                out.push(match &self.reorder {
+                    Some(p) => b.project(p)?,
+                    None => b,
+                });
+            }
+            Ok(Decoded::Batches(out))
+        })
+    }
+}
+
+/// A plan that reads an Arrow IPC file one record batch block per task.
+pub struct IpcScanPlan {
+    path: Arc<PathBuf>,
+    decoder: Arc<FileDecoder>,
+    schema: SchemaRef,
+    blocks: VecDeque<(Block, u64)>,
+    next_row: u64,
+    total_rows: u64,
+}
+
+impl std::fmt::Debug for IpcScanPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcScanPlan")
+            .field("path", &self.path)
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpcScanPlan {
+    /// Plans a scan of the Arrow IPC file at `path`, reading only `columns` (by name) if given.
+    /// Reads the footer, the dictionaries and the record batch headers now.
+    ///
+    /// # Errors
+    /// As [`IpcFileReader::open`].
+    pub fn try_new(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
+        let path = path.as_ref();
+        let projection = match columns {
+            None => None,
+            Some(names) => {
+                let r = IpcFileReader::open(path)?;
+                Some(
+                    column_indices(&arrow_array::RecordBatchReader::schema(&r), names)
+                        .map_err(|e| e.or_location(path))?,
+                )
+            }
+        };
+        let reader = IpcFileReader::open_with_projection(path, projection)?;
+        let infos = reader.batch_infos()?;
+        let (decoder, schema, blocks) = reader.into_parts();
+        let blocks: VecDeque<(Block, u64)> = blocks
+            .into_iter()
+            .zip(infos.iter().map(|i| i.rows))
+            .collect();
+        let total_rows = blocks.iter().map(|(_, r)| r).sum();
+        Ok(Self {
+            path: Arc::new(path.to_path_buf()),
+            decoder,
+            schema,
+            blocks,
+            next_row: 0,
+            total_rows,
+        })
+    }
+}
+
+impl Iterator for IpcScanPlan {
+    type Item = Result<ReadTask>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (block, rows) = self.blocks.pop_front()?;
+        let start = block.offset() as u64;
+        let len = block.metaDataLength() as u64 + block.bodyLength() as u64;
+        let (path, decoder) = (self.path.clone(), self.decoder.clone());
+        #[allow(clippy::single_range_in_vec_init, reason = "one byte range: the block")]
+        let ranges = vec![start..start + len];
+        let task = ReadTask {
+            ranges,
+            priority: self.next_row,
+            rows: self.next_row..self.next_row + rows,
+            decoder: Box::new(move |bytes: Vec<Bytes>| -> Result<Decoded> {
+                let path = path.as_path();
+                let data = bytes.into_iter().next().ok_or_else(|| {
+                    Error::invalid_argument(format!("{}: no bytes for the block", path.display()))
+                })?;
+                let buf = Buffer::from(data);
+                no_panic(path, || match decoder.read_record_batch(&block, &buf) {
+                    Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),
+                    Ok(None) => Ok(Decoded::Batches(vec![])),
+                    Err(e) => Err(Error::arrow_at(path, e)),
+                })
+            }),
+        };
+        self.next_row += rows;
+        Some(Ok(task))
+    }
+}
+
+impl ScanPlan for IpcScanPlan {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn total_rows(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+}
+
+/// Runs `plan` in order on this thread, reading through `read(range)`: the reference an engine's
+/// output must equal, and a simple way to use a plan without one.
+///
+/// # Errors
+/// The first error of the plan, a read, or a decoder.
+pub fn run_plan_in_order(
+    plan: impl ScanPlan,
+    mut read: impl FnMut(std::ops::Range<u64>) -> Result<Bytes>,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for task in plan {
+        let task = task?;
+        let mut ranges = task.ranges;
+        let mut decoder = task.decoder;
+        loop {
+            let bytes = ranges
+                .iter()
+                .map(|r| read(r.clone()))
+                .collect::<Result<Vec<_>>>()?;
+            match decoder.decode(bytes)? {
+                Decoded::Batches(b) => {
+                    out.extend(b);
+                    break;
+                }
+                Decoded::NeedMore {
+                    ranges: more,
+                    decoder: next,
+                } => {
+                    ranges = more;
+                    decoder = next;
+                }
+            }
+        }
+    }
+    Ok(out)
+}

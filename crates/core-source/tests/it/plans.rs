@@ -1,0 +1,85 @@
+//! Scan plans run in order equal the readers' output, for every projection and row-group
+//! selection.
+
+use arrowfeed_core_source::{
+    IpcScanPlan, LocalFile, ParquetScanPlan, ReadOptions, open_with, run_plan_in_order,
+};
+use arrowfeed_traits::ScanPlan;
+use proptest::prelude::*;
+
+use crate::common::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn plans_equal_the_readers(
+        cols in proptest::collection::vec(proptest::sample::select(ALL.to_vec()), 1..5),
+        sizes in proptest::collection::vec(0usize..120, 1..4),
+        pick in proptest::option::of(proptest::sample::subsequence((0usize..5).collect::<Vec<_>>(), 1..3)),
+        seed in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = schema(&cols);
+        let input = batches(&cols, &sizes, seed);
+        let columns: Option<Vec<String>> = pick.map(|p| p.into_iter().filter(|&i| i < cols.len()).rev().map(|i| schema.field(i).name().clone()).collect());
+        let columns = columns.filter(|c| !c.is_empty());
+        let mut opts = ReadOptions::default();
+        opts.columns = columns.clone();
+        for out in [Out::Parquet, Out::IpcFile, Out::IpcFileLz4] {
+            let path = dir.path().join(format!("{out:?}"));
+            write(&path, out, &schema, &input);
+            let want: Vec<_> = open_with(&path, &opts).unwrap().collect::<Result<_, _>>().unwrap();
+            let file = LocalFile::open(&path).unwrap();
+            let got = if out == Out::Parquet {
+                let plan = ParquetScanPlan::try_new(&path, &opts).unwrap();
+                prop_assert_eq!(plan.total_rows(), Some(want.iter().map(|b| b.num_rows() as u64).sum()));
+                let s = plan.schema();
+                (s, run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap())
+            } else {
+                let plan = IpcScanPlan::try_new(&path, columns.as_deref()).unwrap();
+                let s = plan.schema();
+                (s, run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap())
+            };
+            prop_assert_eq!(concat(&got.0, &got.1), concat(&got.0, &want), "{:?}", out);
+        }
+    }
+}
+
+#[test]
+fn parquet_plans_read_only_the_projected_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cols = [Col::Int64, Col::Utf8, Col::Binary];
+    let schema = schema(&cols);
+    let path = dir.path().join("f.parquet");
+    write(&path, Out::Parquet, &schema, &batches(&cols, &[120], 1));
+    let all: u64 = ParquetScanPlan::try_new(&path, &ReadOptions::default())
+        .unwrap()
+        .map(|t| {
+            t.unwrap()
+                .ranges
+                .iter()
+                .map(|r| r.end - r.start)
+                .sum::<u64>()
+        })
+        .sum();
+    let opts = ReadOptions::default().with_columns([schema.field(0).name().clone()]);
+    let one: u64 = ParquetScanPlan::try_new(&path, &opts)
+        .unwrap()
+        .map(|t| {
+            t.unwrap()
+                .ranges
+                .iter()
+                .map(|r| r.end - r.start)
+                .sum::<u64>()
+        })
+        .sum();
+    assert!(one * 2 < all, "projected {one} bytes of {all}");
+    let opts = ReadOptions::default().with_row_groups(vec![1]);
+    let tasks: Vec<_> = ParquetScanPlan::try_new(&path, &opts)
+        .unwrap()
+        .map(|t| t.unwrap())
+        .collect();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].rows, 0..50);
+}
