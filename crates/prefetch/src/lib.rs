@@ -53,7 +53,8 @@ mod reader;
 mod sampler;
 
 pub use loader::{
-    Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderState, PAD_COLUMN, Remainder,
+    Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderState, LoaderStream, PAD_COLUMN,
+    Remainder,
 };
 pub use metrics::PrefetchMetrics;
 pub use options::{Order, Prefetch, PrefetchBuilder};
