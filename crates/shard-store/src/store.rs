@@ -355,7 +355,7 @@ impl ShardStore {
         self.slice(row, 1, projection)
     }
 
-    /// The number of files a shard store of this size keeps open: for tests and monitoring.
+    /// The cap on shards open at once (see [`OpenOptions::max_open_shards`]).
     pub fn max_open_shards(&self) -> usize {
         self.inner.options.max_open_shards
     }

@@ -70,6 +70,13 @@ fn the_store_passes_the_conformance_kit() {
     );
     assert_eq!(store.num_shards(), 5);
     check_random_access(&store, &all);
+    for r in [0u64, 49, 50, 176] {
+        assert_eq!(
+            store.get_row(r, Some(&[1, 0])).unwrap(),
+            all.slice(r as usize, 1).project(&[1, 0]).unwrap()
+        );
+    }
+    assert!(store.get_row(177, None).is_err());
     // Shared across threads.
     std::thread::scope(|s| {
         for t in 0..4u64 {
