@@ -460,6 +460,25 @@ fn gathered_len(arrays: &[&dyn Array], positions: &[(usize, usize)]) -> u64 {
     }
 }
 
+/// Total value length of whole arrays, for offset types: what concatenating them produces.
+fn values_len(arrays: &[&dyn Array]) -> u64 {
+    fn span<O: arrow_array::OffsetSizeTrait>(o: &[O]) -> u64 {
+        match (o.first(), o.last()) {
+            (Some(a), Some(b)) => (b.as_usize() - a.as_usize()) as u64,
+            _ => 0,
+        }
+    }
+    arrays
+        .iter()
+        .map(|a| match a.data_type() {
+            DataType::Utf8 => span(a.as_string::<i32>().value_offsets()),
+            DataType::Binary => span(a.as_binary::<i32>().value_offsets()),
+            DataType::List(_) => span(a.as_list::<i32>().value_offsets()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Gathers one column; a string, binary or list column whose output would not fit 32-bit
 /// offsets comes back as its large type instead of overflowing.
 fn gather_column(arrays: Vec<&dyn Array>, positions: &[(usize, usize)]) -> Result<ArrayRef> {
@@ -593,14 +612,13 @@ impl RandomAccess for ShardStore {
         let columns = (0..schema.fields().len())
             .map(|c| {
                 let arrays: Vec<&dyn Array> = pieces.iter().map(|p| p.column(c).as_ref()).collect();
-                let total: u64 = pieces.iter().map(|p| p.num_rows() as u64).sum();
-                let positions: Vec<(usize, usize)> = pieces
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(k, p)| (0..p.num_rows()).map(move |r| (k, r)))
-                    .collect();
-                debug_assert_eq!(positions.len() as u64, total);
-                if gathered_len(&arrays, &positions) > i32::MAX as u64 {
+                if values_len(&arrays) > i32::MAX as u64 {
+                    // Rare: only then build the positions a large-type gather needs.
+                    let positions: Vec<(usize, usize)> = pieces
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(k, p)| (0..p.num_rows()).map(move |r| (k, r)))
+                        .collect();
                     gather_column(arrays, &positions)
                 } else {
                     Ok(arrow_select::concat::concat(&arrays)?)

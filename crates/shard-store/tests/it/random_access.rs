@@ -254,4 +254,42 @@ fn gathers_past_32_bit_offsets_return_large_types() {
             .data_type(),
         &arrow_schema::DataType::Binary
     );
+
+    // A slice across batches whose values add up past 2 GiB is promoted the same way.
+    let big = vec![9u8; 1100 << 20];
+    let a = RecordBatch::try_from_iter([(
+        "blob",
+        Arc::new(BinaryArray::from_vec(vec![big.as_slice()])) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let b = RecordBatch::try_from_iter([(
+        "blob",
+        Arc::new(BinaryArray::from_vec(vec![b"x".as_slice(), big.as_slice()]))
+            as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    drop(big);
+    let p2 = dir.path().join("big2");
+    arrowfeed_shard_store::write_batches(
+        &p2,
+        a.schema(),
+        vec![a, b],
+        &StoreWriter::new().batch_rows(1),
+    )
+    .unwrap();
+    let store = ShardStore::open(&p2).unwrap();
+    let out = store.slice(0, 3, None).unwrap();
+    assert_eq!(
+        out.schema().field(0).data_type(),
+        &arrow_schema::DataType::LargeBinary
+    );
+    let blob = out
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow_array::LargeBinaryArray>()
+        .unwrap();
+    assert_eq!(
+        (blob.value(0).len(), blob.value(1), blob.value(2).len()),
+        (1100 << 20, b"x".as_slice(), 1100 << 20)
+    );
 }
