@@ -8,7 +8,10 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{Error, Result};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::guard::no_panic;
@@ -73,57 +76,18 @@ impl ParquetReader {
     }
 
     fn build(path: &Path, file: File, file_bytes: u64, options: &ReadOptions) -> Result<Self> {
-        if file_bytes < 12 {
-            return Err(Error::corrupt(
-                path,
-                format!("too short for a Parquet file ({file_bytes} bytes; truncated?)"),
-            ));
-        }
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::external(path, e))?;
-        let metadata = builder.metadata().clone();
-        check_chunk_ranges(path, &metadata, file_bytes)?;
-        let file_schema = builder.schema().clone();
-
-        let (mask, reorder, schema) = match &options.columns {
-            None => (None, None, file_schema.clone()),
-            Some(names) => {
-                let wanted =
-                    crate::column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
-                let mut sorted = wanted.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                let reorder: Vec<usize> = wanted
-                    .iter()
-                    .map(|w| {
-                        sorted
-                            .binary_search(w)
-                            .expect("sorted holds every wanted index")
-                    })
-                    .collect();
-                let schema = Arc::new(
-                    file_schema
-                        .project(&wanted)
-                        .map_err(|e| Error::arrow_at(path, e))?,
-                );
-                let mask = ProjectionMask::roots(builder.parquet_schema(), sorted.iter().copied());
-                let identity = reorder.iter().enumerate().all(|(i, &r)| i == r)
-                    && reorder.len() == sorted.len();
-                (Some(mask), (!identity).then_some(reorder), schema)
-            }
-        };
-        let mut builder = builder.with_batch_size(options.parquet_batch_size().max(1));
-        if let Some(mask) = mask {
-            builder = builder.with_projection(mask);
-        }
+        let md = load_metadata(path, &file, file_bytes)?;
+        let metadata = md.metadata().clone();
+        let Projection {
+            mask,
+            reorder,
+            schema,
+        } = resolve_columns(path, &md, options.columns.as_deref())?;
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, md)
+            .with_batch_size(options.parquet_batch_size().max(1))
+            .with_projection(mask);
         if let Some(rgs) = &options.row_groups {
-            let n = metadata.num_row_groups();
-            if let Some(bad) = rgs.iter().find(|&&g| g >= n) {
-                return Err(Error::invalid_argument(format!(
-                    "{}: row group {bad} does not exist (the file has {n})",
-                    path.display()
-                )));
-            }
+            check_row_groups(path, &metadata, rgs)?;
             builder = builder.with_row_groups(rgs.clone());
         }
         let inner = builder.build().map_err(|e| Error::external(path, e))?;
@@ -143,12 +107,6 @@ impl ParquetReader {
         &self.path
     }
 
-    /// The file's Parquet metadata (crate-internal: the public API does not expose parquet
-    /// types).
-    pub(crate) fn metadata(&self) -> &Arc<ParquetMetaData> {
-        &self.metadata
-    }
-
     /// What `arrowfeed info` shows: rows, row groups, codecs, size on disk.
     pub fn info(&self) -> SourceInfo {
         parquet_info(
@@ -157,6 +115,91 @@ impl ParquetReader {
             self.file_bytes,
             self.schema.clone(),
         )
+    }
+}
+
+/// Reads and checks a Parquet file's footer: long enough to be Parquet, and every column chunk
+/// inside the file, before any of them is read.
+pub(crate) fn load_metadata(
+    path: &Path,
+    file: &File,
+    file_bytes: u64,
+) -> Result<ArrowReaderMetadata> {
+    if file_bytes < 12 {
+        return Err(Error::corrupt(
+            path,
+            format!("too short for a Parquet file ({file_bytes} bytes; truncated?)"),
+        ));
+    }
+    let md = ArrowReaderMetadata::load(file, ArrowReaderOptions::new())
+        .map_err(|e| Error::external(path, e))?;
+    check_chunk_ranges(path, md.metadata(), file_bytes)?;
+    Ok(md)
+}
+
+/// Columns asked for by name, resolved against a file.
+pub(crate) struct Projection {
+    /// The root columns to decode (the decoder yields them in file order).
+    pub(crate) mask: ProjectionMask,
+    /// Puts decoded columns in the order asked for; `None` when file order already is.
+    pub(crate) reorder: Option<Vec<usize>>,
+    /// The output schema.
+    pub(crate) schema: SchemaRef,
+}
+
+/// Resolves `columns` (all when `None`) against the file described by `md`.
+pub(crate) fn resolve_columns(
+    path: &Path,
+    md: &ArrowReaderMetadata,
+    columns: Option<&[String]>,
+) -> Result<Projection> {
+    let file_schema = md.schema().clone();
+    let Some(names) = columns else {
+        return Ok(Projection {
+            mask: ProjectionMask::all(),
+            reorder: None,
+            schema: file_schema,
+        });
+    };
+    let wanted = crate::column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
+    let mut sorted = wanted.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let reorder: Vec<usize> = wanted
+        .iter()
+        .map(|w| {
+            sorted
+                .binary_search(w)
+                .expect("sorted holds every wanted index")
+        })
+        .collect();
+    let identity =
+        reorder.len() == sorted.len() && reorder.iter().enumerate().all(|(i, &r)| i == r);
+    let schema = Arc::new(
+        file_schema
+            .project(&wanted)
+            .map_err(|e| Error::arrow_at(path, e))?,
+    );
+    Ok(Projection {
+        mask: ProjectionMask::roots(md.parquet_schema(), sorted.iter().copied()),
+        reorder: (!identity).then_some(reorder),
+        schema,
+    })
+}
+
+/// Rejects row groups the file does not have.
+pub(crate) fn check_row_groups(
+    path: &Path,
+    md: &ParquetMetaData,
+    row_groups: &[usize],
+) -> Result<()> {
+    let n = md.num_row_groups();
+    match row_groups.iter().find(|&&g| g >= n) {
+        Some(bad) => Err(Error::invalid_argument(format!(
+            "{}: row group {bad} does not exist (the file has {n})",
+            path.display()
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -14,14 +14,13 @@ use arrow_schema::SchemaRef;
 use arrowfeed_traits::{Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
+use crate::parquet::{Projection, check_row_groups, load_metadata, resolve_columns};
 use crate::{ReadOptions, column_indices};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
@@ -56,37 +55,18 @@ impl ParquetScanPlan {
     /// As [`ParquetReader::open`](crate::ParquetReader::open).
     pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
-        // The reader validates the footer and the chunk ranges; reuse its checks.
-        let reader = crate::ParquetReader::open(path, options)?;
-        let file_bytes = reader.info().file_bytes;
-        let md = reader.metadata();
-        let arrow_md = ArrowReaderMetadata::try_new(md.clone(), ArrowReaderOptions::new())
-            .map_err(|e| Error::external(path, e))?;
-        let file_schema = arrow_md.schema().clone();
-        let (mask, reorder, schema) = match &options.columns {
-            None => (ProjectionMask::all(), None, file_schema.clone()),
-            Some(names) => {
-                let wanted =
-                    column_indices(&file_schema, names).map_err(|e| e.or_location(path))?;
-                let mut sorted = wanted.clone();
-                sorted.sort_unstable();
-                sorted.dedup();
-                let reorder: Vec<usize> = wanted
-                    .iter()
-                    .map(|w| {
-                        sorted
-                            .binary_search(w)
-                            .expect("sorted holds every wanted index")
-                    })
-                    .collect();
-                let schema = Arc::new(file_schema.project(&wanted)?);
-                (
-                    ProjectionMask::roots(arrow_md.parquet_schema(), sorted.iter().copied()),
-                    Some(reorder),
-                    schema,
-                )
-            }
-        };
+        let file = crate::detect::open_regular_file(path)?;
+        let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let arrow_md = no_panic(path, || load_metadata(path, &file, file_bytes))?;
+        let md = arrow_md.metadata().clone();
+        let Projection {
+            mask,
+            reorder,
+            schema,
+        } = resolve_columns(path, &arrow_md, options.columns.as_deref())?;
+        if let Some(rgs) = &options.row_groups {
+            check_row_groups(path, &md, rgs)?;
+        }
         let row_groups: VecDeque<usize> = match &options.row_groups {
             Some(r) => r.iter().copied().collect(),
             None => (0..md.num_row_groups()).collect(),

@@ -454,11 +454,13 @@ impl Loader {
             .spawn_many(sources)?;
         Ok(LoaderIter {
             reader,
-            state,
-            gather_nanos,
-            rows: 0,
-            delivered: 0,
-            started: Instant::now(),
+            progress: Progress {
+                state,
+                gather_nanos,
+                rows: 0,
+                delivered: 0,
+                started: Instant::now(),
+            },
         })
     }
 }
@@ -494,10 +496,9 @@ impl RecordBatchReader for WorkerSource {
     }
 }
 
-/// The batches of one epoch for one rank, in order; a blocking iterator (and
-/// [`into_stream`](Self::into_stream) for async code).
-pub struct LoaderIter {
-    reader: PrefetchReader,
+/// What an epoch's consumer side has delivered: shared by the blocking iterator and the stream.
+#[derive(Debug)]
+struct Progress {
     state: LoaderState,
     gather_nanos: Arc<AtomicU64>,
     rows: u64,
@@ -505,23 +506,17 @@ pub struct LoaderIter {
     started: Instant,
 }
 
-impl fmt::Debug for LoaderIter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoaderIter")
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
-
-impl LoaderIter {
-    /// Where the epoch stands: save it to resume after a crash.
-    pub fn state(&self) -> LoaderState {
-        self.state
+impl Progress {
+    /// Counts a delivered item; errors do not advance the resume position.
+    fn record(&mut self, item: &std::result::Result<RecordBatch, ArrowError>) {
+        if let Ok(b) = item {
+            self.state.position += 1;
+            self.delivered += 1;
+            self.rows += b.num_rows() as u64;
+        }
     }
 
-    /// The counters so far.
-    pub fn metrics(&self) -> LoaderMetrics {
-        let m = self.reader.metrics();
+    fn metrics(&self, m: crate::PrefetchMetrics) -> LoaderMetrics {
         LoaderMetrics {
             batches: self.delivered,
             rows: self.rows,
@@ -532,17 +527,40 @@ impl LoaderIter {
             elapsed: self.started.elapsed(),
         }
     }
+}
+
+/// The batches of one epoch for one rank, in order; a blocking iterator (and
+/// [`into_stream`](Self::into_stream) for async code).
+pub struct LoaderIter {
+    reader: PrefetchReader,
+    progress: Progress,
+}
+
+impl fmt::Debug for LoaderIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoaderIter")
+            .field("state", &self.progress.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoaderIter {
+    /// Where the epoch stands: save it to resume after a crash.
+    pub fn state(&self) -> LoaderState {
+        self.progress.state
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> LoaderMetrics {
+        self.progress.metrics(self.reader.metrics())
+    }
 
     /// The same batches as an async `Stream` that never blocks the executor, keeping
     /// [`state`](LoaderStream::state) and [`metrics`](LoaderStream::metrics).
     pub fn into_stream(self) -> LoaderStream {
         LoaderStream {
             stream: self.reader.into_stream(),
-            state: self.state,
-            gather_nanos: self.gather_nanos,
-            rows: self.rows,
-            delivered: self.delivered,
-            started: self.started,
+            progress: self.progress,
         }
     }
 }
@@ -551,17 +569,13 @@ impl LoaderIter {
 /// state and the counters.
 pub struct LoaderStream {
     stream: PrefetchStream,
-    state: LoaderState,
-    gather_nanos: Arc<AtomicU64>,
-    rows: u64,
-    delivered: u64,
-    started: Instant,
+    progress: Progress,
 }
 
 impl fmt::Debug for LoaderStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoaderStream")
-            .field("state", &self.state)
+            .field("state", &self.progress.state)
             .finish_non_exhaustive()
     }
 }
@@ -569,21 +583,12 @@ impl fmt::Debug for LoaderStream {
 impl LoaderStream {
     /// Where the epoch stands: save it to resume after a crash.
     pub fn state(&self) -> LoaderState {
-        self.state
+        self.progress.state
     }
 
     /// The counters so far.
     pub fn metrics(&self) -> LoaderMetrics {
-        let m = self.stream.metrics();
-        LoaderMetrics {
-            batches: self.delivered,
-            rows: self.rows,
-            consumer_wait: m.consumer_wait,
-            gather: Duration::from_nanos(self.gather_nanos.load(Ordering::Relaxed)),
-            bytes: m.bytes_produced,
-            peak_bytes: m.peak_bytes,
-            elapsed: self.started.elapsed(),
-        }
+        self.progress.metrics(self.stream.metrics())
     }
 
     /// The schema of every batch.
@@ -601,10 +606,8 @@ impl futures::Stream for LoaderStream {
     ) -> std::task::Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let item = futures::ready!(std::pin::Pin::new(&mut this.stream).poll_next(cx));
-        if let Some(Ok(b)) = &item {
-            this.state.position += 1;
-            this.delivered += 1;
-            this.rows += b.num_rows() as u64;
+        if let Some(item) = &item {
+            this.progress.record(item);
         }
         std::task::Poll::Ready(item)
     }
@@ -615,11 +618,7 @@ impl Iterator for LoaderIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.reader.next()?;
-        if let Ok(b) = &item {
-            self.state.position += 1;
-            self.delivered += 1;
-            self.rows += b.num_rows() as u64;
-        }
+        self.progress.record(&item);
         Some(item)
     }
 }
