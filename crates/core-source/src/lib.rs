@@ -55,7 +55,7 @@ mod write;
 
 pub use detect::{Format, detect_format};
 pub use ipc::{IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos};
-pub use local::LocalFile;
+pub use local::{LocalFile, MmapFile};
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
 pub use parquet::ParquetReader;

@@ -151,3 +151,97 @@ impl ByteSource for LocalFile {
         true
     }
 }
+
+/// A local file mapped into memory, as a [`ByteSource`]: reads are zero-copy slices of the map.
+///
+/// The whole file is mapped when opened (with its pages populated where the OS supports it, so
+/// the first scan does not fault page by page). Mapping is a documented hazard of memory maps:
+/// if another process truncates the file while it is mapped, reading the lost pages raises
+/// `SIGBUS`. Use [`LocalFile`] (positioned reads into memory) for files that may change.
+///
+/// [`ByteSource::is_blocking`] is true: touching a page that is not in memory waits for the
+/// disk.
+///
+/// ```
+/// use arrowfeed_core_source::MmapFile;
+/// use arrowfeed_traits::ByteSource;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("hello.bin");
+/// std::fs::write(&path, b"hello, world")?;
+/// let file = MmapFile::open(&path)?;
+/// let bytes = futures::executor::block_on(file.read(7..12))?;
+/// assert_eq!(&bytes[..], b"world");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MmapFile {
+    name: Arc<str>,
+    path: Arc<Path>,
+    data: Bytes,
+}
+
+impl MmapFile {
+    /// Maps the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the path if it cannot be opened or mapped, or is a directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = open_regular_file(path)?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let data = if size == 0 {
+            Bytes::new()
+        } else {
+            let len = usize::try_from(size)
+                .map_err(|_| Error::corrupt(path, "larger than the address space"))?;
+            let mut options = memmap2::MmapOptions::new();
+            options.len(len).populate();
+            // SAFETY: sound as long as nobody truncates or rewrites the file while it is
+            // mapped, the hazard the type's documentation states; the length was taken from the
+            // open file just above.
+            let map = unsafe { options.map(&file) }.map_err(|e| Error::io(path, e))?;
+            Bytes::from_owner(map)
+        };
+        Ok(Self {
+            name: path.display().to_string().into(),
+            path: path.into(),
+            data,
+        })
+    }
+
+    /// The path this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The size of the mapped file.
+    pub fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl ByteSource for MmapFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(futures::future::ready(Ok(self.len())))
+    }
+
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+        let r = check_range(&self.name, &range, self.len())
+            .map(|r| self.data.slice(r.start as usize..r.end as usize));
+        Box::pin(futures::future::ready(r))
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+}

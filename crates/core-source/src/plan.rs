@@ -90,6 +90,21 @@ impl ParquetScanPlan {
     }
 }
 
+impl ParquetScanPlan {
+    /// Sets the rows per batch the decoders produce (default: the options' batch size, else
+    /// 8,192). An engine that re-cuts batches to its own size does less copying with larger
+    /// decoded batches: only output batches that straddle two decoded ones are copied.
+    pub fn with_decode_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_size = rows.max(1);
+        self
+    }
+
+    /// The number of row groups still to plan.
+    pub fn remaining_row_groups(&self) -> usize {
+        self.row_groups.len()
+    }
+}
+
 impl Iterator for ParquetScanPlan {
     type Item = Result<ReadTask>;
 

@@ -1,0 +1,666 @@
+//! The scheduler: one mutex-guarded state shared by the I/O threads, the decode threads and the
+//! consumer.
+//!
+//! A task moves through: *staged* (pulled from the plan, waiting for budget) → *fetching*
+//! (charged; its physical reads are in the I/O queue or in flight) → *ready* (all bytes in; in
+//! the decode queue) → *decoding* → either *done* (batches waiting for the consumer) or back to
+//! *fetching* for the ranges a decoder asked for (`Decoded::NeedMore`, served ahead of new
+//! tasks). The budget a task was charged is released when the consumer takes its batches.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use arrowfeed_traits::{ByteSource, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
+use bytes::Bytes;
+
+use crate::ScanMetrics;
+use crate::reads::{assemble, plan_reads};
+
+/// Settings the engine runs with (validated by the builder).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) io_parallelism: usize,
+    pub(crate) decode_parallelism: usize,
+    pub(crate) budget: u64,
+    pub(crate) coalesce_gap: u64,
+    pub(crate) max_request: u64,
+    pub(crate) max_tasks: usize,
+}
+
+/// A physical read in the I/O queue. Ordered so that the smallest key is served first:
+/// follow-up reads (class 0) before new tasks' reads (class 1), then by priority, then by plan
+/// order.
+type IoKey = Reverse<(u8, u64, u64, usize)>;
+
+struct Fetch {
+    /// The ranges the decoder asked for, in its order.
+    ranges: Vec<Range<u64>>,
+    /// The physical reads, sorted by start, with their bytes once read.
+    pieces: Vec<(Range<u64>, Option<Bytes>)>,
+    remaining: usize,
+}
+
+struct Task {
+    priority: u64,
+    rows: Range<u64>,
+    /// Budget held until the consumer takes the task's batches.
+    charge: u64,
+    decoder: Option<Box<dyn TaskDecoder>>,
+    fetch: Option<Fetch>,
+    /// Ranges a decoder asked for, waiting for admission.
+    wanted: Option<Vec<Range<u64>>>,
+    /// The bytes of a finished fetch, waiting for a decode thread.
+    ready: Option<Vec<Bytes>>,
+    /// True once the batches (or the error) are in `done`.
+    finished: bool,
+}
+
+pub(crate) struct State {
+    plan: Option<Box<dyn ScanPlan>>,
+    staged: Option<ReadTask>,
+    next_seq: u64,
+    /// Set once the plan has ended (or failed): the number of tasks there are.
+    end_seq: Option<u64>,
+    /// The task whose batches the consumer takes next.
+    head: u64,
+    tasks: HashMap<u64, Task>,
+    followups: BinaryHeap<Reverse<(u64, u64)>>,
+    io_queue: BinaryHeap<IoKey>,
+    decode_queue: BinaryHeap<Reverse<(u64, u64)>>,
+    done: HashMap<u64, Result<Vec<RecordBatch>>>,
+    charged: u64,
+    /// Stop everything: the consumer has gone.
+    cancelled: bool,
+    waker: Option<Waker>,
+    metrics: ScanMetrics,
+}
+
+/// Condition variables, kept outside the state so they can be signalled while it is locked.
+struct Signals {
+    io: Condvar,
+    decode: Condvar,
+    out: Condvar,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    signals: Signals,
+    source: Arc<dyn ByteSource>,
+    schema: SchemaRef,
+    config: Config,
+}
+
+fn cost(ranges: &[Range<u64>]) -> u64 {
+    ranges
+        .iter()
+        .map(|r| r.end.saturating_sub(r.start))
+        .fold(0u64, u64::saturating_add)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl State {
+    fn fits(&self, config: &Config, cost: u64) -> bool {
+        self.charged.saturating_add(cost) <= config.budget
+    }
+
+    fn wake_consumer(&mut self, signals: &Signals) {
+        signals.out.notify_all();
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Admits as much work as the budget allows: follow-up reads first, then new tasks from
+    /// the plan, in plan order. A request of the task the consumer is waiting for (the head)
+    /// is always admitted; that is what keeps a budget smaller than one task from deadlocking.
+    fn schedule(&mut self, shared: &Shared) {
+        if self.cancelled {
+            return;
+        }
+        loop {
+            // The head's follow-up first: the consumer is waiting for it, whatever its priority.
+            let head = self.head;
+            if let Some(ranges) = self.tasks.get_mut(&head).and_then(|t| t.wanted.take()) {
+                self.followups.retain(|&Reverse((_, s))| s != head);
+                self.start_fetch(shared, head, ranges, 0);
+                continue;
+            }
+            if let Some(&Reverse((_, seq))) = self.followups.peek() {
+                let wanted_cost = self
+                    .tasks
+                    .get(&seq)
+                    .and_then(|t| t.wanted.as_deref())
+                    .map_or(0, cost);
+                if seq == self.head || self.fits(&shared.config, wanted_cost) {
+                    self.followups.pop();
+                    let ranges = self
+                        .tasks
+                        .get_mut(&seq)
+                        .and_then(|t| t.wanted.take())
+                        .unwrap_or_default();
+                    if self.tasks.contains_key(&seq) {
+                        self.start_fetch(shared, seq, ranges, 0);
+                    }
+                    continue;
+                }
+                break;
+            }
+            if self.end_seq.is_some() {
+                break;
+            }
+            if self.staged.is_none() {
+                let Some(plan) = self.plan.as_mut() else {
+                    break;
+                };
+                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan.next()));
+                match next {
+                    Ok(Some(Ok(task))) => self.staged = Some(task),
+                    Ok(None) => {
+                        self.end_seq = Some(self.next_seq);
+                        self.plan = None;
+                        self.wake_consumer(&shared.signals);
+                        break;
+                    }
+                    Ok(Some(Err(e))) => {
+                        self.plan_failed(shared, e);
+                        break;
+                    }
+                    Err(payload) => {
+                        let e = Error::corrupt(
+                            shared.source.name(),
+                            format!("the scan plan panicked: {}", panic_message(&*payload)),
+                        );
+                        self.plan_failed(shared, e);
+                        break;
+                    }
+                }
+            }
+            let seq = self.next_seq;
+            let Some(task_cost) = self.staged.as_ref().map(|t| cost(&t.ranges)) else {
+                break;
+            };
+            let room =
+                self.fits(&shared.config, task_cost) && self.tasks.len() < shared.config.max_tasks;
+            if !(seq == self.head || room) {
+                break;
+            }
+            let Some(task) = self.staged.take() else {
+                break;
+            };
+            self.next_seq += 1;
+            self.metrics.tasks += 1;
+            self.tasks.insert(
+                seq,
+                Task {
+                    priority: task.priority,
+                    rows: task.rows,
+                    charge: 0,
+                    decoder: Some(task.decoder),
+                    fetch: None,
+                    wanted: None,
+                    ready: None,
+                    finished: false,
+                },
+            );
+            self.start_fetch(shared, seq, task.ranges, 1);
+        }
+    }
+
+    /// The plan failed while producing task number `next_seq`: that error is the last item.
+    fn plan_failed(&mut self, shared: &Shared, e: Error) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.end_seq = Some(seq + 1);
+        self.plan = None;
+        self.done.insert(seq, Err(e));
+        self.wake_consumer(&shared.signals);
+    }
+
+    /// Charges `ranges` to task `seq` and queues their physical reads.
+    fn start_fetch(&mut self, shared: &Shared, seq: u64, ranges: Vec<Range<u64>>, class: u8) {
+        let c = cost(&ranges);
+        self.charged = self.charged.saturating_add(c);
+        let Some(task) = self.tasks.get_mut(&seq) else {
+            return;
+        };
+        task.charge = task.charge.saturating_add(c);
+        let priority = task.priority;
+        let reads = plan_reads(
+            &ranges,
+            shared.config.coalesce_gap,
+            shared.config.max_request,
+        );
+        self.metrics.bytes_requested += c;
+        self.metrics.requests += reads.len() as u64;
+        let n = reads.len();
+        task.fetch = Some(Fetch {
+            ranges,
+            pieces: reads.into_iter().map(|r| (r, None)).collect(),
+            remaining: n,
+        });
+        let head_charge = self.tasks.get(&self.head).map_or(0, |t| t.charge);
+        self.metrics.peak_budget_bytes = self.metrics.peak_budget_bytes.max(self.charged);
+        self.metrics.peak_budget_bytes_beyond_head = self
+            .metrics
+            .peak_budget_bytes_beyond_head
+            .max(self.charged - head_charge.min(self.charged));
+        if n == 0 {
+            self.fetch_complete(shared, seq);
+            return;
+        }
+        for i in 0..n {
+            self.io_queue.push(Reverse((class, priority, seq, i)));
+        }
+        if n == 1 {
+            shared.signals.io.notify_one();
+        } else {
+            shared.signals.io.notify_all();
+        }
+    }
+
+    /// All pieces of task `seq`'s fetch are in: hand its bytes to a decode thread.
+    fn fetch_complete(&mut self, shared: &Shared, seq: u64) {
+        let Some(task) = self.tasks.get_mut(&seq) else {
+            return;
+        };
+        let Some(fetch) = task.fetch.take() else {
+            return;
+        };
+        let pieces: Vec<(Range<u64>, Bytes)> = fetch
+            .pieces
+            .into_iter()
+            .map(|(r, b)| (r, b.unwrap_or_default()))
+            .collect();
+        let mut bytes = Vec::with_capacity(fetch.ranges.len());
+        for r in &fetch.ranges {
+            match assemble(r, &pieces) {
+                Some(b) => bytes.push(b),
+                None => {
+                    let e = Error::corrupt(
+                        shared.source.name(),
+                        format!(
+                            "internal error: the reads did not cover {}..{}",
+                            r.start, r.end
+                        ),
+                    );
+                    self.fail(shared, seq, e);
+                    return;
+                }
+            }
+        }
+        task.ready = Some(bytes);
+        self.decode_queue.push(Reverse((task.priority, seq)));
+        shared.signals.decode.notify_one();
+    }
+
+    /// Task `seq` failed: its error is the last item of the output, and nothing after it is
+    /// worth doing.
+    fn fail(&mut self, shared: &Shared, seq: u64, e: Error) {
+        if self.end_seq.is_some_and(|end| seq >= end) {
+            return;
+        }
+        self.end_seq = Some(seq + 1);
+        self.plan = None;
+        self.staged = None;
+        let later: Vec<u64> = self.tasks.keys().copied().filter(|&s| s > seq).collect();
+        for s in later {
+            if let Some(t) = self.tasks.remove(&s) {
+                self.charged -= t.charge.min(self.charged);
+            }
+            self.done.remove(&s);
+        }
+        if let Some(t) = self.tasks.get_mut(&seq) {
+            t.finished = true;
+            t.decoder = None;
+            t.fetch = None;
+            t.ready = None;
+            t.wanted = None;
+        }
+        self.done.insert(seq, Err(e));
+        self.wake_consumer(&shared.signals);
+        // Threads waiting for work that will never come must see the end.
+        shared.signals.io.notify_all();
+        shared.signals.decode.notify_all();
+    }
+
+    /// True once no thread will be given anything more to do.
+    fn work_over(&self) -> bool {
+        self.cancelled || (self.end_seq.is_some() && self.tasks.values().all(|t| t.finished))
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        source: Arc<dyn ByteSource>,
+        plan: Box<dyn ScanPlan>,
+        config: Config,
+    ) -> Arc<Self> {
+        let schema = plan.schema();
+        Arc::new(Self {
+            state: Mutex::new(State {
+                plan: Some(plan),
+                staged: None,
+                next_seq: 0,
+                end_seq: None,
+                head: 0,
+                tasks: HashMap::new(),
+                followups: BinaryHeap::new(),
+                io_queue: BinaryHeap::new(),
+                decode_queue: BinaryHeap::new(),
+                done: HashMap::new(),
+                charged: 0,
+                cancelled: false,
+                waker: None,
+                metrics: ScanMetrics::default(),
+            }),
+            signals: Signals {
+                io: Condvar::new(),
+                decode: Condvar::new(),
+                out: Condvar::new(),
+            },
+            source,
+            schema,
+            config,
+        })
+    }
+
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock can only come from a bug in this module (user code
+        // runs outside it, under catch_unwind); the state stays usable either way.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the I/O and decode threads and admits the first work.
+    pub(crate) fn start(self: &Arc<Self>) -> Result<Vec<JoinHandle<()>>> {
+        let mut threads = Vec::new();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::io("<thread spawn>", e))
+        };
+        for i in 0..self.config.io_parallelism {
+            let s = self.clone();
+            threads.push(spawn(
+                format!("arrowfeed-io-{i}"),
+                Box::new(move || s.io_loop()),
+            )?);
+        }
+        for i in 0..self.config.decode_parallelism {
+            let s = self.clone();
+            threads.push(spawn(
+                format!("arrowfeed-decode-{i}"),
+                Box::new(move || s.decode_loop()),
+            )?);
+        }
+        let mut st = self.lock();
+        st.schedule(self);
+        Ok(threads)
+    }
+
+    /// Stops scheduling, drops queued work and releases the budget; threads finish what they
+    /// hold and exit.
+    pub(crate) fn cancel(&self) {
+        let mut st = self.lock();
+        st.cancelled = true;
+        st.plan = None;
+        st.staged = None;
+        st.io_queue.clear();
+        st.decode_queue.clear();
+        st.followups.clear();
+        st.tasks.clear();
+        st.done.clear();
+        st.charged = 0;
+        drop(st);
+        self.signals.io.notify_all();
+        self.signals.decode.notify_all();
+        self.signals.out.notify_all();
+    }
+
+    fn io_loop(&self) {
+        let mut st = self.lock();
+        loop {
+            let job = loop {
+                if st.work_over() {
+                    return;
+                }
+                if let Some(Reverse((_, _, seq, piece))) = st.io_queue.pop() {
+                    let range = st
+                        .tasks
+                        .get(&seq)
+                        .and_then(|t| t.fetch.as_ref())
+                        .and_then(|f| f.pieces.get(piece))
+                        .map(|(r, _)| r.clone());
+                    if let Some(r) = range {
+                        break (seq, piece, r);
+                    }
+                    continue;
+                }
+                st = self.signals.io.wait(st).unwrap_or_else(|p| p.into_inner());
+            };
+            drop(st);
+            let (seq, piece, range) = job;
+            let started = Instant::now();
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                futures::executor::block_on(self.source.read(range.clone()))
+            }));
+            let elapsed = started.elapsed();
+            let result = match read {
+                Ok(Ok(b)) if b.len() as u64 == range.end - range.start => Ok(b),
+                Ok(Ok(b)) => Err(Error::corrupt(
+                    self.source.name(),
+                    format!(
+                        "the byte source returned {} bytes for the {}-byte range {}..{}",
+                        b.len(),
+                        range.end - range.start,
+                        range.start,
+                        range.end
+                    ),
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(payload) => Err(Error::corrupt(
+                    self.source.name(),
+                    format!("the byte source panicked: {}", panic_message(&*payload)),
+                )),
+            };
+            st = self.lock();
+            st.metrics.io_time += elapsed;
+            match result {
+                Ok(bytes) => {
+                    st.metrics.bytes_read += bytes.len() as u64;
+                    let complete = st
+                        .tasks
+                        .get_mut(&seq)
+                        .and_then(|t| t.fetch.as_mut())
+                        .and_then(|f| {
+                            let slot = f.pieces.get_mut(piece)?;
+                            slot.1 = Some(bytes);
+                            f.remaining -= 1;
+                            Some(f.remaining == 0)
+                        })
+                        .unwrap_or(false);
+                    if complete {
+                        st.fetch_complete(self, seq);
+                    }
+                }
+                Err(e) => {
+                    if st.tasks.contains_key(&seq) {
+                        st.fail(self, seq, e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode_loop(&self) {
+        let mut st = self.lock();
+        loop {
+            let (seq, decoder, bytes) = loop {
+                if st.work_over() {
+                    return;
+                }
+                if let Some(Reverse((_, seq))) = st.decode_queue.pop() {
+                    let job = st
+                        .tasks
+                        .get_mut(&seq)
+                        .and_then(|t| Some((t.decoder.take()?, t.ready.take()?)));
+                    if let Some((d, b)) = job {
+                        break (seq, d, b);
+                    }
+                    continue;
+                }
+                st = self
+                    .signals
+                    .decode
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+            };
+            drop(st);
+            let started = Instant::now();
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode(bytes)));
+            let elapsed = started.elapsed();
+            let outcome = match outcome {
+                Ok(r) => r,
+                Err(payload) => Err(Error::corrupt(
+                    self.source.name(),
+                    format!("a decoder panicked: {}", panic_message(&*payload)),
+                )),
+            };
+            // Checking row counts and schemas here keeps it off the consumer's thread.
+            let outcome = match outcome {
+                Ok(Decoded::Batches(b)) => self.check_batches(seq, b).map(Decoded::Batches),
+                other => other,
+            };
+            st = self.lock();
+            st.metrics.decode_time += elapsed;
+            if !st.tasks.contains_key(&seq) {
+                continue;
+            }
+            match outcome {
+                Ok(Decoded::Batches(batches)) => {
+                    let expected = st.tasks.get(&seq).map(|t| t.rows.clone());
+                    let got: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+                    match expected {
+                        Some(rows) if rows.end.saturating_sub(rows.start) != got => {
+                            let e = Error::corrupt(
+                                self.source.name(),
+                                format!(
+                                    "the task for rows {}..{} decoded {got} rows",
+                                    rows.start, rows.end
+                                ),
+                            );
+                            st.fail(self, seq, e);
+                        }
+                        _ => {
+                            if let Some(t) = st.tasks.get_mut(&seq) {
+                                t.finished = true;
+                            }
+                            st.done.insert(seq, Ok(batches));
+                            if seq == st.head {
+                                st.wake_consumer(&self.signals);
+                            }
+                            if st.work_over() {
+                                self.signals.io.notify_all();
+                                self.signals.decode.notify_all();
+                            }
+                        }
+                    }
+                }
+                Ok(Decoded::NeedMore { ranges, decoder }) => {
+                    st.metrics.follow_ups += 1;
+                    if let Some(t) = st.tasks.get_mut(&seq) {
+                        t.decoder = Some(decoder);
+                        t.wanted = Some(ranges);
+                        let p = t.priority;
+                        st.followups.push(Reverse((p, seq)));
+                    }
+                    st.schedule(self);
+                }
+                Err(e) => st.fail(self, seq, e),
+            }
+        }
+    }
+
+    /// Gives decoded batches the plan's schema object (they may carry an equal copy), and
+    /// rejects batches whose columns do not match it.
+    fn check_batches(&self, seq: u64, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        batches
+            .into_iter()
+            .map(|b| {
+                if Arc::ptr_eq(&b.schema(), &self.schema) {
+                    return Ok(b);
+                }
+                let rows = b.num_rows();
+                let opts = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+                RecordBatch::try_new_with_options(self.schema.clone(), b.columns().to_vec(), &opts)
+                    .map_err(|e| {
+                        Error::corrupt(
+                            self.source.name(),
+                            format!("task {seq} decoded a batch that does not match the plan's schema: {e}"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The next task's output, in plan order, once it is ready. `Ok(None)` at the end. With a
+    /// waker, registers it and returns `Err(())` instead of blocking.
+    pub(crate) fn next_output(
+        &self,
+        waker: Option<&Waker>,
+    ) -> std::result::Result<Option<Result<Vec<RecordBatch>>>, ()> {
+        let mut st = self.lock();
+        let mut waited: Option<Instant> = None;
+        let out = loop {
+            let head = st.head;
+            if let Some(r) = st.done.remove(&head) {
+                if let Some(t) = st.tasks.remove(&head) {
+                    st.charged -= t.charge.min(st.charged);
+                }
+                st.head += 1;
+                st.schedule(self);
+                break Ok(Some(r));
+            }
+            if st.cancelled || st.end_seq == Some(head) {
+                break Ok(None);
+            }
+            match waker {
+                Some(w) => {
+                    st.waker = Some(w.clone());
+                    break Err(());
+                }
+                None => {
+                    waited.get_or_insert_with(Instant::now);
+                    st = self.signals.out.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        };
+        if let Some(t) = waited {
+            st.metrics.consumer_wait += t.elapsed();
+        }
+        out
+    }
+
+    pub(crate) fn metrics(&self) -> ScanMetrics {
+        self.lock().metrics.clone()
+    }
+}

@@ -1,0 +1,443 @@
+//! The engine that runs a scan plan: prioritised, coalesced, budgeted I/O over any
+//! [`ByteSource`], decoding in parallel on CPU threads, and output in the plan's order in
+//! batches of exactly the requested size.
+//!
+//! Part of [arrowfeed](https://crates.io/crates/arrowfeed); depends only on `arrowfeed-traits`
+//! among the arrowfeed crates. The Parquet and Arrow IPC plans live in `arrowfeed-core-source`
+//! (`ParquetScanPlan`, `IpcScanPlan`); the facade's `arrowfeed::scan` puts the two together.
+//!
+//! A reader that fetches and then decodes, one after the other, leaves the CPU idle while it
+//! waits for bytes and the storage idle while it decodes; over object storage, where a request
+//! takes milliseconds, it crawls. [`Scan`] overlaps the two:
+//!
+//! - **I/O** runs on `io_parallelism` threads. Requests are served lowest priority number
+//!   first (plans use the row position, so rows complete in order); ranges closer than
+//!   `coalesce_gap` become one request and ranges longer than `max_request_bytes` are split
+//!   into parallel requests.
+//! - **A byte budget** is charged when a task's reads are issued and released when the
+//!   consumer takes the task's batches — not when the bytes arrive — so decoded data waiting to
+//!   be consumed counts against it. A request of the task the consumer is waiting for is always
+//!   admitted, even past the budget; that rule is what keeps a budget smaller than one task
+//!   from deadlocking. (For plans whose priorities follow row order, as the core-source plans'
+//!   do, that task holds the lowest priority in flight.)
+//! - **Decoding** runs on `decode_parallelism` threads; results are put back in plan order.
+//!   When a decoder asks for more bytes (`Decoded::NeedMore`: offsets first, then values) the
+//!   reads jump the queue, since the task already holds budget.
+//! - **Exact batches**: output batches have `batch_size` rows whatever the row-group, page or
+//!   IPC batch sizes (the last may be short). Inside a decoded batch they are zero-copy slices;
+//!   only a batch that straddles two is copied.
+//! - **Errors** (a read, a decoder, the plan; panics included) arrive after the batches before
+//!   them and end the output. **Dropping** the reader or stream stops scheduling, frees the
+//!   budget and joins the threads: no task outlives it.
+//!
+//! # Example
+//! A plan of two tasks over bytes in memory, each task's decoder turning its bytes into rows:
+//! ```
+//! use std::sync::Arc;
+//! use arrow_array::{cast::AsArray, types::UInt8Type, RecordBatch, UInt8Array};
+//! use arrow_schema::{DataType, Field, Schema, SchemaRef};
+//! use arrowfeed_decode_sched::Scan;
+//! use arrowfeed_traits::{Decoded, MemorySource, ReadTask, Result, ScanPlan};
+//! use bytes::Bytes;
+//!
+//! struct Plan { schema: SchemaRef, tasks: std::vec::IntoIter<ReadTask> }
+//! impl Iterator for Plan {
+//!     type Item = Result<ReadTask>;
+//!     fn next(&mut self) -> Option<Self::Item> { self.tasks.next().map(Ok) }
+//! }
+//! impl ScanPlan for Plan {
+//!     fn schema(&self) -> SchemaRef { self.schema.clone() }
+//! }
+//!
+//! let schema = Arc::new(Schema::new(vec![Field::new("byte", DataType::UInt8, false)]));
+//! let task = |start: u64, len: u64| {
+//!     let schema = schema.clone();
+//!     ReadTask {
+//!         ranges: vec![start..start + len],
+//!         priority: start,
+//!         rows: start..start + len,
+//!         decoder: Box::new(move |bytes: Vec<Bytes>| -> Result<Decoded> {
+//!             let col = UInt8Array::from(bytes[0].to_vec());
+//!             Ok(Decoded::Batches(vec![RecordBatch::try_new(schema, vec![Arc::new(col)])?]))
+//!         }),
+//!     }
+//! };
+//! let plan = Plan { schema: schema.clone(), tasks: vec![task(0, 6), task(6, 4)].into_iter() };
+//! let source = MemorySource::new("memory", Bytes::from_static(b"abcdefghij"));
+//!
+//! let reader = Scan::new(source, plan).batch_size(4).decode_parallelism(2).reader()?;
+//! let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+//! let sizes: Vec<usize> = batches.iter().map(|b| b.num_rows()).collect();
+//! assert_eq!(sizes, [4, 4, 2]);
+//! assert_eq!(batches[1].column(0).as_primitive::<UInt8Type>().values().to_vec(), b"efgh");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod engine;
+mod latency;
+mod reads;
+mod rebatch;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use arrowfeed_traits::{ByteSource, Error, Result, ScanPlan};
+use futures::Stream;
+
+pub use latency::LatencySource;
+
+use engine::{Config, Shared};
+use rebatch::Rebatch;
+
+/// The default byte budget: 1 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+/// The default gap below which two ranges are read as one request: 1 MiB.
+pub const DEFAULT_COALESCE_GAP: u64 = 1 << 20;
+/// The default largest request for sources that are not blocking (remote-like): 16 MiB.
+pub const DEFAULT_MAX_REQUEST: u64 = 16 << 20;
+
+/// Configures and starts a scan: a [`ByteSource`], a [`ScanPlan`] and how to run them.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`batch_size`](Self::batch_size) | 8,192 rows |
+/// | [`io_parallelism`](Self::io_parallelism) | 8 requests in flight |
+/// | [`decode_parallelism`](Self::decode_parallelism) | the number of CPUs |
+/// | [`memory_budget`](Self::memory_budget) | [`DEFAULT_MEMORY_BUDGET`] |
+/// | [`coalesce_gap`](Self::coalesce_gap) | [`DEFAULT_COALESCE_GAP`] |
+/// | [`max_request_bytes`](Self::max_request_bytes) | unlimited for blocking (local) sources, [`DEFAULT_MAX_REQUEST`] otherwise |
+/// | [`max_tasks_in_flight`](Self::max_tasks_in_flight) | 256 |
+pub struct Scan {
+    source: Arc<dyn ByteSource>,
+    plan: Box<dyn ScanPlan>,
+    batch_size: usize,
+    io_parallelism: usize,
+    decode_parallelism: usize,
+    budget: u64,
+    coalesce_gap: u64,
+    max_request: Option<u64>,
+    max_tasks: usize,
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("source", &self.source.name())
+            .field("batch_size", &self.batch_size)
+            .field("io_parallelism", &self.io_parallelism)
+            .field("decode_parallelism", &self.decode_parallelism)
+            .field("budget", &self.budget)
+            .field("coalesce_gap", &self.coalesce_gap)
+            .field("max_request", &self.max_request)
+            .field("max_tasks", &self.max_tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scan {
+    /// A scan of `plan` reading through `source`, with the default settings.
+    pub fn new(source: impl ByteSource + 'static, plan: impl ScanPlan + 'static) -> Self {
+        Self::from_parts(Arc::new(source), Box::new(plan))
+    }
+
+    /// As [`new`](Self::new), for a source and plan already behind pointers.
+    pub fn from_parts(source: Arc<dyn ByteSource>, plan: Box<dyn ScanPlan>) -> Self {
+        Self {
+            source,
+            plan,
+            batch_size: 8192,
+            io_parallelism: 8,
+            decode_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            budget: DEFAULT_MEMORY_BUDGET,
+            coalesce_gap: DEFAULT_COALESCE_GAP,
+            max_request: None,
+            max_tasks: 256,
+        }
+    }
+
+    /// Rows per output batch (the last may be short). At least 1.
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows;
+        self
+    }
+
+    /// Requests in flight at once (one I/O thread each). At least 1.
+    pub fn io_parallelism(mut self, n: usize) -> Self {
+        self.io_parallelism = n;
+        self
+    }
+
+    /// Decode threads. At least 1.
+    pub fn decode_parallelism(mut self, n: usize) -> Self {
+        self.decode_parallelism = n;
+        self
+    }
+
+    /// Bytes of issued reads whose batches the consumer has not taken yet. Exceeded only by
+    /// the task the consumer waits for (see the crate docs); 0 reads one task at a time.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// Ranges of one task closer than this are read as one request (the bytes between are read
+    /// and dropped). 0 merges only touching ranges.
+    pub fn coalesce_gap(mut self, bytes: u64) -> Self {
+        self.coalesce_gap = bytes;
+        self
+    }
+
+    /// Longer reads are split into parallel requests of at most this size. At least 1.
+    pub fn max_request_bytes(mut self, bytes: u64) -> Self {
+        self.max_request = Some(bytes);
+        self
+    }
+
+    /// Tasks admitted and not yet consumed, at most (bounds the bookkeeping for plans of many
+    /// tiny tasks). At least 1.
+    pub fn max_tasks_in_flight(mut self, n: usize) -> Self {
+        self.max_tasks = n;
+        self
+    }
+
+    /// The schema of the output.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.schema()
+    }
+
+    /// Starts the threads and returns the blocking reader.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero batch size, parallelism or request size;
+    /// [`Error::Io`] if a thread cannot be started.
+    pub fn reader(self) -> Result<ScanReader> {
+        for (what, v) in [
+            ("batch_size", self.batch_size),
+            ("io_parallelism", self.io_parallelism),
+            ("decode_parallelism", self.decode_parallelism),
+            ("max_tasks_in_flight", self.max_tasks),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid_argument(format!(
+                    "{what} must be at least 1"
+                )));
+            }
+        }
+        if self.max_request == Some(0) {
+            return Err(Error::invalid_argument(
+                "max_request_bytes must be at least 1",
+            ));
+        }
+        let max_request = self.max_request.unwrap_or(if self.source.is_blocking() {
+            u64::MAX
+        } else {
+            DEFAULT_MAX_REQUEST
+        });
+        let config = Config {
+            io_parallelism: self.io_parallelism,
+            decode_parallelism: self.decode_parallelism,
+            budget: self.budget,
+            coalesce_gap: self.coalesce_gap,
+            max_request,
+            max_tasks: self.max_tasks,
+        };
+        let shared = Shared::new(self.source, self.plan, config);
+        let schema = shared.schema().clone();
+        let mut reader = ScanReader {
+            rebatch: Rebatch::new(schema, self.batch_size),
+            shared,
+            threads: Vec::new(),
+            error: None,
+            input_done: false,
+            finished: false,
+        };
+        reader.threads = reader.shared.start()?;
+        Ok(reader)
+    }
+
+    /// Starts the threads and returns the async stream.
+    ///
+    /// # Errors
+    /// As [`reader`](Self::reader).
+    pub fn stream(self) -> Result<ScanStream> {
+        Ok(ScanStream {
+            reader: self.reader()?,
+        })
+    }
+}
+
+/// Counters of a scan so far, from [`ScanReader::metrics`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ScanMetrics {
+    /// Tasks admitted.
+    pub tasks: u64,
+    /// Physical requests made (after coalescing and splitting).
+    pub requests: u64,
+    /// Follow-up reads decoders asked for.
+    pub follow_ups: u64,
+    /// Bytes the decoders asked for.
+    pub bytes_requested: u64,
+    /// Bytes read from the source (coalescing reads gaps too).
+    pub bytes_read: u64,
+    /// Time spent in reads, summed over the I/O threads.
+    pub io_time: Duration,
+    /// Time spent decoding, summed over the decode threads.
+    pub decode_time: Duration,
+    /// Time the consumer waited for the next task's batches.
+    pub consumer_wait: Duration,
+    /// The most budget charged at once.
+    pub peak_budget_bytes: u64,
+    /// The most budget charged at once by tasks other than the one the consumer waited for:
+    /// never above the budget.
+    pub peak_budget_bytes_beyond_head: u64,
+}
+
+/// The output of a [`Scan`] as a blocking iterator (and `RecordBatchReader`).
+///
+/// Dropping it stops the scan and joins its threads (each finishes the read or decode it is
+/// in, then exits).
+pub struct ScanReader {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    rebatch: Rebatch,
+    error: Option<Error>,
+    input_done: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for ScanReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanReader")
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScanReader {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.shared.schema().clone()
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> ScanMetrics {
+        self.shared.metrics()
+    }
+
+    /// The next batch, blocking until it is ready; `Ok(None)` at the end.
+    ///
+    /// # Errors
+    /// The first error of the scan (after the batches before it); the output ends with it.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self.poll_batch(None) {
+            Poll::Ready(r) => r.transpose(),
+            // Without a waker the engine blocks instead of returning Pending.
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    fn poll_batch(&mut self, waker: Option<&Waker>) -> Poll<Option<Result<RecordBatch>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            let short = self.input_done || self.error.is_some();
+            match self.rebatch.take(short) {
+                Ok(Some(b)) => return Poll::Ready(Some(Ok(b))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.stop();
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            if let Some(e) = self.error.take() {
+                self.stop();
+                return Poll::Ready(Some(Err(e)));
+            }
+            if self.input_done {
+                self.stop();
+                return Poll::Ready(None);
+            }
+            match self.shared.next_output(waker) {
+                Err(()) => return Poll::Pending,
+                Ok(None) => self.input_done = true,
+                Ok(Some(Ok(batches))) => batches.into_iter().for_each(|b| self.rebatch.push(b)),
+                Ok(Some(Err(e))) => self.error = Some(e),
+            }
+        }
+    }
+
+    /// Ends the scan: no more scheduling, budget freed, threads joined.
+    fn stop(&mut self) {
+        self.finished = true;
+        self.shared.cancel();
+        for t in self.threads.drain(..) {
+            // A thread's own panics are caught where user code runs; nothing to report here.
+            let _ = t.join();
+        }
+    }
+
+    /// The same scan as an async stream.
+    pub fn into_stream(self) -> ScanStream {
+        ScanStream { reader: self }
+    }
+}
+
+impl Drop for ScanReader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Iterator for ScanReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().map_err(Error::into_arrow).transpose()
+    }
+}
+
+impl RecordBatchReader for ScanReader {
+    fn schema(&self) -> SchemaRef {
+        ScanReader::schema(self)
+    }
+}
+
+/// The output of a [`Scan`] as a `Stream` that never blocks the executor: when the next batch
+/// is not ready it registers the waker and returns `Pending`.
+///
+/// Dropping it stops the scan and joins its threads, as [`ScanReader`] does (which can block
+/// the dropping thread for the length of one read or decode).
+#[derive(Debug)]
+pub struct ScanStream {
+    reader: ScanReader,
+}
+
+impl ScanStream {
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.reader.schema()
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> ScanMetrics {
+        self.reader.metrics()
+    }
+}
+
+impl Stream for ScanStream {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.reader
+            .poll_batch(Some(cx.waker()))
+            .map(|r| r.map(|r| r.map_err(Error::into_arrow)))
+    }
+}

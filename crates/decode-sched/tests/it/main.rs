@@ -1,0 +1,5 @@
+//! Integration tests of the scan engine (one binary).
+
+mod common;
+mod formats;
+mod synthetic;

@@ -1,0 +1,581 @@
+//! The engine against synthetic plans: arbitrary task sizes, priorities, follow-up reads,
+//! failures of reads, decoders and the plan, budgets down to zero, any parallelism. The
+//! output must be the plan's rows in order in exact batches, errors in order, the budget kept,
+//! and every run must finish (each case is bounded in time).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrowfeed_decode_sched::{LatencySource, Scan, ScanMetrics};
+use arrowfeed_traits::{ByteSource, Decoded, Error, MemorySource, ReadTask, Result, ScanPlan};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use proptest::prelude::*;
+
+use crate::common::within;
+
+const DATA_LEN: u64 = 1 << 16;
+/// Reads touching `DATA_LEN..DATA_LEN + POISON` fail; only tasks meant to fail read there.
+const POISON: u64 = 1000;
+
+fn byte_at(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 7) as u8
+}
+
+fn data() -> Bytes {
+    (0..DATA_LEN + POISON)
+        .map(byte_at)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("row", DataType::Int64, false)]))
+}
+
+/// How one task fails, if it does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    None,
+    /// The decoder returns an error at this stage (0 = first decode).
+    Decode(usize),
+    /// The decoder panics at this stage.
+    Panic(usize),
+    /// A read of this task's first range fails.
+    Read,
+    /// The plan returns an error instead of this task.
+    Plan,
+}
+
+#[derive(Debug, Clone)]
+struct TaskSpec {
+    rows: u64,
+    /// Ranges per stage: the first stage's are the task's, later ones are follow-ups.
+    stages: Vec<Vec<(u64, u64)>>,
+    /// How many batches the decoder cuts its rows into.
+    pieces: usize,
+    priority: Option<u64>,
+    failure: Failure,
+}
+
+fn task_spec() -> impl Strategy<Value = TaskSpec> {
+    (
+        0u64..60,
+        proptest::collection::vec(
+            proptest::collection::vec((0..DATA_LEN - 5000, 0u64..5000), 0..4),
+            1..4,
+        ),
+        1usize..4,
+        proptest::option::of(0u64..1000),
+        prop_oneof![
+            8 => Just(Failure::None),
+            1 => (0usize..3).prop_map(Failure::Decode),
+            1 => (0usize..3).prop_map(Failure::Panic),
+            1 => Just(Failure::Read),
+            1 => Just(Failure::Plan),
+        ],
+    )
+        .prop_map(|(rows, stages, pieces, priority, failure)| TaskSpec {
+            rows,
+            stages,
+            pieces,
+            priority,
+            failure,
+        })
+}
+
+/// Reads that touch the poisoned zone fail.
+#[derive(Debug)]
+struct Faulty {
+    inner: MemorySource,
+    reads: AtomicUsize,
+}
+
+impl ByteSource for Faulty {
+    fn name(&self) -> &str {
+        "faulty"
+    }
+    fn size(&self) -> BoxFuture<'_, Result<u64>> {
+        self.inner.size()
+    }
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(async move {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            if range.end > DATA_LEN {
+                Err(Error::corrupt(
+                    "faulty",
+                    format!("injected failure reading {range:?}"),
+                ))
+            } else {
+                self.inner.read(range).await
+            }
+        })
+    }
+}
+
+struct Plan {
+    schema: SchemaRef,
+    tasks: std::vec::IntoIter<(usize, TaskSpec)>,
+    next_row: u64,
+}
+
+impl Iterator for Plan {
+    type Item = Result<ReadTask>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, spec) = self.tasks.next()?;
+        if spec.failure == Failure::Plan {
+            return Some(Err(Error::invalid_argument(format!(
+                "plan failed at task {index}"
+            ))));
+        }
+        let rows = self.next_row..self.next_row + spec.rows;
+        self.next_row += spec.rows;
+        let mut ranges = to_ranges(&spec.stages[0]);
+        if spec.failure == Failure::Read {
+            ranges.push(DATA_LEN + 10..DATA_LEN + 20);
+        }
+        Some(Ok(ReadTask {
+            ranges,
+            priority: spec.priority.unwrap_or(rows.start),
+            rows: rows.clone(),
+            decoder: Box::new(StageDecoder {
+                schema: self.schema.clone(),
+                index,
+                spec,
+                stage: 0,
+                rows,
+            }),
+        }))
+    }
+}
+
+impl ScanPlan for Plan {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+fn to_ranges(v: &[(u64, u64)]) -> Vec<Range<u64>> {
+    v.iter().map(|&(s, l)| s..s + l).collect()
+}
+
+struct StageDecoder {
+    schema: SchemaRef,
+    index: usize,
+    spec: TaskSpec,
+    stage: usize,
+    rows: Range<u64>,
+}
+
+impl arrowfeed_traits::TaskDecoder for StageDecoder {
+    fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
+        let asked = to_ranges(&self.spec.stages[self.stage]);
+        assert!(
+            self.spec.failure != Failure::Read,
+            "a poisoned read reached the decoder"
+        );
+        assert_eq!(bytes.len(), asked.len(), "one Bytes per range");
+        for (r, b) in asked.iter().zip(&bytes) {
+            let want: Vec<u8> = (r.start..r.end).map(byte_at).collect();
+            assert_eq!(
+                &b[..],
+                &want[..],
+                "task {} got the wrong bytes for {r:?}",
+                self.index
+            );
+        }
+        match self.spec.failure {
+            Failure::Decode(s)
+                if s == self.stage
+                    || (s >= self.spec.stages.len()
+                        && self.stage + 1 == self.spec.stages.len()) =>
+            {
+                return Err(Error::corrupt(
+                    "decoder",
+                    format!("task {} failed", self.index),
+                ));
+            }
+            Failure::Panic(s)
+                if s == self.stage
+                    || (s >= self.spec.stages.len()
+                        && self.stage + 1 == self.spec.stages.len()) =>
+            {
+                panic!("task {} panicked", self.index);
+            }
+            _ => {}
+        }
+        if self.stage + 1 < self.spec.stages.len() {
+            let ranges = to_ranges(&self.spec.stages[self.stage + 1]);
+            return Ok(Decoded::NeedMore {
+                ranges,
+                decoder: Box::new(StageDecoder {
+                    stage: self.stage + 1,
+                    ..*self
+                }),
+            });
+        }
+        let n = self.rows.end - self.rows.start;
+        let pieces = self.spec.pieces as u64;
+        let mut out = Vec::new();
+        let mut s = self.rows.start;
+        for k in 0..pieces {
+            let e = if k + 1 == pieces {
+                self.rows.end
+            } else {
+                (s + n / pieces).min(self.rows.end)
+            };
+            let col = Int64Array::from_iter_values(s as i64..e as i64);
+            out.push(RecordBatch::try_new(
+                self.schema.clone(),
+                vec![Arc::new(col)],
+            )?);
+            s = e;
+        }
+        Ok(Decoded::Batches(out))
+    }
+}
+
+/// What the output must be: the rows of the tasks before the first failing one, and whether
+/// (and which task's) error follows.
+fn expected(specs: &[TaskSpec]) -> (u64, Option<usize>) {
+    let mut rows = 0;
+    for (i, s) in specs.iter().enumerate() {
+        if s.failure != Failure::None {
+            return (rows, Some(i));
+        }
+        rows += s.rows;
+    }
+    (rows, None)
+}
+
+struct Outcome {
+    batches: Vec<RecordBatch>,
+    error: Option<String>,
+    metrics: ScanMetrics,
+}
+
+fn run(scan: Scan) -> Outcome {
+    let mut reader = scan.reader().expect("valid settings");
+    let mut batches = Vec::new();
+    let mut error = None;
+    loop {
+        match reader.next_batch() {
+            Ok(Some(b)) => batches.push(b),
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                // The output ends with the error.
+                assert!(matches!(reader.next_batch(), Ok(None)));
+                break;
+            }
+        }
+    }
+    let metrics = reader.metrics();
+    Outcome {
+        batches,
+        error,
+        metrics,
+    }
+}
+
+fn check(
+    out: &Outcome,
+    specs: &[TaskSpec],
+    bs: usize,
+    budget: u64,
+) -> std::result::Result<(), TestCaseError> {
+    let (rows, failing) = expected(specs);
+    let values: Vec<i64> = out
+        .batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    prop_assert_eq!(values, (0..rows as i64).collect::<Vec<_>>());
+    if let Some((last, full)) = out.batches.split_last() {
+        for b in full {
+            prop_assert_eq!(b.num_rows(), bs);
+        }
+        prop_assert!(last.num_rows() >= 1 && last.num_rows() <= bs);
+    }
+    match (failing, &out.error) {
+        (None, None) => {}
+        (Some(i), Some(msg)) => {
+            let spec = &specs[i];
+            let from_task = match spec.failure {
+                Failure::Read => msg.contains("injected failure"),
+                _ => msg.contains(&format!("task {i} ")) || msg.ends_with(&format!("task {i}")),
+            };
+            prop_assert!(
+                from_task,
+                "error {:?} does not come from task {} ({:?})",
+                msg,
+                i,
+                spec
+            );
+        }
+        (f, e) => prop_assert!(false, "expected failure at {f:?}, got error {e:?}"),
+    }
+    prop_assert!(
+        out.metrics.peak_budget_bytes_beyond_head <= budget,
+        "beyond-head peak {} over budget {budget}",
+        out.metrics.peak_budget_bytes_beyond_head
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_plan_comes_out_in_order_in_exact_batches(
+        specs in proptest::collection::vec(task_spec(), 0..24),
+        bs in 1usize..50,
+        budget in prop_oneof![Just(0u64), 1u64..20_000, Just(u64::MAX)],
+        io in 1usize..5,
+        decode in 1usize..4,
+        gap in prop_oneof![Just(0u64), 0u64..3000],
+        max_request in prop_oneof![Just(u64::MAX), 1u64..6000],
+        max_tasks in 1usize..8,
+        slow in any::<bool>(),
+    ) {
+        let specs_c = specs.clone();
+        let out = within(Duration::from_secs(20), move || {
+            let plan = Plan { schema: schema(), tasks: specs_c.into_iter().enumerate().collect::<Vec<_>>().into_iter(), next_row: 0 };
+            let faulty = Faulty { inner: MemorySource::new("memory", data()), reads: AtomicUsize::new(0) };
+            let source: Arc<dyn ByteSource> = if slow {
+                Arc::new(LatencySource::new(faulty, Duration::from_micros(200)))
+            } else {
+                Arc::new(faulty)
+            };
+            let scan = Scan::from_parts(source, Box::new(plan))
+                .batch_size(bs)
+                .memory_budget(budget)
+                .io_parallelism(io)
+                .decode_parallelism(decode)
+                .coalesce_gap(gap)
+                .max_request_bytes(max_request)
+                .max_tasks_in_flight(max_tasks);
+            run(scan)
+        });
+        check(&out, &specs, bs, budget)?;
+    }
+
+    /// The async stream gives exactly what the blocking reader gives.
+    #[test]
+    fn stream_equals_reader(
+        specs in proptest::collection::vec(task_spec(), 0..12),
+        bs in 1usize..50,
+        budget in prop_oneof![Just(0u64), 1u64..20_000],
+    ) {
+        let make = move |specs: Vec<TaskSpec>| {
+            let plan = Plan { schema: schema(), tasks: specs.into_iter().enumerate().collect::<Vec<_>>().into_iter(), next_row: 0 };
+            Scan::new(MemorySource::new("memory", data()), plan).batch_size(bs).memory_budget(budget).decode_parallelism(2)
+        };
+        let (a, b) = (specs.clone(), specs.clone());
+        let sync = within(Duration::from_secs(20), move || run(make(a)));
+        let streamed = within(Duration::from_secs(20), move || {
+            use futures::StreamExt;
+            let mut stream = make(b).stream().expect("valid");
+            futures::executor::block_on(async {
+                let mut batches = Vec::new();
+                let mut error = None;
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(b) => batches.push(b),
+                        Err(e) => { error = Some(arrowfeed_traits::Error::from_arrow(e).to_string()); break }
+                    }
+                }
+                let metrics = stream.metrics();
+                Outcome { batches, error, metrics }
+            })
+        });
+        prop_assert_eq!(sync.batches, streamed.batches);
+        prop_assert_eq!(sync.error, streamed.error);
+    }
+}
+
+/// A plan of `n` tasks of one range each, `len` bytes apart.
+fn simple_plan(n: usize, len: u64, rows: u64) -> Plan {
+    let specs: Vec<TaskSpec> = (0..n)
+        .map(|i| TaskSpec {
+            rows,
+            stages: vec![vec![((i as u64 * len) % (DATA_LEN - len), len)]],
+            pieces: 1,
+            priority: None,
+            failure: Failure::None,
+        })
+        .collect();
+    Plan {
+        schema: schema(),
+        tasks: specs
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter(),
+        next_row: 0,
+    }
+}
+
+#[test]
+fn dropping_the_reader_stops_reads_and_frees_every_task() {
+    let source = Arc::new(LatencySource::new(
+        MemorySource::new("memory", data()),
+        Duration::from_millis(20),
+    ));
+    let plan = simple_plan(10_000, 100, 10);
+    let mut reader = Scan::from_parts(source.clone(), Box::new(plan))
+        .batch_size(10)
+        .io_parallelism(4)
+        .reader()
+        .expect("valid");
+    assert!(reader.next_batch().expect("no error").is_some());
+    let t = std::time::Instant::now();
+    drop(reader);
+    // Threads are joined: each finishes at most its current 20 ms read.
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "drop took {:?}",
+        t.elapsed()
+    );
+    let after = source.requests();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        source.requests(),
+        after,
+        "reads continued after the reader was dropped"
+    );
+    assert!(after < 10_000, "the whole plan was read: {after}");
+    // Only the test's handle is left: no thread or task holds the source any more.
+    assert_eq!(Arc::strong_count(&source), 1);
+}
+
+#[test]
+fn dropping_a_pending_stream_stops_the_scan() {
+    use futures::StreamExt;
+    let source = Arc::new(LatencySource::new(
+        MemorySource::new("memory", data()),
+        Duration::from_millis(20),
+    ));
+    let plan = simple_plan(10_000, 100, 10);
+    let mut stream = Scan::from_parts(source.clone(), Box::new(plan))
+        .batch_size(10)
+        .stream()
+        .expect("valid");
+    let first = futures::executor::block_on(stream.next());
+    assert!(matches!(first, Some(Ok(_))));
+    drop(stream);
+    assert_eq!(Arc::strong_count(&source), 1);
+}
+
+#[test]
+fn a_budget_smaller_than_one_task_reads_one_task_at_a_time() {
+    let plan = simple_plan(50, 4000, 7);
+    let out = within(Duration::from_secs(20), move || {
+        run(Scan::new(MemorySource::new("memory", data()), plan)
+            .batch_size(16)
+            .memory_budget(100)
+            .io_parallelism(4))
+    });
+    assert_eq!(out.error, None);
+    assert_eq!(out.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 350);
+    assert_eq!(
+        out.metrics.peak_budget_bytes, 4000,
+        "only the head task was admitted at a time"
+    );
+    assert_eq!(out.metrics.peak_budget_bytes_beyond_head, 0);
+}
+
+#[test]
+fn a_budget_of_several_tasks_is_used_and_kept() {
+    let plan = simple_plan(50, 4000, 7);
+    let out = within(Duration::from_secs(20), move || {
+        run(Scan::new(
+            LatencySource::new(
+                MemorySource::new("memory", data()),
+                Duration::from_millis(1),
+            ),
+            plan,
+        )
+        .batch_size(16)
+        .memory_budget(12_000)
+        .io_parallelism(4))
+    });
+    assert_eq!(out.error, None);
+    assert!(out.metrics.peak_budget_bytes <= 12_000, "{:?}", out.metrics);
+    assert!(
+        out.metrics.peak_budget_bytes >= 8_000,
+        "reads did not overlap: {:?}",
+        out.metrics
+    );
+}
+
+#[test]
+fn follow_up_reads_are_counted_and_nearby_ranges_coalesced() {
+    let specs = vec![TaskSpec {
+        rows: 5,
+        stages: vec![vec![(0, 100), (100, 100), (250, 50)], vec![(1000, 10)]],
+        pieces: 1,
+        priority: None,
+        failure: Failure::None,
+    }];
+    let plan = Plan {
+        schema: schema(),
+        tasks: specs
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter(),
+        next_row: 0,
+    };
+    let out = run(Scan::new(MemorySource::new("memory", data()), plan).coalesce_gap(64));
+    assert_eq!(out.error, None);
+    assert_eq!(out.metrics.follow_ups, 1);
+    assert_eq!(
+        out.metrics.requests, 2,
+        "0..300 in one read, then the follow-up"
+    );
+    assert_eq!(out.metrics.bytes_requested, 260);
+    assert_eq!(out.metrics.bytes_read, 310);
+}
+
+#[test]
+fn invalid_settings_are_errors() {
+    for scan in [
+        Scan::new(MemorySource::new("m", data()), simple_plan(1, 1, 1)).batch_size(0),
+        Scan::new(MemorySource::new("m", data()), simple_plan(1, 1, 1)).io_parallelism(0),
+        Scan::new(MemorySource::new("m", data()), simple_plan(1, 1, 1)).decode_parallelism(0),
+        Scan::new(MemorySource::new("m", data()), simple_plan(1, 1, 1)).max_request_bytes(0),
+    ] {
+        let e = scan.reader().expect_err("invalid");
+        assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+}
+
+#[test]
+fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
+    let specs = vec![TaskSpec {
+        rows: 1,
+        stages: vec![vec![(DATA_LEN + POISON - 10, 20)]],
+        pieces: 1,
+        priority: None,
+        failure: Failure::None,
+    }];
+    let plan = Plan {
+        schema: schema(),
+        tasks: specs
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter(),
+        next_row: 0,
+    };
+    let out = run(Scan::new(MemorySource::new("the-object", data()), plan));
+    let e = out.error.expect("an error");
+    assert!(e.contains("the-object") && e.contains("outside"), "{e}");
+}
