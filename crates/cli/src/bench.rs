@@ -8,23 +8,8 @@ use serde_json::json;
 
 use crate::convert::write_stdout;
 use crate::input::{Rng, projection, random_access};
-use crate::touch::touch_batch;
+use crate::touch::{Touched, touch_batch};
 use crate::{CliResult, Failure};
-
-/// Logical bytes of a batch: the bytes of the buffers its arrays view (like pyarrow's
-/// `nbytes`), so figures compare with the peers' MB/s.
-fn logical_bytes(batch: &arrow_array::RecordBatch) -> u64 {
-    fn data_bytes(d: &arrow_data::ArrayData) -> u64 {
-        let own: usize = d.buffers().iter().map(|b| b.len()).sum::<usize>()
-            + d.nulls().map_or(0, |n| n.buffer().len());
-        own as u64 + d.child_data().iter().map(data_bytes).sum::<u64>()
-    }
-    batch
-        .columns()
-        .iter()
-        .map(|c| data_bytes(&c.to_data()))
-        .sum()
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -34,47 +19,110 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[k]
 }
 
-pub(crate) fn scan(
-    path: &Path,
-    batch_size: Option<usize>,
-    columns: Option<Vec<String>>,
-    as_json: bool,
-) -> CliResult {
-    if batch_size == Some(0) {
+/// Settings of `bench --mode scan`.
+pub(crate) struct ScanArgs {
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) columns: Option<Vec<String>>,
+    /// `None`: one reader on this thread.
+    pub(crate) engine: Option<EngineSettings>,
+}
+
+/// How the scan engine runs.
+pub(crate) struct EngineSettings {
+    pub(crate) io_parallelism: usize,
+    pub(crate) decode_parallelism: Option<usize>,
+    pub(crate) memory_budget: u64,
+}
+
+/// What `bench --mode scan` reads from.
+enum Scanner {
+    Sched(arrowfeed::decode_sched::ScanReader),
+    Reader(arrowfeed::Source),
+}
+
+impl Scanner {
+    fn next(&mut self) -> Option<arrowfeed::Result<arrow_array::RecordBatch>> {
+        match self {
+            Self::Sched(r) => r.next_batch().transpose(),
+            Self::Reader(r) => r.next().map(|b| b.map_err(arrowfeed::Error::from_arrow)),
+        }
+    }
+}
+
+/// Reads every batch of `path` in order, touching every value byte. Parquet and Arrow IPC
+/// files go through the scan engine unless `args.engine` is `None`; other inputs (IPC
+/// streams) through their reader.
+pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
+    if args.batch_size == Some(0) {
         return Err(Failure::Usage("--batch-size must be at least 1".into()));
     }
+    if let Some(e) = &args.engine
+        && (e.io_parallelism == 0 || e.decode_parallelism == Some(0))
+    {
+        return Err(Failure::Usage(
+            "--io-parallelism and --decode-parallelism must be at least 1".into(),
+        ));
+    }
     let mut options = ReadOptions::default();
-    options.columns = columns;
-    options.batch_size = batch_size;
+    options.columns = args.columns;
+    options.batch_size = args.batch_size;
     let started = Instant::now();
-    let mut source = arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?;
-    let format = source.format();
-    let (mut rows, mut bytes, mut xor) = (0u64, 0u64, 0u64);
+    let format = arrowfeed::source::detect_format(path).map_err(|e| Failure::at(path, e))?;
+    let plannable = matches!(
+        format,
+        arrowfeed::source::Format::Parquet | arrowfeed::source::Format::ArrowFile
+    );
+    let mut source = match args.engine {
+        Some(e) if plannable => {
+            let mut scan = arrowfeed::scan(path, &options)
+                .map_err(|e| Failure::at(path, e))?
+                .io_parallelism(e.io_parallelism)
+                .memory_budget(e.memory_budget);
+            if let Some(d) = e.decode_parallelism {
+                scan = scan.decode_parallelism(d);
+            }
+            Scanner::Sched(scan.reader().map_err(|e| Failure::at(path, e))?)
+        }
+        _ => Scanner::Reader(
+            arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?,
+        ),
+    };
+    let (mut rows, mut touched) = (0u64, Touched::default());
     let mut lat = Vec::new();
     loop {
         let t = Instant::now();
         let Some(batch) = source.next() else { break };
-        let batch = batch.map_err(|e| Failure::at(path, arrowfeed::Error::from_arrow(e)))?;
-        xor ^= touch_batch(&batch);
+        let batch = batch.map_err(|e| Failure::at(path, e))?;
+        touched.add(touch_batch(&batch));
         rows += batch.num_rows() as u64;
-        bytes += logical_bytes(&batch);
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let seconds = started.elapsed().as_secs_f64();
     let batches = lat.len();
+    let (engine_name, engine_metrics) = match &source {
+        Scanner::Sched(r) => {
+            let m = r.metrics();
+            let v = json!({"tasks": m.tasks, "requests": m.requests, "bytes_read": m.bytes_read,
+                "io_s": m.io_time.as_secs_f64(), "decode_s": m.decode_time.as_secs_f64(),
+                "consumer_wait_s": m.consumer_wait.as_secs_f64(), "peak_budget_bytes": m.peak_budget_bytes});
+            ("sched", v)
+        }
+        Scanner::Reader(_) => ("reader", serde_json::Value::Null),
+    };
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     let rows_per_s = rows as f64 / seconds;
+    let bytes = touched.bytes;
     let mb_per_s = bytes as f64 / 1e6 / seconds;
     if as_json {
         let v = json!({"mode": "scan", "path": path.display().to_string(), "format": format.name(),
-            "engine": "source", "rows": rows, "batches": batches, "bytes": bytes, "seconds": seconds,
+            "engine": engine_name, "rows": rows, "batches": batches, "bytes": bytes, "seconds": seconds,
             "rows_per_s": rows_per_s, "mb_per_s": mb_per_s, "p50_ms": p50, "p99_ms": p99,
-            "checksum": format!("{xor:016x}")});
+            "checksum": format!("{:016x}", touched.checksum), "engine_metrics": engine_metrics});
         write_stdout(&format!("{v}\n"))
     } else {
         write_stdout(&format!(
-            "scan {}: {rows} rows in {batches} batches, {:.1} MB in {seconds:.3} s\n  {rows_per_s:.0} rows/s, {mb_per_s:.1} MB/s, per batch p50 {p50:.3} ms, p99 {p99:.3} ms\n",
+            "scan {} ({engine_name}): {rows} rows in {batches} batches, {:.1} MB in {seconds:.3} s\n  {rows_per_s:.0} rows/s, {mb_per_s:.1} MB/s, per batch p50 {p50:.3} ms, p99 {p99:.3} ms\n",
             path.display(),
             bytes as f64 / 1e6
         ))
@@ -109,7 +157,7 @@ pub(crate) fn take(
     let all: Vec<Vec<u64>> = (0..batches)
         .map(|_| (0..batch_size).map(|_| rng.below(n)).collect())
         .collect();
-    let (mut rows, mut bytes, mut xor) = (0u64, 0u64, 0u64);
+    let (mut rows, mut touched) = (0u64, Touched::default());
     let mut lat = Vec::with_capacity(batches);
     let started = Instant::now();
     for idx in &all {
@@ -117,21 +165,21 @@ pub(crate) fn take(
         let b = ra
             .take(idx, proj.as_deref())
             .map_err(|e| Failure::at(path, e))?;
-        xor ^= touch_batch(&b);
+        touched.add(touch_batch(&b));
         rows += b.num_rows() as u64;
-        bytes += logical_bytes(&b);
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let seconds = started.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     let rows_per_s = rows as f64 / seconds;
+    let bytes = touched.bytes;
     let mb_per_s = bytes as f64 / 1e6 / seconds;
     if as_json {
         let v = json!({"mode": "take", "path": path.display().to_string(), "rows": rows, "batches": batches,
             "batch_size": batch_size, "seed": seed, "bytes": bytes, "seconds": seconds, "open_s": open_s,
             "rows_per_s": rows_per_s, "mb_per_s": mb_per_s, "p50_ms": p50, "p99_ms": p99,
-            "checksum": format!("{xor:016x}")});
+            "checksum": format!("{:016x}", touched.checksum)});
         write_stdout(&format!("{v}\n"))
     } else {
         write_stdout(&format!(
@@ -174,7 +222,7 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
     let loader = b.build().map_err(|e| Failure::Usage(e.to_string()))?;
     let open_s = started.elapsed().as_secs_f64();
     let mut it = loader.epoch(a.epoch).map_err(|e| Failure::at(path, e))?;
-    let (mut rows, mut bytes, mut xor) = (0u64, 0u64, 0u64);
+    let (mut rows, mut touched) = (0u64, Touched::default());
     let mut lat = Vec::new();
     let mut peak_anon = crate::demo::anon_rss_bytes();
     let t0 = Instant::now();
@@ -182,9 +230,8 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
         let t = Instant::now();
         let Some(batch) = it.next() else { break };
         let batch = batch.map_err(|e| Failure::at(path, arrowfeed::Error::from_arrow(e)))?;
-        xor ^= touch_batch(&batch);
+        touched.add(touch_batch(&batch));
         rows += batch.num_rows() as u64;
-        bytes += logical_bytes(&batch);
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         if lat.len() % 64 == 0 {
             // Sampled: heap only, mapped shard pages are not counted.
@@ -196,6 +243,7 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
     lat.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     let rows_per_s = rows as f64 / seconds;
+    let bytes = touched.bytes;
     let mb_per_s = bytes as f64 / 1e6 / seconds;
     if as_json {
         let v = json!({"mode": "epoch", "path": path.display().to_string(), "rows": rows, "batches": lat.len(),
@@ -205,7 +253,7 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
             "consumer_wait_s": m.consumer_wait.as_secs_f64(), "gather_s": m.gather.as_secs_f64(),
             "peak_buffered_bytes": m.peak_bytes, "peak_rss_bytes": crate::demo::peak_rss_bytes(),
             "peak_heap_bytes_sampled": peak_anon,
-            "checksum": format!("{xor:016x}")});
+            "checksum": format!("{:016x}", touched.checksum)});
         write_stdout(&format!("{v}\n"))
     } else {
         write_stdout(&format!(

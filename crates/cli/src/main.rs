@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod cat;
 mod convert;
@@ -164,10 +167,31 @@ enum Command {
         /// Only these columns (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
+        /// scan: how Parquet and Arrow IPC files are read: the scan engine (parallel I/O and
+        /// decode), or one reader on this thread.
+        #[arg(long, value_enum, default_value_t = EngineArg::Sched)]
+        engine: EngineArg,
+        /// scan (engine): requests in flight.
+        #[arg(long, default_value_t = 8)]
+        io_parallelism: usize,
+        /// scan (engine): decode threads (default: the number of CPUs).
+        #[arg(long)]
+        decode_parallelism: Option<usize>,
+        /// scan (engine): MiB of reads whose batches are not consumed yet.
+        #[arg(long, default_value_t = 1024)]
+        memory_budget_mib: u64,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineArg {
+    /// The scan engine (arrowfeed-decode-sched).
+    Sched,
+    /// One reader, decoding on the calling thread.
+    Reader,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,9 +320,24 @@ fn run(cli: Cli) -> CliResult {
             mode: BenchMode::Scan,
             batch_size,
             columns,
+            engine,
+            io_parallelism,
+            decode_parallelism,
+            memory_budget_mib,
             json,
             ..
-        } => bench::scan(&path, batch_size, columns, json),
+        } => {
+            let args = bench::ScanArgs {
+                batch_size,
+                columns,
+                engine: (engine == EngineArg::Sched).then_some(bench::EngineSettings {
+                    io_parallelism,
+                    decode_parallelism,
+                    memory_budget: memory_budget_mib.saturating_mul(1 << 20),
+                }),
+            };
+            bench::scan(&path, args, json)
+        }
         Command::Bench {
             path,
             mode: BenchMode::Take,

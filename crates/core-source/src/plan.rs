@@ -14,7 +14,9 @@ use arrow_schema::SchemaRef;
 use arrowfeed_traits::{Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
@@ -91,9 +93,12 @@ impl ParquetScanPlan {
 }
 
 impl ParquetScanPlan {
-    /// Sets the rows per batch the decoders produce (default: the options' batch size, else
-    /// 8,192). An engine that re-cuts batches to its own size does less copying with larger
-    /// decoded batches: only output batches that straddle two decoded ones are copied.
+    /// Sets the rows per decoded batch (default: the options' batch size, else 8,192).
+    ///
+    /// Decoded batches break at multiples of this many rows counted from the plan's first
+    /// row, not from each row group's: a row group starting mid-batch first yields the rows
+    /// up to the next multiple. An engine cutting batches of the same size then hands them on
+    /// as they are, with no copy where row groups meet.
     pub fn with_decode_batch_rows(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
         self
@@ -135,6 +140,8 @@ impl Iterator for ParquetScanPlan {
                 reorder: self.reorder.clone(),
                 batch_size: self.batch_size,
                 row_group: g,
+                first_row: self.next_row,
+                rows,
                 ranges,
             }),
         };
@@ -161,10 +168,15 @@ struct ParquetRowGroupDecoder {
     reorder: Option<Vec<usize>>,
     batch_size: usize,
     row_group: usize,
+    /// The plan row this row group starts at: batches break at multiples of `batch_size`
+    /// counted from row 0 of the plan.
+    first_row: u64,
+    rows: u64,
     ranges: Vec<std::ops::Range<u64>>,
 }
 
 /// The fetched byte ranges of a file, served to the parquet crate as if it were the file.
+#[derive(Clone)]
 struct Fetched {
     len: u64,
     parts: Vec<(u64, Bytes)>,
@@ -226,22 +238,40 @@ impl TaskDecoder for ParquetRowGroupDecoder {
             parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
         };
         no_panic(path, || {
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                fetched,
-                (*self.metadata).clone(),
-            )
-            .with_row_groups(vec![self.row_group])
-            .with_projection(self.mask.clone())
-            .with_batch_size(self.batch_size)
-            .build()
-            .map_err(|e| Error::external(path, e))?;
+            let bs = self.batch_size as u64;
+            // Rows up to the next multiple of the batch size come first, on their own.
+            let head = ((bs - self.first_row % bs) % bs).min(self.rows) as usize;
+            let tail = self.rows as usize - head;
             let mut out = Vec::new();
-            for b in reader {
-                let b = b.map_err(|e| Error::arrow_at(path, e))?;
-                out.push(match &self.reorder {
-                    Some(p) => b.project(p)?,
-                    None => b,
-                });
+            let mut read = |batch_size: usize, selection: Option<Vec<RowSelector>>| -> Result<()> {
+                let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    fetched.clone(),
+                    (*self.metadata).clone(),
+                )
+                .with_row_groups(vec![self.row_group])
+                .with_projection(self.mask.clone())
+                .with_batch_size(batch_size);
+                if let Some(s) = selection {
+                    builder = builder.with_row_selection(RowSelection::from(s));
+                }
+                let reader = builder.build().map_err(|e| Error::external(path, e))?;
+                for b in reader {
+                    let b = b.map_err(|e| Error::arrow_at(path, e))?;
+                    out.push(match &self.reorder {
+                        Some(p) => b.project(p)?,
+                        None => b,
+                    });
+                }
+                Ok(())
+            };
+            if head == 0 {
+                read(self.batch_size, None)?;
+            } else {
+                read(head, Some(vec![RowSelector::select(head)]))?;
+                if tail > 0 {
+                    let s = vec![RowSelector::skip(head), RowSelector::select(tail)];
+                    read(self.batch_size, Some(s))?;
+                }
             }
             Ok(Decoded::Batches(out))
         })
