@@ -190,6 +190,53 @@ fn interop(root: &Path) -> Result {
         Command::new(&python)
             .arg(root.join("xtask/interop.py"))
             .arg(bin),
+    )?;
+    shared_bench_data(root, &target, &python)
+}
+
+/// Generates a small set of the shared benchmark data (`../shared/bench/gen_data.py`, the
+/// generator the peer figures use) and runs the tests that compare the scan engine with the
+/// parquet and arrow-ipc readers on it.
+fn shared_bench_data(root: &Path, target: &Path, python: &Path) -> Result {
+    let generator = root.join("../shared/bench/gen_data.py");
+    if !generator.exists() {
+        eprintln!(
+            "note: {} not found; the shared-data equality test ran only on the in-repository sample",
+            generator.display()
+        );
+        return Ok(());
+    }
+    let out = target.join("bench-small");
+    if !out.join("manifest.json").exists() {
+        run(
+            root,
+            Command::new(python)
+                .arg(&generator)
+                .args(["--out"])
+                .arg(&out)
+                .args([
+                    "--rows",
+                    "16000",
+                    "--tpch-rows",
+                    "100000",
+                    "--only",
+                    "parquet,ipc,tpch",
+                ]),
+        )?;
+    }
+    run(
+        root,
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--all-features",
+                "--test",
+                "it",
+                "--",
+                "shared_bench",
+            ])
+            .env("ARROWFEED_BENCH_DATA", &out),
     )
 }
 

@@ -124,7 +124,9 @@ pub fn scan(
         source::Format::Parquet => {
             Box::new(ParquetScanPlan::try_new(path, options)?.with_decode_batch_rows(batch_size))
         }
-        source::Format::ArrowFile => Box::new(IpcScanPlan::try_new(path, options.columns.as_deref())?),
+        source::Format::ArrowFile => {
+            Box::new(IpcScanPlan::try_new(path, options.columns.as_deref())?)
+        }
         other => {
             return Err(Error::invalid_argument(format!(
                 "{}: scans run on Parquet and Arrow IPC files; this is {}",

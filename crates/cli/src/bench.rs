@@ -83,9 +83,9 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
             }
             Scanner::Sched(scan.reader().map_err(|e| Failure::at(path, e))?)
         }
-        _ => Scanner::Reader(
-            arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?,
-        ),
+        _ => {
+            Scanner::Reader(arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?)
+        }
     };
     let (mut rows, mut touched) = (0u64, Touched::default());
     let mut lat = Vec::new();

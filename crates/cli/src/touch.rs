@@ -172,10 +172,15 @@ mod tests {
             list.append(i % 7 != 0);
         }
         let batch = RecordBatch::try_from_iter([
-            ("id", Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef),
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..100)) as ArrayRef,
+            ),
             (
                 "text",
-                Arc::new(StringArray::from_iter((0..100).map(|i| (i % 3 != 0).then(|| "ab".repeat(i % 9))))) as ArrayRef,
+                Arc::new(StringArray::from_iter(
+                    (0..100).map(|i| (i % 3 != 0).then(|| "ab".repeat(i % 9))),
+                )) as ArrayRef,
             ),
             ("tokens", Arc::new(list.finish()) as ArrayRef),
         ])

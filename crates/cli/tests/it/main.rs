@@ -169,6 +169,79 @@ fn bench_json_has_the_documented_fields() {
     assert_eq!(v["batches"], 7);
 }
 
+/// The scan engine and the plain reader see the same rows: same checksum, same batch count,
+/// for Parquet (several row groups), an Arrow IPC file and projections; an IPC stream (no
+/// plan) is read by its reader.
+#[test]
+fn bench_scan_engine_and_reader_agree() {
+    let d = tempfile::tempdir().unwrap();
+    let batch = sample(1000);
+    let pq = d.path().join("rg.parquet");
+    let f = std::fs::File::create(&pq).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(130))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let ipc = d.path().join("b.arrow");
+    let o = run(&[
+        "convert",
+        pq.to_str().unwrap(),
+        "--out",
+        ipc.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stream = d.path().join("b.arrows");
+    let o = run(&[
+        "convert",
+        pq.to_str().unwrap(),
+        "--out",
+        stream.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scan = |path: &Path, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "bench",
+            path.to_str().unwrap(),
+            "--batch-size",
+            "64",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let reference = scan(&pq, &["--engine", "reader"]);
+    assert_eq!(reference["engine"], "reader");
+    assert_eq!(reference["rows"], 1000);
+    for (path, extra) in [
+        (
+            &pq,
+            vec!["--decode-parallelism", "2", "--io-parallelism", "3"],
+        ),
+        (&pq, vec!["--memory-budget-mib", "0"]),
+        (&ipc, vec![]),
+    ] {
+        let v = scan(path, &extra);
+        assert_eq!(v["engine"], "sched", "{v}");
+        assert_eq!(v["rows"], 1000);
+        assert_eq!(v["batches"], 16, "exact 64-row batches: {v}");
+        assert_eq!(v["checksum"], reference["checksum"], "{path:?} {extra:?}");
+        assert!(v["engine_metrics"]["tasks"].as_u64().unwrap() >= 1);
+    }
+    let v = scan(&stream, &[]);
+    assert_eq!(v["engine"], "reader");
+    assert_eq!(v["checksum"], reference["checksum"]);
+    let narrow = scan(&pq, &["--columns", "id"]);
+    let narrow_ref = scan(&pq, &["--columns", "id", "--engine", "reader"]);
+    assert_eq!(narrow["checksum"], narrow_ref["checksum"]);
+    assert_ne!(narrow["checksum"], reference["checksum"]);
+    let o = run(&["bench", pq.to_str().unwrap(), "--decode-parallelism", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
 #[test]
 fn errors_are_one_line_naming_the_file_with_exit_1() {
     let d = tempfile::tempdir().unwrap();
