@@ -117,6 +117,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::single_range_in_vec_init,
+        reason = "lists of one range on purpose"
+    )]
     fn adjacent_ranges_become_one_read_and_huge_ones_split() {
         assert_eq!(
             plan_reads(&[0..10, 10..20, 25..30], 0, 100),
