@@ -7,7 +7,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use arrowfeed_traits::{Error, Location, Result};
+use arrowfeed_traits::{Error, Location, Result, panic_message};
 
 /// Runs `f`, turning a panic into [`Error::Corrupt`] at `location`.
 pub(crate) fn no_panic<T>(
@@ -18,16 +18,12 @@ pub(crate) fn no_panic<T>(
     // nothing we keep: the reader that panicked is marked finished by its caller.
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Error::corrupt(
-                location,
-                format!("the decoder failed on malformed data ({what})"),
-            ))
-        }
+        Err(payload) => Err(Error::corrupt(
+            location,
+            format!(
+                "the decoder failed on malformed data ({})",
+                panic_message(payload.as_ref())
+            ),
+        )),
     }
 }

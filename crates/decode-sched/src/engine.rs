@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use arrowfeed_traits::{ByteSource, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
+use arrowfeed_traits::{
+    ByteSource, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder, panic_message,
+};
 use bytes::Bytes;
 
 use crate::ScanMetrics;
@@ -102,14 +104,6 @@ fn cost(ranges: &[Range<u64>]) -> u64 {
         .iter()
         .map(|r| r.end.saturating_sub(r.start))
         .fold(0u64, u64::saturating_add)
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl State {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{Error, Location, MemoryLedger, Result, batch_memory_size};
+use arrowfeed_traits::{Error, Location, MemoryLedger, Result, batch_memory_size, panic_message};
 use futures::Stream;
 
 use crate::metrics::PrefetchMetrics;
@@ -362,14 +362,6 @@ impl Stream for PrefetchStream {
             }
         }
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// A producer thread: reads its sources one after another into `slot`.

@@ -118,14 +118,12 @@ pub(crate) fn decode(
     let batches = match decoded {
         Ok(r) => r?,
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
             return Err(Error::corrupt(
                 path,
-                format!("the decoder failed on malformed data ({what})"),
+                format!(
+                    "the decoder failed on malformed data ({})",
+                    arrowfeed_traits::panic_message(payload.as_ref())
+                ),
             ));
         }
     };

@@ -272,6 +272,21 @@ impl Error {
     }
 }
 
+/// The message a caught panic carried (the text of `panic!("...")`), or `unknown panic`: for
+/// turning a panic in a decoder, a source or a plan into an error that says what happened.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("bad offset {}", 7)).expect_err("panicked");
+/// assert_eq!(arrowfeed_traits::panic_message(payload.as_ref()), "bad offset 7");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 impl From<ArrowError> for Error {
     fn from(e: ArrowError) -> Self {
         Self::from_arrow(e)

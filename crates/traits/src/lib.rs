@@ -86,7 +86,7 @@ mod scan;
 pub mod testkit;
 
 pub use byte_source::{ByteSource, MemorySource, check_range};
-pub use error::{BoxError, Error, Location, Result};
+pub use error::{BoxError, Error, Location, Result, panic_message};
 pub use memory::{MemoryLedger, array_memory_size, batch_memory_size};
 pub use random_access::{RandomAccess, check_slice, project_schema};
 pub use scan::{Decoded, ReadTask, ScanPlan, TaskDecoder};
