@@ -127,31 +127,29 @@ impl State {
         }
         loop {
             // The head's follow-up first: the consumer is waiting for it, whatever its priority.
+            // (Its entry in `followups` goes stale and is dropped below.)
             let head = self.head;
             if let Some(ranges) = self.tasks.get_mut(&head).and_then(|t| t.wanted.take()) {
-                self.followups.retain(|&Reverse((_, s))| s != head);
                 self.start_fetch(shared, head, ranges, 0);
                 continue;
             }
             if let Some(&Reverse((_, seq))) = self.followups.peek() {
-                let wanted_cost = self
-                    .tasks
-                    .get(&seq)
-                    .and_then(|t| t.wanted.as_deref())
-                    .map_or(0, cost);
-                if seq == self.head || self.fits(&shared.config, wanted_cost) {
+                let Some(wanted) = self.tasks.get(&seq).and_then(|t| t.wanted.as_deref()) else {
+                    // Served already, or the task failed since it asked.
                     self.followups.pop();
-                    let ranges = self
-                        .tasks
-                        .get_mut(&seq)
-                        .and_then(|t| t.wanted.take())
-                        .unwrap_or_default();
-                    if self.tasks.contains_key(&seq) {
-                        self.start_fetch(shared, seq, ranges, 0);
-                    }
                     continue;
+                };
+                if !self.fits(&shared.config, cost(wanted)) {
+                    break;
                 }
-                break;
+                self.followups.pop();
+                let ranges = self
+                    .tasks
+                    .get_mut(&seq)
+                    .and_then(|t| t.wanted.take())
+                    .unwrap_or_default();
+                self.start_fetch(shared, seq, ranges, 0);
+                continue;
             }
             if self.end_seq.is_some() {
                 break;
@@ -507,7 +505,7 @@ impl Shared {
     fn decode_loop(&self) {
         let mut st = self.lock();
         loop {
-            let (seq, decoder, bytes) = loop {
+            let (seq, rows, decoder, bytes) = loop {
                 if st.work_over() {
                     return;
                 }
@@ -515,9 +513,9 @@ impl Shared {
                     let job = st
                         .tasks
                         .get_mut(&seq)
-                        .and_then(|t| Some((t.decoder.take()?, t.ready.take()?)));
-                    if let Some((d, b)) = job {
-                        break (seq, d, b);
+                        .and_then(|t| Some((t.rows.clone(), t.decoder.take()?, t.ready.take()?)));
+                    if let Some((r, d, b)) = job {
+                        break (seq, r, d, b);
                     }
                     continue;
                 }
@@ -541,7 +539,7 @@ impl Shared {
             };
             // Checking row counts and schemas here keeps it off the consumer's thread.
             let outcome = match outcome {
-                Ok(Decoded::Batches(b)) => self.check_batches(seq, b).map(Decoded::Batches),
+                Ok(Decoded::Batches(b)) => self.check_batches(seq, rows, b).map(Decoded::Batches),
                 other => other,
             };
             st = self.lock();
@@ -551,32 +549,16 @@ impl Shared {
             }
             match outcome {
                 Ok(Decoded::Batches(batches)) => {
-                    let expected = st.tasks.get(&seq).map(|t| t.rows.clone());
-                    let got: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-                    match expected {
-                        Some(rows) if rows.end.saturating_sub(rows.start) != got => {
-                            let e = Error::corrupt(
-                                self.source.name(),
-                                format!(
-                                    "the task for rows {}..{} decoded {got} rows",
-                                    rows.start, rows.end
-                                ),
-                            );
-                            st.fail(self, seq, e);
-                        }
-                        _ => {
-                            if let Some(t) = st.tasks.get_mut(&seq) {
-                                t.finished = true;
-                            }
-                            st.done.insert(seq, Ok(batches));
-                            if seq == st.head {
-                                st.wake_consumer(&self.signals);
-                            }
-                            if st.work_over() {
-                                self.signals.io.notify_all();
-                                self.signals.decode.notify_all();
-                            }
-                        }
+                    if let Some(t) = st.tasks.get_mut(&seq) {
+                        t.finished = true;
+                    }
+                    st.done.insert(seq, Ok(batches));
+                    if seq == st.head {
+                        st.wake_consumer(&self.signals);
+                    }
+                    if st.work_over() {
+                        self.signals.io.notify_all();
+                        self.signals.decode.notify_all();
                     }
                 }
                 Ok(Decoded::NeedMore { ranges, decoder }) => {
@@ -594,9 +576,24 @@ impl Shared {
         }
     }
 
-    /// Gives decoded batches the plan's schema object (they may carry an equal copy), and
-    /// rejects batches whose columns do not match it.
-    fn check_batches(&self, seq: u64, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    /// Checks that decoded batches hold the task's `rows`, and gives them the plan's schema
+    /// object (they may carry an equal copy), rejecting batches whose columns do not match it.
+    fn check_batches(
+        &self,
+        seq: u64,
+        rows: Range<u64>,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>> {
+        let got: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if rows.end.saturating_sub(rows.start) != got {
+            return Err(Error::corrupt(
+                self.source.name(),
+                format!(
+                    "the task for rows {}..{} decoded {got} rows",
+                    rows.start, rows.end
+                ),
+            ));
+        }
         batches
             .into_iter()
             .map(|b| {
