@@ -115,10 +115,34 @@ impl IpcFileReader {
     ) -> Result<Self> {
         let path = path.as_ref();
         let file = LocalFile::open(path)?;
-        no_panic(path, || Self::from_file(file, projection))
+        no_panic(path, || Self::from_file(file, |_| Ok(projection)))
     }
 
-    fn from_file(file: LocalFile, projection: Option<Vec<usize>>) -> Result<Self> {
+    /// Opens the IPC file at `path`, reading only `columns` (by name, in the output order), or
+    /// every column for `None`. The names are resolved against the footer's schema, so the
+    /// footer and dictionaries are read once.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), and [`Error::InvalidArgument`] naming a column the file does
+    /// not have.
+    pub fn open_with_columns(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = LocalFile::open(path)?;
+        no_panic(path, || {
+            Self::from_file(file, |schema| {
+                columns
+                    .map(|names| crate::column_indices(schema, names))
+                    .transpose()
+            })
+        })
+    }
+
+    /// Reads the footer and dictionaries of `file`; `projection` picks the columns once the
+    /// schema is known.
+    fn from_file(
+        file: LocalFile,
+        projection: impl FnOnce(&SchemaRef) -> Result<Option<Vec<usize>>>,
+    ) -> Result<Self> {
         let path = file.path().to_path_buf();
         let corrupt = |msg: String| Error::corrupt(&path, msg);
         let size = file.len();
@@ -201,6 +225,7 @@ impl IpcFileReader {
                 "unsupported IPC metadata version {version:?}"
             )));
         }
+        let projection = projection(&schema).map_err(|e| e.or_location(&path))?;
         let out_schema = match &projection {
             Some(p) => Arc::new(
                 crate::project_schema_by_index(&schema, p).map_err(|e| e.or_location(&path))?,

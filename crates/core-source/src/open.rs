@@ -125,24 +125,20 @@ fn open_one(path: &Path, options: &ReadOptions) -> Result<(Format, BoxReader)> {
             o.batch_size = Some(options.parquet_batch_size());
             Box::new(ParquetReader::open(path, &o)?)
         }
-        Format::ArrowFile | Format::ArrowStream => {
-            // Resolve names against the file's own schema: open once to read it.
+        Format::ArrowFile => Box::new(IpcFileReader::open_with_columns(
+            path,
+            options.columns.as_deref(),
+        )?),
+        Format::ArrowStream => {
+            // Resolve names against the stream's own schema: open once to read it.
             let projection = match &options.columns {
                 None => None,
                 Some(names) => {
-                    let schema = if format == Format::ArrowFile {
-                        RecordBatchReader::schema(&IpcFileReader::open(path)?)
-                    } else {
-                        RecordBatchReader::schema(&IpcStreamReader::open(path)?)
-                    };
+                    let schema = RecordBatchReader::schema(&IpcStreamReader::open(path)?);
                     Some(crate::column_indices(&schema, names).map_err(|e| e.or_location(path))?)
                 }
             };
-            if format == Format::ArrowFile {
-                Box::new(IpcFileReader::open_with_projection(path, projection)?)
-            } else {
-                Box::new(IpcStreamReader::open_with_projection(path, projection)?)
-            }
+            Box::new(IpcStreamReader::open_with_projection(path, projection)?)
         }
     };
     Ok((format, reader))

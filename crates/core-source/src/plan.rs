@@ -20,10 +20,10 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
+use crate::ReadOptions;
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
 use crate::parquet::{Projection, check_row_groups, load_metadata, resolve_columns};
-use crate::{ReadOptions, column_indices};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
@@ -305,17 +305,7 @@ impl IpcScanPlan {
     /// As [`IpcFileReader::open`].
     pub fn try_new(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
         let path = path.as_ref();
-        let projection = match columns {
-            None => None,
-            Some(names) => {
-                let r = IpcFileReader::open(path)?;
-                Some(
-                    column_indices(&arrow_array::RecordBatchReader::schema(&r), names)
-                        .map_err(|e| e.or_location(path))?,
-                )
-            }
-        };
-        let reader = IpcFileReader::open_with_projection(path, projection)?;
+        let reader = IpcFileReader::open_with_columns(path, columns)?;
         let infos = reader.batch_infos()?;
         let (decoder, schema, blocks) = reader.into_parts();
         let blocks: VecDeque<(Block, u64)> = blocks
