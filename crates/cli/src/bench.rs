@@ -10,6 +10,7 @@ use crate::convert::write_stdout;
 use crate::input::{Rng, projection, random_access};
 use crate::touch::{Touched, touch_batch};
 use crate::{CliResult, Failure};
+use arrow_array::RecordBatch;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -17,6 +18,92 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let k = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[k]
+}
+
+/// What a benchmark loop saw: rows, touched bytes and each batch's latency.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    touched: Touched,
+    lat_ms: Vec<f64>,
+}
+
+impl Tally {
+    /// Touches `batch`, which took since `asked` to arrive.
+    fn record(&mut self, batch: &RecordBatch, asked: Instant) {
+        self.touched.add(touch_batch(batch));
+        self.rows += batch.num_rows() as u64;
+        self.lat_ms.push(asked.elapsed().as_secs_f64() * 1e3);
+    }
+
+    fn batches(&self) -> usize {
+        self.lat_ms.len()
+    }
+
+    /// The figures every mode reports, for a loop that took `seconds`.
+    fn summary(mut self, seconds: f64) -> Summary {
+        self.lat_ms.sort_by(f64::total_cmp);
+        Summary {
+            rows: self.rows,
+            batches: self.lat_ms.len(),
+            bytes: self.touched.bytes,
+            seconds,
+            p50: percentile(&self.lat_ms, 0.5),
+            p99: percentile(&self.lat_ms, 0.99),
+            checksum: self.touched.checksum,
+        }
+    }
+}
+
+struct Summary {
+    rows: u64,
+    batches: usize,
+    bytes: u64,
+    seconds: f64,
+    p50: f64,
+    p99: f64,
+    checksum: u64,
+}
+
+impl Summary {
+    fn rows_per_s(&self) -> f64 {
+        self.rows as f64 / self.seconds
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds
+    }
+
+    /// Prints `fields` (the mode's own) with the common figures, as one JSON object.
+    fn write_json(&self, mut fields: serde_json::Value) -> CliResult {
+        if let Some(m) = fields.as_object_mut() {
+            for (k, v) in [
+                ("rows", json!(self.rows)),
+                ("batches", json!(self.batches)),
+                ("bytes", json!(self.bytes)),
+                ("seconds", json!(self.seconds)),
+                ("rows_per_s", json!(self.rows_per_s())),
+                ("mb_per_s", json!(self.mb_per_s())),
+                ("p50_ms", json!(self.p50)),
+                ("p99_ms", json!(self.p99)),
+                ("checksum", json!(format!("{:016x}", self.checksum))),
+            ] {
+                m.insert(k.into(), v);
+            }
+        }
+        write_stdout(&format!("{fields}\n"))
+    }
+
+    /// `N rows/s, M MB/s, per batch p50 ..., p99 ...`
+    fn rates(&self) -> String {
+        format!(
+            "{:.0} rows/s, {:.1} MB/s, per batch p50 {:.3} ms, p99 {:.3} ms",
+            self.rows_per_s(),
+            self.mb_per_s(),
+            self.p50,
+            self.p99
+        )
+    }
 }
 
 /// Settings of `bench --mode scan`.
@@ -87,18 +174,14 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
             Scanner::Reader(arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?)
         }
     };
-    let (mut rows, mut touched) = (0u64, Touched::default());
-    let mut lat = Vec::new();
+    let mut tally = Tally::default();
     loop {
         let t = Instant::now();
         let Some(batch) = source.next() else { break };
         let batch = batch.map_err(|e| Failure::at(path, e))?;
-        touched.add(touch_batch(&batch));
-        rows += batch.num_rows() as u64;
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        tally.record(&batch, t);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let batches = lat.len();
+    let sum = tally.summary(started.elapsed().as_secs_f64());
     let (engine_name, engine_metrics) = match &source {
         Scanner::Sched(r) => {
             let m = r.metrics();
@@ -109,22 +192,20 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
         }
         Scanner::Reader(_) => ("reader", serde_json::Value::Null),
     };
-    lat.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-    let rows_per_s = rows as f64 / seconds;
-    let bytes = touched.bytes;
-    let mb_per_s = bytes as f64 / 1e6 / seconds;
     if as_json {
-        let v = json!({"mode": "scan", "path": path.display().to_string(), "format": format.name(),
-            "engine": engine_name, "rows": rows, "batches": batches, "bytes": bytes, "seconds": seconds,
-            "rows_per_s": rows_per_s, "mb_per_s": mb_per_s, "p50_ms": p50, "p99_ms": p99,
-            "checksum": format!("{:016x}", touched.checksum), "engine_metrics": engine_metrics});
-        write_stdout(&format!("{v}\n"))
+        sum.write_json(
+            json!({"mode": "scan", "path": path.display().to_string(), "format": format.name(),
+            "engine": engine_name, "engine_metrics": engine_metrics}),
+        )
     } else {
         write_stdout(&format!(
-            "scan {} ({engine_name}): {rows} rows in {batches} batches, {:.1} MB in {seconds:.3} s\n  {rows_per_s:.0} rows/s, {mb_per_s:.1} MB/s, per batch p50 {p50:.3} ms, p99 {p99:.3} ms\n",
+            "scan {} ({engine_name}): {} rows in {} batches, {:.1} MB in {:.3} s\n  {}\n",
             path.display(),
-            bytes as f64 / 1e6
+            sum.rows,
+            sum.batches,
+            sum.bytes as f64 / 1e6,
+            sum.seconds,
+            sum.rates()
         ))
     }
 }
@@ -157,35 +238,26 @@ pub(crate) fn take(
     let all: Vec<Vec<u64>> = (0..batches)
         .map(|_| (0..batch_size).map(|_| rng.below(n)).collect())
         .collect();
-    let (mut rows, mut touched) = (0u64, Touched::default());
-    let mut lat = Vec::with_capacity(batches);
+    let mut tally = Tally::default();
     let started = Instant::now();
     for idx in &all {
         let t = Instant::now();
         let b = ra
             .take(idx, proj.as_deref())
             .map_err(|e| Failure::at(path, e))?;
-        touched.add(touch_batch(&b));
-        rows += b.num_rows() as u64;
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        tally.record(&b, t);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-    let rows_per_s = rows as f64 / seconds;
-    let bytes = touched.bytes;
-    let mb_per_s = bytes as f64 / 1e6 / seconds;
+    let sum = tally.summary(started.elapsed().as_secs_f64());
     if as_json {
-        let v = json!({"mode": "take", "path": path.display().to_string(), "rows": rows, "batches": batches,
-            "batch_size": batch_size, "seed": seed, "bytes": bytes, "seconds": seconds, "open_s": open_s,
-            "rows_per_s": rows_per_s, "mb_per_s": mb_per_s, "p50_ms": p50, "p99_ms": p99,
-            "checksum": format!("{:016x}", touched.checksum)});
-        write_stdout(&format!("{v}\n"))
+        sum.write_json(json!({"mode": "take", "path": path.display().to_string(),
+            "batch_size": batch_size, "seed": seed, "open_s": open_s}))
     } else {
         write_stdout(&format!(
-            "take {}: {batches} batches of {batch_size} random rows in {seconds:.3} s (opened in {:.1} ms)\n  {rows_per_s:.0} rows/s, {mb_per_s:.1} MB/s, per batch p50 {p50:.3} ms, p99 {p99:.3} ms\n",
+            "take {}: {batches} batches of {batch_size} random rows in {:.3} s (opened in {:.1} ms)\n  {}\n",
             path.display(),
-            open_s * 1e3
+            sum.seconds,
+            open_s * 1e3,
+            sum.rates()
         ))
     }
 }
@@ -222,45 +294,37 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
     let loader = b.build().map_err(|e| Failure::Usage(e.to_string()))?;
     let open_s = started.elapsed().as_secs_f64();
     let mut it = loader.epoch(a.epoch).map_err(|e| Failure::at(path, e))?;
-    let (mut rows, mut touched) = (0u64, Touched::default());
-    let mut lat = Vec::new();
+    let mut tally = Tally::default();
     let mut peak_anon = crate::demo::anon_rss_bytes();
     let t0 = Instant::now();
     loop {
         let t = Instant::now();
         let Some(batch) = it.next() else { break };
         let batch = batch.map_err(|e| Failure::at(path, arrowfeed::Error::from_arrow(e)))?;
-        touched.add(touch_batch(&batch));
-        rows += batch.num_rows() as u64;
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
-        if lat.len() % 64 == 0 {
+        tally.record(&batch, t);
+        if tally.batches() % 64 == 0 {
             // Sampled: heap only, mapped shard pages are not counted.
             peak_anon = peak_anon.max(crate::demo::anon_rss_bytes());
         }
     }
-    let seconds = t0.elapsed().as_secs_f64();
+    let sum = tally.summary(t0.elapsed().as_secs_f64());
     let m = it.metrics();
-    lat.sort_by(f64::total_cmp);
-    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-    let rows_per_s = rows as f64 / seconds;
-    let bytes = touched.bytes;
-    let mb_per_s = bytes as f64 / 1e6 / seconds;
     if as_json {
-        let v = json!({"mode": "epoch", "path": path.display().to_string(), "rows": rows, "batches": lat.len(),
+        sum.write_json(json!({"mode": "epoch", "path": path.display().to_string(),
             "batch_size": a.batch_size, "workers": a.workers, "seed": a.seed, "epoch": a.epoch,
-            "rank": a.rank, "world_size": a.world_size, "bytes": bytes, "seconds": seconds, "open_s": open_s,
-            "rows_per_s": rows_per_s, "mb_per_s": mb_per_s, "p50_ms": p50, "p99_ms": p99,
+            "rank": a.rank, "world_size": a.world_size, "open_s": open_s,
             "consumer_wait_s": m.consumer_wait.as_secs_f64(), "gather_s": m.gather.as_secs_f64(),
             "peak_buffered_bytes": m.peak_bytes, "peak_rss_bytes": crate::demo::peak_rss_bytes(),
-            "peak_heap_bytes_sampled": peak_anon,
-            "checksum": format!("{:016x}", touched.checksum)});
-        write_stdout(&format!("{v}\n"))
+            "peak_heap_bytes_sampled": peak_anon}))
     } else {
         write_stdout(&format!(
-            "epoch {} of {}: {rows} rows in {} batches, {seconds:.3} s\n  {rows_per_s:.0} rows/s, {mb_per_s:.1} MB/s, per batch p50 {p50:.3} ms, p99 {p99:.3} ms\n  {m}\n",
+            "epoch {} of {}: {} rows in {} batches, {:.3} s\n  {}\n  {m}\n",
             a.epoch,
             path.display(),
-            lat.len()
+            sum.rows,
+            sum.batches,
+            sum.seconds,
+            sum.rates()
         ))
     }
 }
