@@ -5,7 +5,6 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
@@ -94,7 +93,6 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
 #[derive(Debug)]
 struct Faulty {
     inner: MemorySource,
-    reads: AtomicUsize,
 }
 
 impl ByteSource for Faulty {
@@ -106,7 +104,6 @@ impl ByteSource for Faulty {
     }
     fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
         Box::pin(async move {
-            self.reads.fetch_add(1, Ordering::Relaxed);
             if range.end > DATA_LEN {
                 Err(Error::corrupt(
                     "faulty",
@@ -123,6 +120,20 @@ struct Plan {
     schema: SchemaRef,
     tasks: std::vec::IntoIter<(usize, TaskSpec)>,
     next_row: u64,
+}
+
+impl Plan {
+    fn new(specs: Vec<TaskSpec>) -> Self {
+        Self {
+            schema: schema(),
+            tasks: specs
+                .into_iter()
+                .enumerate()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            next_row: 0,
+        }
+    }
 }
 
 impl Iterator for Plan {
@@ -190,22 +201,16 @@ impl arrowfeed_traits::TaskDecoder for StageDecoder {
                 self.index
             );
         }
+        // A failure planned for a stage past the last happens at the last.
+        let last = self.spec.stages.len() - 1;
         match self.spec.failure {
-            Failure::Decode(s)
-                if s == self.stage
-                    || (s >= self.spec.stages.len()
-                        && self.stage + 1 == self.spec.stages.len()) =>
-            {
+            Failure::Decode(s) if s.min(last) == self.stage => {
                 return Err(Error::corrupt(
                     "decoder",
                     format!("task {} failed", self.index),
                 ));
             }
-            Failure::Panic(s)
-                if s == self.stage
-                    || (s >= self.spec.stages.len()
-                        && self.stage + 1 == self.spec.stages.len()) =>
-            {
+            Failure::Panic(s) if s.min(last) == self.stage => {
                 panic!("task {} panicked", self.index);
             }
             _ => {}
@@ -346,8 +351,8 @@ proptest! {
     ) {
         let specs_c = specs.clone();
         let out = within(Duration::from_secs(20), move || {
-            let plan = Plan { schema: schema(), tasks: specs_c.into_iter().enumerate().collect::<Vec<_>>().into_iter(), next_row: 0 };
-            let faulty = Faulty { inner: MemorySource::new("memory", data()), reads: AtomicUsize::new(0) };
+            let plan = Plan::new(specs_c);
+            let faulty = Faulty { inner: MemorySource::new("memory", data()) };
             let source: Arc<dyn ByteSource> = if slow {
                 Arc::new(LatencySource::new(faulty, Duration::from_micros(200)))
             } else {
@@ -374,7 +379,7 @@ proptest! {
         budget in prop_oneof![Just(0u64), 1u64..20_000],
     ) {
         let make = move |specs: Vec<TaskSpec>| {
-            let plan = Plan { schema: schema(), tasks: specs.into_iter().enumerate().collect::<Vec<_>>().into_iter(), next_row: 0 };
+            let plan = Plan::new(specs);
             Scan::new(MemorySource::new("memory", data()), plan).batch_size(bs).memory_budget(budget).decode_parallelism(2)
         };
         let (a, b) = (specs.clone(), specs.clone());
@@ -411,15 +416,7 @@ fn simple_plan(n: usize, len: u64, rows: u64) -> Plan {
             failure: Failure::None,
         })
         .collect();
-    Plan {
-        schema: schema(),
-        tasks: specs
-            .into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter(),
-        next_row: 0,
-    }
+    Plan::new(specs)
 }
 
 #[test]
@@ -524,15 +521,7 @@ fn follow_up_reads_are_counted_and_nearby_ranges_coalesced() {
         priority: None,
         failure: Failure::None,
     }];
-    let plan = Plan {
-        schema: schema(),
-        tasks: specs
-            .into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter(),
-        next_row: 0,
-    };
+    let plan = Plan::new(specs);
     let out = run(Scan::new(MemorySource::new("memory", data()), plan).coalesce_gap(64));
     assert_eq!(out.error, None);
     assert_eq!(out.metrics.follow_ups, 1);
@@ -566,15 +555,7 @@ fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
         priority: None,
         failure: Failure::None,
     }];
-    let plan = Plan {
-        schema: schema(),
-        tasks: specs
-            .into_iter()
-            .enumerate()
-            .collect::<Vec<_>>()
-            .into_iter(),
-        next_row: 0,
-    };
+    let plan = Plan::new(specs);
     let out = run(Scan::new(MemorySource::new("the-object", data()), plan));
     let e = out.error.expect("an error");
     assert!(e.contains("the-object") && e.contains("outside"), "{e}");
