@@ -64,7 +64,11 @@ type Result<T = ()> = std::result::Result<T, String>;
 type Step = fn(&Path) -> Result;
 
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets CARGO_MANIFEST_DIR for the running binary; prefer it over the path baked
+    // in at compile time, which is another checkout's when two share a target directory.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
