@@ -11,7 +11,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::Block;
 use arrow_ipc::reader::FileDecoder;
 use arrow_schema::SchemaRef;
-use arrowfeed_traits::{Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
+use arrowfeed_traits::{DecodePart, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -35,10 +35,15 @@ pub struct ParquetScanPlan {
     reorder: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_size: usize,
+    part_rows: Option<usize>,
     row_groups: VecDeque<usize>,
     next_row: u64,
     total_rows: u64,
 }
+
+/// Row groups with at least this many rows split in two by default: see
+/// [`ParquetScanPlan::with_part_rows`].
+pub const SPLIT_ROW_GROUPS_FROM: usize = 65_536;
 
 impl std::fmt::Debug for ParquetScanPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +90,7 @@ impl ParquetScanPlan {
             reorder,
             schema,
             batch_size: options.parquet_batch_size().max(1),
+            part_rows: None,
             row_groups,
             next_row: 0,
             total_rows,
@@ -102,6 +108,33 @@ impl ParquetScanPlan {
     pub fn with_decode_batch_rows(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
         self
+    }
+
+    /// Splits each row group into parts of about `rows` rows that an engine decodes on
+    /// several threads at once (`Decoded::Parts`); `0` keeps row groups whole. Cuts fall on
+    /// multiples of the decode batch size counted from the plan's first row, so batches never
+    /// straddle two parts.
+    ///
+    /// By default a row group of at least [`SPLIT_ROW_GROUPS_FROM`] rows splits in two, and a
+    /// smaller one stays whole. Two threads then share the row group the consumer waits for,
+    /// and half as much decoded data waits for it. Finer parts cost more than they give with
+    /// the parquet crate's decoders: each part decodes the dictionary pages again and the data
+    /// pages at its edges twice, and to skip to its first row in a repeated (list) column it
+    /// decompresses and reads the levels of every page before it (other columns skip whole
+    /// pages unread).
+    pub fn with_part_rows(mut self, rows: usize) -> Self {
+        self.part_rows = Some(rows);
+        self
+    }
+
+    /// The rows per part of a row group of `rows` rows (before cuts snap to batch multiples).
+    fn part_rows_for(&self, rows: u64) -> u64 {
+        match self.part_rows {
+            Some(0) => u64::MAX,
+            Some(r) => r as u64,
+            None if rows >= SPLIT_ROW_GROUPS_FROM as u64 => rows.div_ceil(2),
+            None => u64::MAX,
+        }
     }
 
     /// The number of row groups still to plan.
@@ -139,6 +172,7 @@ impl Iterator for ParquetScanPlan {
                 mask: self.mask.clone(),
                 reorder: self.reorder.clone(),
                 batch_size: self.batch_size,
+                part_rows: self.part_rows_for(rows),
                 row_group: g,
                 first_row: self.next_row,
                 rows,
@@ -167,12 +201,78 @@ struct ParquetRowGroupDecoder {
     mask: ProjectionMask,
     reorder: Option<Vec<usize>>,
     batch_size: usize,
+    /// Rows per part: each cut is the first multiple of `batch_size` (counted from row 0 of
+    /// the plan) at least this many rows past the one before.
+    part_rows: u64,
     row_group: usize,
     /// The plan row this row group starts at: batches break at multiples of `batch_size`
     /// counted from row 0 of the plan.
     first_row: u64,
     rows: u64,
     ranges: Vec<std::ops::Range<u64>>,
+}
+
+/// What the parts of one row group share: its fetched bytes and how to decode them.
+struct RowGroupBytes {
+    path: Arc<PathBuf>,
+    fetched: Fetched,
+    metadata: Arc<ArrowReaderMetadata>,
+    mask: ProjectionMask,
+    reorder: Option<Vec<usize>>,
+    batch_size: usize,
+    row_group: usize,
+    first_row: u64,
+    /// The rows in the row group.
+    rows: u64,
+}
+
+impl RowGroupBytes {
+    /// Decodes the plan rows `rows` of the row group, in batches that break at multiples of
+    /// the batch size counted from row 0 of the plan.
+    fn decode(&self, rows: std::ops::Range<u64>) -> Result<Vec<RecordBatch>> {
+        let path = self.path.as_path();
+        no_panic(path, || {
+            let bs = self.batch_size as u64;
+            let skip = (rows.start - self.first_row) as usize;
+            let len = (rows.end - rows.start) as usize;
+            // Rows up to the next multiple of the batch size come first, on their own.
+            let head = ((bs - rows.start % bs) % bs).min(len as u64) as usize;
+            let mut out = Vec::new();
+            let mut read = |batch_size: usize, skip: usize, select: usize| -> Result<()> {
+                let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    self.fetched.clone(),
+                    (*self.metadata).clone(),
+                )
+                .with_row_groups(vec![self.row_group])
+                .with_projection(self.mask.clone())
+                .with_batch_size(batch_size);
+                if skip > 0 || select as u64 != self.rows {
+                    let mut s = Vec::with_capacity(2);
+                    if skip > 0 {
+                        s.push(RowSelector::skip(skip));
+                    }
+                    s.push(RowSelector::select(select));
+                    builder = builder.with_row_selection(RowSelection::from(s));
+                }
+                let reader = builder.build().map_err(|e| Error::external(path, e))?;
+                for b in reader {
+                    let b = b.map_err(|e| Error::arrow_at(path, e))?;
+                    out.push(match &self.reorder {
+                        Some(p) => b.project(p)?,
+                        None => b,
+                    });
+                }
+                Ok(())
+            };
+            if head > 0 {
+                read(head, skip, head)?;
+            }
+            if len > head {
+                read(self.batch_size, skip + head, len - head)?;
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// The fetched byte ranges of a file, served to the parquet crate as if it were the file.
@@ -224,57 +324,57 @@ impl ChunkReader for Fetched {
 
 impl TaskDecoder for ParquetRowGroupDecoder {
     fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
-        let path = self.path.as_path();
         if bytes.len() != self.ranges.len() {
             return Err(Error::invalid_argument(format!(
                 "{}: the decoder got {} ranges, asked for {}",
-                path.display(),
+                self.path.display(),
                 bytes.len(),
                 self.ranges.len()
             )));
         }
-        let fetched = Fetched {
-            len: self.file_bytes,
-            parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
-        };
-        no_panic(path, || {
-            let bs = self.batch_size as u64;
-            // Rows up to the next multiple of the batch size come first, on their own.
-            let head = ((bs - self.first_row % bs) % bs).min(self.rows) as usize;
-            let tail = self.rows as usize - head;
-            let mut out = Vec::new();
-            let mut read = |batch_size: usize, selection: Option<Vec<RowSelector>>| -> Result<()> {
-                let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    fetched.clone(),
-                    (*self.metadata).clone(),
-                )
-                .with_row_groups(vec![self.row_group])
-                .with_projection(self.mask.clone())
-                .with_batch_size(batch_size);
-                if let Some(s) = selection {
-                    builder = builder.with_row_selection(RowSelection::from(s));
-                }
-                let reader = builder.build().map_err(|e| Error::external(path, e))?;
-                for b in reader {
-                    let b = b.map_err(|e| Error::arrow_at(path, e))?;
-                    out.push(match &self.reorder {
-                        Some(p) => b.project(p)?,
-                        None => b,
-                    });
-                }
-                Ok(())
-            };
-            if head == 0 {
-                read(self.batch_size, None)?;
-            } else {
-                read(head, Some(vec![RowSelector::select(head)]))?;
-                if tail > 0 {
-                    let s = vec![RowSelector::skip(head), RowSelector::select(tail)];
-                    read(self.batch_size, Some(s))?;
-                }
+        let rg = Arc::new(RowGroupBytes {
+            fetched: Fetched {
+                len: self.file_bytes,
+                parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
+            },
+            path: self.path,
+            metadata: self.metadata,
+            mask: self.mask,
+            reorder: self.reorder,
+            batch_size: self.batch_size,
+            row_group: self.row_group,
+            first_row: self.first_row,
+            rows: self.rows,
+        });
+        let (start, end) = (self.first_row, self.first_row + self.rows);
+        let bs = self.batch_size as u64;
+        let mut cuts = vec![start];
+        loop {
+            let last = cuts[cuts.len() - 1];
+            let at = last
+                .saturating_add(self.part_rows.max(1))
+                .div_ceil(bs)
+                .saturating_mul(bs);
+            if at >= end {
+                break;
             }
-            Ok(Decoded::Batches(out))
-        })
+            cuts.push(at);
+        }
+        cuts.push(end);
+        if cuts.len() <= 2 {
+            return rg.decode(start..end).map(Decoded::Batches);
+        }
+        let parts = cuts
+            .windows(2)
+            .map(|w| {
+                let (rg, rows) = (rg.clone(), w[0]..w[1]);
+                DecodePart {
+                    rows: rows.clone(),
+                    decoder: Box::new(move || rg.decode(rows)),
+                }
+            })
+            .collect();
+        Ok(Decoded::Parts(parts))
     }
 }
 
@@ -387,6 +487,12 @@ pub fn run_plan_in_order(
             match decoder.decode(bytes)? {
                 Decoded::Batches(b) => {
                     out.extend(b);
+                    break;
+                }
+                Decoded::Parts(parts) => {
+                    for p in parts {
+                        out.extend(p.decoder.decode()?);
+                    }
                     break;
                 }
                 Decoded::NeedMore {

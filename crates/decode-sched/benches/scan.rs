@@ -33,9 +33,16 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
-// Both sides allocate through the same allocator the CLI uses.
+// Both sides allocate through the same allocator the CLI uses, set up as the CLI sets it up.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// As the CLI: freed memory stays in the process for 10 s (mimalloc's `purge_delay`, option 15).
+fn criterion() -> Criterion {
+    // SAFETY: mi_option_set stores a number in mimalloc's option table; any value is valid.
+    unsafe { libmimalloc_sys::mi_option_set(15, 10_000) };
+    Criterion::default()
+}
 
 fn data_dir() -> PathBuf {
     let dir = std::env::var_os("ARROWFEED_BENCH_DATA")
@@ -387,7 +394,7 @@ fn projection(_c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default();
+    config = criterion();
     targets = projection, parquet_scan, remote, ipc_scan
 }
 criterion_main!(benches);

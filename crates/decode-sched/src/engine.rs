@@ -5,7 +5,9 @@
 //! (charged; its physical reads are in the I/O queue or in flight) → *ready* (all bytes in; in
 //! the decode queue) → *decoding* → either *done* (batches waiting for the consumer) or back to
 //! *fetching* for the ranges a decoder asked for (`Decoded::NeedMore`, served ahead of new
-//! tasks). The budget a task was charged is released when the consumer takes its batches.
+//! tasks) or *split* into parts (`Decoded::Parts`) that decode on several threads and reach
+//! the consumer one by one, in order. The budget a task was charged is released when the
+//! consumer takes its last batches.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -18,7 +20,8 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::{
-    ByteSource, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder, panic_message,
+    ByteSource, DecodePart, Decoded, Error, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
+    panic_message,
 };
 use bytes::Bytes;
 
@@ -49,6 +52,55 @@ struct Fetch {
     remaining: usize,
 }
 
+/// A part of a split task.
+struct Part {
+    rows: Range<u64>,
+    /// Taken by the decode thread that runs it.
+    decoder: Option<Box<dyn PartDecoder>>,
+    done: bool,
+}
+
+/// Decode work: the slot of a task in the decode queue. Slot 0 is the task's decoder, slot
+/// `i + 1` its part `i`, so that a task's parts are served in order and ahead of later tasks.
+type DecodeKey = Reverse<(u64, u64, usize)>;
+
+/// Work a decode thread took from a task.
+enum Job {
+    /// The task's decoder, with its fetched bytes.
+    Task {
+        rows: Range<u64>,
+        decoder: Box<dyn TaskDecoder>,
+        bytes: Vec<Bytes>,
+    },
+    /// One part of a split task.
+    Part {
+        index: usize,
+        rows: Range<u64>,
+        decoder: Box<dyn PartDecoder>,
+    },
+}
+
+impl Job {
+    /// Takes the work at decode-queue `slot` from `task`, if it is still there.
+    fn take(task: &mut Task, slot: usize) -> Option<Self> {
+        match slot.checked_sub(1) {
+            None => Some(Self::Task {
+                rows: task.rows.clone(),
+                decoder: task.decoder.take()?,
+                bytes: task.ready.take()?,
+            }),
+            Some(index) => {
+                let part = task.parts.get_mut(index)?;
+                Some(Self::Part {
+                    index,
+                    rows: part.rows.clone(),
+                    decoder: part.decoder.take()?,
+                })
+            }
+        }
+    }
+}
+
 struct Task {
     priority: u64,
     rows: Range<u64>,
@@ -60,8 +112,24 @@ struct Task {
     wanted: Option<Vec<Range<u64>>>,
     /// The bytes of a finished fetch, waiting for a decode thread.
     ready: Option<Vec<Bytes>>,
-    /// True once the batches (or the error) are in `done`.
+    /// The parts the decoder split the task into; empty while it is not split.
+    parts: Vec<Part>,
+    /// Outputs at or after this part are dropped: the part there failed.
+    end_part: usize,
+    /// True once every output the consumer will take (batches or the error) is in `done`.
     finished: bool,
+}
+
+impl Task {
+    /// The number of outputs the consumer takes from this task.
+    fn outputs(&self) -> usize {
+        self.parts.len().clamp(1, self.end_part.saturating_add(1))
+    }
+
+    fn update_finished(&mut self) {
+        let until = self.end_part.min(self.parts.len());
+        self.finished = self.parts[..until].iter().all(|p| p.done);
+    }
 }
 
 pub(crate) struct State {
@@ -70,13 +138,16 @@ pub(crate) struct State {
     next_seq: u64,
     /// Set once the plan has ended (or failed): the number of tasks there are.
     end_seq: Option<u64>,
-    /// The task whose batches the consumer takes next.
+    /// The task whose batches the consumer takes next, and which of its outputs (the part;
+    /// 0 for a task that is not split).
     head: u64,
+    head_part: usize,
     tasks: HashMap<u64, Task>,
     followups: BinaryHeap<Reverse<(u64, u64)>>,
     io_queue: BinaryHeap<IoKey>,
-    decode_queue: BinaryHeap<Reverse<(u64, u64)>>,
-    done: HashMap<u64, Result<Vec<RecordBatch>>>,
+    decode_queue: BinaryHeap<DecodeKey>,
+    /// Outputs waiting for the consumer, by task and part.
+    done: HashMap<(u64, usize), Result<Vec<RecordBatch>>>,
     charged: u64,
     /// Stop everything: the consumer has gone.
     cancelled: bool,
@@ -205,6 +276,8 @@ impl State {
                     fetch: None,
                     wanted: None,
                     ready: None,
+                    parts: Vec::new(),
+                    end_part: usize::MAX,
                     finished: false,
                 },
             );
@@ -218,7 +291,7 @@ impl State {
         self.next_seq += 1;
         self.end_seq = Some(seq + 1);
         self.plan = None;
-        self.done.insert(seq, Err(e));
+        self.done.insert((seq, 0), Err(e));
         self.wake_consumer(&shared.signals);
     }
 
@@ -289,20 +362,24 @@ impl State {
                             r.start, r.end
                         ),
                     );
-                    self.fail(shared, seq, e);
+                    self.fail(shared, seq, 0, e);
                     return;
                 }
             }
         }
         task.ready = Some(bytes);
-        self.decode_queue.push(Reverse((task.priority, seq)));
+        self.decode_queue.push(Reverse((task.priority, seq, 0)));
         shared.signals.decode.notify_one();
     }
 
-    /// Task `seq` failed: its error is the last item of the output, and nothing after it is
-    /// worth doing.
-    fn fail(&mut self, shared: &Shared, seq: u64, e: Error) {
+    /// Part `part` of task `seq` failed (part 0 for a task that is not split): its error is
+    /// the last item of the output, and nothing after it is worth doing. Earlier parts of the
+    /// task still decode; the consumer takes them first.
+    fn fail(&mut self, shared: &Shared, seq: u64, part: usize, e: Error) {
         if self.end_seq.is_some_and(|end| seq >= end) {
+            return;
+        }
+        if self.tasks.get(&seq).is_some_and(|t| part >= t.end_part) {
             return;
         }
         self.end_seq = Some(seq + 1);
@@ -313,16 +390,21 @@ impl State {
             if let Some(t) = self.tasks.remove(&s) {
                 self.charged -= t.charge.min(self.charged);
             }
-            self.done.remove(&s);
         }
+        self.done
+            .retain(|&(s, p), _| s < seq || (s == seq && p < part));
         if let Some(t) = self.tasks.get_mut(&seq) {
-            t.finished = true;
+            t.end_part = part;
             t.decoder = None;
             t.fetch = None;
             t.ready = None;
             t.wanted = None;
+            for p in t.parts.iter_mut().skip(part) {
+                p.decoder = None;
+            }
+            t.update_finished();
         }
-        self.done.insert(seq, Err(e));
+        self.done.insert((seq, part), Err(e));
         self.wake_consumer(&shared.signals);
         // Threads waiting for work that will never come must see the end.
         shared.signals.io.notify_all();
@@ -349,6 +431,7 @@ impl Shared {
                 next_seq: 0,
                 end_seq: None,
                 head: 0,
+                head_part: 0,
                 tasks: HashMap::new(),
                 followups: BinaryHeap::new(),
                 io_queue: BinaryHeap::new(),
@@ -495,7 +578,7 @@ impl Shared {
                 }
                 Err(e) => {
                     if st.tasks.contains_key(&seq) {
-                        st.fail(self, seq, e);
+                        st.fail(self, seq, 0, e);
                     }
                 }
             }
@@ -505,17 +588,13 @@ impl Shared {
     fn decode_loop(&self) {
         let mut st = self.lock();
         loop {
-            let (seq, rows, decoder, bytes) = loop {
+            let (seq, job) = loop {
                 if st.work_over() {
                     return;
                 }
-                if let Some(Reverse((_, seq))) = st.decode_queue.pop() {
-                    let job = st
-                        .tasks
-                        .get_mut(&seq)
-                        .and_then(|t| Some((t.rows.clone(), t.decoder.take()?, t.ready.take()?)));
-                    if let Some((r, d, b)) = job {
-                        break (seq, r, d, b);
+                if let Some(Reverse((_, seq, slot))) = st.decode_queue.pop() {
+                    if let Some(job) = st.tasks.get_mut(&seq).and_then(|t| Job::take(t, slot)) {
+                        break (seq, job);
                     }
                     continue;
                 }
@@ -527,19 +606,32 @@ impl Shared {
             };
             drop(st);
             let started = Instant::now();
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode(bytes)));
-            let elapsed = started.elapsed();
-            let outcome = match outcome {
-                Ok(r) => r,
-                Err(payload) => Err(Error::corrupt(
-                    self.source.name(),
-                    format!("a decoder panicked: {}", panic_message(&*payload)),
-                )),
+            let (part, rows, outcome) = match job {
+                Job::Task {
+                    rows,
+                    decoder,
+                    bytes,
+                } => {
+                    let outcome = self.guard(|| decoder.decode(bytes));
+                    (None, rows, outcome)
+                }
+                Job::Part {
+                    index,
+                    rows,
+                    decoder,
+                } => {
+                    let outcome = self.guard(|| decoder.decode().map(Decoded::Batches));
+                    (Some(index), rows, outcome)
+                }
             };
+            let elapsed = started.elapsed();
             // Checking row counts and schemas here keeps it off the consumer's thread.
             let outcome = match outcome {
                 Ok(Decoded::Batches(b)) => self.check_batches(seq, rows, b).map(Decoded::Batches),
+                Ok(Decoded::Parts(p)) if p.is_empty() => self
+                    .check_batches(seq, rows, Vec::new())
+                    .map(Decoded::Batches),
+                Ok(Decoded::Parts(p)) => self.check_parts(rows, p).map(Decoded::Parts),
                 other => other,
             };
             st = self.lock();
@@ -547,12 +639,21 @@ impl Shared {
             if !st.tasks.contains_key(&seq) {
                 continue;
             }
+            let part_index = part.unwrap_or(0);
             match outcome {
                 Ok(Decoded::Batches(batches)) => {
-                    if let Some(t) = st.tasks.get_mut(&seq) {
-                        t.finished = true;
+                    let Some(t) = st.tasks.get_mut(&seq) else {
+                        continue;
+                    };
+                    if part_index >= t.end_part {
+                        continue;
                     }
-                    st.done.insert(seq, Ok(batches));
+                    match t.parts.get_mut(part_index) {
+                        Some(p) => p.done = true,
+                        None => t.parts.clear(),
+                    }
+                    t.update_finished();
+                    st.done.insert((seq, part_index), Ok(batches));
                     if seq == st.head {
                         st.wake_consumer(&self.signals);
                     }
@@ -560,6 +661,27 @@ impl Shared {
                         self.signals.io.notify_all();
                         self.signals.decode.notify_all();
                     }
+                }
+                Ok(Decoded::Parts(parts)) => {
+                    let Some(t) = st.tasks.get_mut(&seq) else {
+                        continue;
+                    };
+                    let n = parts.len();
+                    let priority = t.priority;
+                    t.parts = parts
+                        .into_iter()
+                        .map(|p| Part {
+                            rows: p.rows,
+                            decoder: Some(p.decoder),
+                            done: false,
+                        })
+                        .collect();
+                    t.update_finished();
+                    st.metrics.parts += n as u64;
+                    for i in 0..n {
+                        st.decode_queue.push(Reverse((priority, seq, i + 1)));
+                    }
+                    self.signals.decode.notify_all();
                 }
                 Ok(Decoded::NeedMore { ranges, decoder }) => {
                     st.metrics.follow_ups += 1;
@@ -571,9 +693,42 @@ impl Shared {
                     }
                     st.schedule(self);
                 }
-                Err(e) => st.fail(self, seq, e),
+                Err(e) => st.fail(self, seq, part_index, e),
             }
         }
+    }
+
+    /// Runs user code (a decoder), turning a panic into an error.
+    fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(payload) => Err(Error::corrupt(
+                self.source.name(),
+                format!("a decoder panicked: {}", panic_message(&*payload)),
+            )),
+        }
+    }
+
+    /// Checks that `parts` follow one another and cover `rows` exactly.
+    fn check_parts(&self, rows: Range<u64>, parts: Vec<DecodePart>) -> Result<Vec<DecodePart>> {
+        let mut at = rows.start;
+        for p in &parts {
+            if p.rows.start != at || p.rows.end < p.rows.start {
+                break;
+            }
+            at = p.rows.end;
+        }
+        if at != rows.end {
+            let got: Vec<Range<u64>> = parts.iter().map(|p| p.rows.clone()).collect();
+            return Err(Error::corrupt(
+                self.source.name(),
+                format!(
+                    "the task for rows {}..{} split into parts that do not cover them: {got:?}",
+                    rows.start, rows.end
+                ),
+            ));
+        }
+        Ok(parts)
     }
 
     /// Checks that decoded batches hold the task's `rows`, and gives them the plan's schema
@@ -622,13 +777,23 @@ impl Shared {
         let mut st = self.lock();
         let mut waited: Option<Instant> = None;
         let out = loop {
-            let head = st.head;
-            if let Some(r) = st.done.remove(&head) {
-                if let Some(t) = st.tasks.remove(&head) {
-                    st.charged -= t.charge.min(st.charged);
+            let (head, head_part) = (st.head, st.head_part);
+            if let Some(r) = st.done.remove(&(head, head_part)) {
+                let last = r.is_err()
+                    || st
+                        .tasks
+                        .get(&head)
+                        .is_none_or(|t| head_part + 1 >= t.outputs());
+                if last {
+                    if let Some(t) = st.tasks.remove(&head) {
+                        st.charged -= t.charge.min(st.charged);
+                    }
+                    st.head += 1;
+                    st.head_part = 0;
+                    st.schedule(self);
+                } else {
+                    st.head_part += 1;
                 }
-                st.head += 1;
-                st.schedule(self);
                 break Ok(Some(r));
             }
             if st.cancelled || st.end_seq == Some(head) {

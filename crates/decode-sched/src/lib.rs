@@ -22,7 +22,10 @@
 //!   do, that task holds the lowest priority in flight.)
 //! - **Decoding** runs on `decode_parallelism` threads; results are put back in plan order.
 //!   When a decoder asks for more bytes (`Decoded::NeedMore`: offsets first, then values) the
-//!   reads jump the queue, since the task already holds budget.
+//!   reads jump the queue, since the task already holds budget. A decoder may split its task
+//!   into row parts (`Decoded::Parts`): the threads then work on the task the consumer waits
+//!   for together, ahead of later tasks, and each part is handed on as soon as it and the parts
+//!   before it are done — little decoded data waits, and it is still warm in cache when taken.
 //! - **Exact batches**: output batches have `batch_size` rows whatever the row-group, page or
 //!   IPC batch sizes (the last may be short). Inside a decoded batch they are zero-copy slices;
 //!   only a batch that straddles two is copied.
@@ -281,6 +284,8 @@ pub struct ScanMetrics {
     pub requests: u64,
     /// Follow-up reads decoders asked for.
     pub follow_ups: u64,
+    /// Parts that decoders split tasks into (`Decoded::Parts`), decoded in parallel.
+    pub parts: u64,
     /// Bytes the decoders asked for.
     pub bytes_requested: u64,
     /// Bytes read from the source (coalescing reads gaps too).

@@ -77,6 +77,48 @@ pub enum Decoded {
         /// The decoder to call with them.
         decoder: Box<dyn TaskDecoder>,
     },
+    /// The task's rows split into consecutive parts that decode independently, so that
+    /// several CPU threads can work on one task and its first rows reach the consumer before
+    /// its last are decoded. The parts' `rows` must follow one another and cover the task's
+    /// rows exactly; their batches come out in part order.
+    Parts(Vec<DecodePart>),
+}
+
+/// One independently decodable part of a task (see [`Decoded::Parts`]).
+pub struct DecodePart {
+    /// The rows of the plan's output this part produces.
+    pub rows: Range<u64>,
+    /// Produces the part's batches, on a CPU thread. It holds the bytes it needs.
+    pub decoder: Box<dyn PartDecoder>,
+}
+
+impl fmt::Debug for DecodePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodePart")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes one [`DecodePart`].
+///
+/// # Contract
+/// Returns batches whose row counts add up to the part's `rows`, in row order.
+pub trait PartDecoder: Send {
+    /// Decodes the part. Runs on a CPU thread; may take milliseconds.
+    ///
+    /// # Errors
+    /// Malformed data, naming the object and what is wrong.
+    fn decode(self: Box<Self>) -> Result<Vec<RecordBatch>>;
+}
+
+impl<F> PartDecoder for F
+where
+    F: FnOnce() -> Result<Vec<RecordBatch>> + Send,
+{
+    fn decode(self: Box<Self>) -> Result<Vec<RecordBatch>> {
+        (*self)()
+    }
 }
 
 impl fmt::Debug for Decoded {
@@ -87,6 +129,7 @@ impl fmt::Debug for Decoded {
                 .debug_struct("NeedMore")
                 .field("ranges", ranges)
                 .finish_non_exhaustive(),
+            Self::Parts(p) => f.debug_tuple("Parts").field(p).finish(),
         }
     }
 }

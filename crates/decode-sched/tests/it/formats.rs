@@ -225,14 +225,15 @@ const COLUMNS: [&str; 6] = ["id", "text", "tokens", "nested", "kind", "blob"];
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
-    /// For any projection (in any order), row-group selection, batch size, source and
-    /// settings, the engine's Parquet output holds the parquet crate's rows, in exact batches.
+    /// For any projection (in any order), row-group selection, batch size, split of row groups
+    /// into parts, source and settings, the engine's Parquet output holds the parquet crate's rows, in exact batches.
     #[test]
     fn parquet_equals_the_parquet_crate(
         columns in proptest::option::of(proptest::sample::subsequence(COLUMNS.to_vec(), 1..6).prop_shuffle()),
         row_groups in proptest::option::of(proptest::sample::subsequence((0..8usize).collect::<Vec<_>>(), 0..8)),
         bs in 1usize..3000,
         decode_rows in prop_oneof![Just(None), (1usize..1500).prop_map(Some)],
+        part_rows in prop_oneof![Just(None), (0usize..1500).prop_map(Some)],
         kind in kind(),
         io in 1usize..6,
         decode in 1usize..4,
@@ -248,6 +249,9 @@ proptest! {
             let mut plan = ParquetScanPlan::try_new(&path, &options).expect("plan");
             if let Some(n) = decode_rows {
                 plan = plan.with_decode_batch_rows(n);
+            }
+            if let Some(n) = part_rows {
+                plan = plan.with_part_rows(n);
             }
             let mut scan = Scan::from_parts(source(kind, &path), Box::new(plan))
                 .batch_size(bs)

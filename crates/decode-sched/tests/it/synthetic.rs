@@ -12,7 +12,9 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrowfeed_decode_sched::{LatencySource, Scan, ScanMetrics};
-use arrowfeed_traits::{ByteSource, Decoded, Error, MemorySource, ReadTask, Result, ScanPlan};
+use arrowfeed_traits::{
+    ByteSource, DecodePart, Decoded, Error, MemorySource, ReadTask, Result, ScanPlan,
+};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use proptest::prelude::*;
@@ -50,6 +52,13 @@ enum Failure {
     Read,
     /// The plan returns an error instead of this task.
     Plan,
+    /// The decoder splits the task into parts and this part's decoder returns an error (the
+    /// last part's if there are fewer).
+    PartDecode(usize),
+    /// This part's decoder panics.
+    PartPanic(usize),
+    /// The decoder splits the task into parts that leave a gap.
+    BadParts,
 }
 
 #[derive(Debug, Clone)]
@@ -57,8 +66,10 @@ struct TaskSpec {
     rows: u64,
     /// Ranges per stage: the first stage's are the task's, later ones are follow-ups.
     stages: Vec<Vec<(u64, u64)>>,
-    /// How many batches the decoder cuts its rows into.
+    /// How many batches the decoder (or each of its parts) cuts its rows into.
     pieces: usize,
+    /// How many parts the last stage splits the task into (0: it decodes the task itself).
+    parts: usize,
     priority: Option<u64>,
     failure: Failure,
 }
@@ -71,21 +82,34 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
             1..4,
         ),
         1usize..4,
+        0usize..5,
         proptest::option::of(0u64..1000),
         prop_oneof![
-            8 => Just(Failure::None),
+            10 => Just(Failure::None),
             1 => (0usize..3).prop_map(Failure::Decode),
             1 => (0usize..3).prop_map(Failure::Panic),
             1 => Just(Failure::Read),
             1 => Just(Failure::Plan),
+            1 => (0usize..4).prop_map(Failure::PartDecode),
+            1 => (0usize..4).prop_map(Failure::PartPanic),
+            1 => Just(Failure::BadParts),
         ],
     )
-        .prop_map(|(rows, stages, pieces, priority, failure)| TaskSpec {
-            rows,
-            stages,
-            pieces,
-            priority,
-            failure,
+        .prop_map(|(rows, stages, pieces, parts, priority, failure)| {
+            // A part failure needs parts; a gap needs two of them.
+            let parts = match failure {
+                Failure::PartDecode(_) | Failure::PartPanic(_) => parts.max(1),
+                Failure::BadParts => parts.max(2),
+                _ => parts,
+            };
+            TaskSpec {
+                rows,
+                stages,
+                pieces,
+                parts,
+                priority,
+                failure,
+            }
         })
 }
 
@@ -225,24 +249,80 @@ impl arrowfeed_traits::TaskDecoder for StageDecoder {
                 }),
             });
         }
-        let n = self.rows.end - self.rows.start;
-        let pieces = self.spec.pieces as u64;
-        let mut out = Vec::new();
-        let mut s = self.rows.start;
-        for k in 0..pieces {
-            let e = if k + 1 == pieces {
-                self.rows.end
-            } else {
-                (s + n / pieces).min(self.rows.end)
-            };
-            let col = Int64Array::from_iter_values(s as i64..e as i64);
-            out.push(RecordBatch::try_new(
-                self.schema.clone(),
-                vec![Arc::new(col)],
-            )?);
-            s = e;
+        if self.spec.parts == 0 {
+            return rows_in_pieces(&self.schema, self.rows, self.spec.pieces).map(Decoded::Batches);
         }
-        Ok(Decoded::Batches(out))
+        let bounds = part_bounds(self.rows.clone(), self.spec.parts);
+        let failing = failing_part(&self.spec);
+        let n = bounds.len();
+        let parts = bounds
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut rows)| {
+                let (schema, index, pieces) = (self.schema.clone(), self.index, self.spec.pieces);
+                let failure = self.spec.failure;
+                let decoded = rows.clone();
+                let decoder = move || -> Result<Vec<RecordBatch>> {
+                    // Parts finish out of order.
+                    std::thread::sleep(Duration::from_micros(((k * 7 + index) % 3) as u64 * 300));
+                    if failing == Some(k) {
+                        match failure {
+                            Failure::PartPanic(_) => panic!("task {index} part {k} panicked"),
+                            _ => {
+                                return Err(Error::corrupt(
+                                    "decoder",
+                                    format!("task {index} failed"),
+                                ));
+                            }
+                        }
+                    }
+                    rows_in_pieces(&schema, decoded, pieces)
+                };
+                if self.spec.failure == Failure::BadParts && k + 1 == n {
+                    rows.start += 1;
+                }
+                DecodePart {
+                    rows,
+                    decoder: Box::new(decoder),
+                }
+            })
+            .collect();
+        Ok(Decoded::Parts(parts))
+    }
+}
+
+/// The rows as `pieces` batches (the last holding what is left).
+fn rows_in_pieces(schema: &SchemaRef, rows: Range<u64>, pieces: usize) -> Result<Vec<RecordBatch>> {
+    let n = rows.end - rows.start;
+    let pieces = pieces as u64;
+    let mut out = Vec::new();
+    let mut s = rows.start;
+    for k in 0..pieces {
+        let e = if k + 1 == pieces {
+            rows.end
+        } else {
+            (s + n / pieces).min(rows.end)
+        };
+        let col = Int64Array::from_iter_values(s as i64..e as i64);
+        out.push(RecordBatch::try_new(schema.clone(), vec![Arc::new(col)])?);
+        s = e;
+    }
+    Ok(out)
+}
+
+/// `rows` cut into `n` consecutive parts (some may be empty).
+fn part_bounds(rows: Range<u64>, n: usize) -> Vec<Range<u64>> {
+    let len = rows.end - rows.start;
+    (0..n as u64)
+        .map(|k| rows.start + len * k / n as u64..rows.start + len * (k + 1) / n as u64)
+        .collect()
+}
+
+/// The part that fails, for a task whose failure is in a part.
+fn failing_part(spec: &TaskSpec) -> Option<usize> {
+    match spec.failure {
+        Failure::PartDecode(k) | Failure::PartPanic(k) => Some(k.min(spec.parts - 1)),
+        _ => None,
     }
 }
 
@@ -251,6 +331,11 @@ impl arrowfeed_traits::TaskDecoder for StageDecoder {
 fn expected(specs: &[TaskSpec]) -> (u64, Option<usize>) {
     let mut rows = 0;
     for (i, s) in specs.iter().enumerate() {
+        if let Some(k) = failing_part(s) {
+            // The parts before the failing one come out first.
+            let before = part_bounds(rows..rows + s.rows, s.parts)[k].start;
+            return (before, Some(i));
+        }
         if s.failure != Failure::None {
             return (rows, Some(i));
         }
@@ -314,6 +399,7 @@ fn check(
             let spec = &specs[i];
             let from_task = match spec.failure {
                 Failure::Read => msg.contains("injected failure"),
+                Failure::BadParts => msg.contains("do not cover"),
                 _ => msg.contains(&format!("task {i} ")) || msg.ends_with(&format!("task {i}")),
             };
             prop_assert!(
@@ -412,6 +498,7 @@ fn simple_plan(n: usize, len: u64, rows: u64) -> Plan {
             rows,
             stages: vec![vec![((i as u64 * len) % (DATA_LEN - len), len)]],
             pieces: 1,
+            parts: 0,
             priority: None,
             failure: Failure::None,
         })
@@ -518,6 +605,7 @@ fn follow_up_reads_are_counted_and_nearby_ranges_coalesced() {
         rows: 5,
         stages: vec![vec![(0, 100), (100, 100), (250, 50)], vec![(1000, 10)]],
         pieces: 1,
+        parts: 0,
         priority: None,
         failure: Failure::None,
     }];
@@ -552,6 +640,7 @@ fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
         rows: 1,
         stages: vec![vec![(DATA_LEN + POISON - 10, 20)]],
         pieces: 1,
+        parts: 0,
         priority: None,
         failure: Failure::None,
     }];
