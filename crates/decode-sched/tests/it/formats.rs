@@ -310,6 +310,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Row groups split into parts of any size, with any batch size: the rows and the cuts
+    /// between batches are the parquet crate's, and the parts did happen.
+    #[test]
+    fn parquet_parts_equal_the_parquet_crate(
+        columns in proptest::option::of(proptest::sample::subsequence(COLUMNS.to_vec(), 1..6)),
+        bs in 1usize..300,
+        part_rows in 1usize..700,
+        decode in 1usize..4,
+    ) {
+        let path = files().parquet.clone();
+        let mut options = ReadOptions::default();
+        options.columns = columns.map(|c| c.into_iter().map(String::from).collect());
+        let expected = reference_parquet(&path, &options);
+        let (got, parts) = within(Duration::from_secs(30), move || {
+            let plan = ParquetScanPlan::try_new(&path, &options)
+                .expect("plan")
+                .with_decode_batch_rows(bs)
+                .with_part_rows(part_rows);
+            let mut reader = Scan::from_parts(source(Kind::Mmap, &path), Box::new(plan))
+                .batch_size(bs)
+                .decode_parallelism(decode)
+                .reader()
+                .expect("settings");
+            let got = reader.by_ref().collect::<Result<Vec<_>, _>>().expect("no error");
+            (got, reader.metrics().parts)
+        });
+        // Each 700-row row group has a cut when a multiple of the batch size lies at least
+        // `part_rows` past its first row and before its end; the first one always starts at 0.
+        if part_rows.div_ceil(bs) * bs < 700 {
+            prop_assert!(parts >= 2, "no parts with part_rows {part_rows}, batch size {bs}");
+        }
+        if let Some((_, full)) = got.split_last() {
+            prop_assert!(full.iter().all(|b| b.num_rows() == bs));
+        }
+        prop_assert_eq!(assert_same_rows(got.into_iter(), expected.into_iter()), ROWS);
+    }
+}
+
 #[test]
 fn projection_reads_only_the_projected_columns() {
     let path = &files().parquet;
