@@ -711,14 +711,13 @@ impl Shared {
 
     /// Checks that `parts` follow one another and cover `rows` exactly.
     fn check_parts(&self, rows: Range<u64>, parts: Vec<DecodePart>) -> Result<Vec<DecodePart>> {
-        let mut at = rows.start;
+        let mut at = Some(rows.start);
         for p in &parts {
-            if p.rows.start != at || p.rows.end < p.rows.start {
-                break;
-            }
-            at = p.rows.end;
+            at = at
+                .filter(|&a| p.rows.start == a && p.rows.end >= a)
+                .map(|_| p.rows.end);
         }
-        if at != rows.end {
+        if at != Some(rows.end) {
             let got: Vec<Range<u64>> = parts.iter().map(|p| p.rows.clone()).collect();
             return Err(Error::corrupt(
                 self.source.name(),
