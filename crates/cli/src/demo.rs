@@ -76,25 +76,21 @@ fn generate(first: u64, n: u64) -> RecordBatch {
 
 /// The process's peak resident memory, from /proc (0 where unavailable).
 pub(crate) fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|k| k.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kib| kib * 1024)
+    proc_status_bytes("VmHWM:")
 }
 
 /// The process's anonymous (heap) resident memory now, from /proc: unlike VmHWM it leaves out
 /// pages of memory-mapped files (0 where unavailable).
 pub(crate) fn anon_rss_bytes() -> u64 {
+    proc_status_bytes("RssAnon:")
+}
+
+/// A `kB` field of /proc/self/status, in bytes (0 where unavailable).
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|k| k.parse::<u64>().ok())

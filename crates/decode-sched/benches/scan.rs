@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{Float64Array, Int64Array, RecordBatch};
 use arrowfeed_core_source::{IpcScanPlan, LocalFile, MmapFile, ParquetScanPlan, ReadOptions};
-use arrowfeed_decode_sched::{LatencySource, Scan};
+use arrowfeed_decode_sched::{LatencySource, Scan, ScanReader};
 use arrowfeed_traits::ByteSource;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -111,11 +111,17 @@ fn engine_rows(
     let plan = ParquetScanPlan::try_new(path, options)
         .unwrap()
         .with_decode_batch_rows(8192);
-    let mut r = tune(Scan::from_parts(source, Box::new(plan)).batch_size(8192))
-        .reader()
-        .unwrap();
+    drain(
+        tune(Scan::from_parts(source, Box::new(plan)).batch_size(8192))
+            .reader()
+            .unwrap(),
+    )
+}
+
+/// Takes every batch of `reader`, returning the rows.
+fn drain(mut reader: ScanReader) -> usize {
     let mut rows = 0;
-    while let Some(b) = r.next_batch().unwrap() {
+    while let Some(b) = reader.next_batch().unwrap() {
         rows += black_box(b).num_rows();
     }
     rows
@@ -334,14 +340,11 @@ fn ipc_scan(c: &mut Criterion) {
     g.bench_function("engine_mmap", |b| {
         b.iter(|| {
             let plan = IpcScanPlan::try_new(&path, None).unwrap();
-            let mut r = Scan::new(MmapFile::open(&path).unwrap(), plan)
-                .reader()
-                .unwrap();
-            let mut rows = 0;
-            while let Some(b) = r.next_batch().unwrap() {
-                rows += black_box(b).num_rows();
-            }
-            rows
+            drain(
+                Scan::new(MmapFile::open(&path).unwrap(), plan)
+                    .reader()
+                    .unwrap(),
+            )
         })
     });
     g.finish();

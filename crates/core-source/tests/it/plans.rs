@@ -53,27 +53,9 @@ fn parquet_plans_read_only_the_projected_columns() {
     let schema = schema(&cols);
     let path = dir.path().join("f.parquet");
     write(&path, Out::Parquet, &schema, &batches(&cols, &[120], 1));
-    let all: u64 = ParquetScanPlan::try_new(&path, &ReadOptions::default())
-        .unwrap()
-        .map(|t| {
-            t.unwrap()
-                .ranges
-                .iter()
-                .map(|r| r.end - r.start)
-                .sum::<u64>()
-        })
-        .sum();
+    let all = planned_bytes(&path, &ReadOptions::default());
     let opts = ReadOptions::default().with_columns([schema.field(0).name().clone()]);
-    let one: u64 = ParquetScanPlan::try_new(&path, &opts)
-        .unwrap()
-        .map(|t| {
-            t.unwrap()
-                .ranges
-                .iter()
-                .map(|r| r.end - r.start)
-                .sum::<u64>()
-        })
-        .sum();
+    let one = planned_bytes(&path, &opts);
     assert!(one * 2 < all, "projected {one} bytes of {all}");
     let opts = ReadOptions::default().with_row_groups(vec![1]);
     let tasks: Vec<_> = ParquetScanPlan::try_new(&path, &opts)
@@ -82,4 +64,18 @@ fn parquet_plans_read_only_the_projected_columns() {
         .collect();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].rows, 0..50);
+}
+
+/// The bytes a Parquet plan's tasks ask for, summed.
+fn planned_bytes(path: &std::path::Path, options: &ReadOptions) -> u64 {
+    ParquetScanPlan::try_new(path, options)
+        .unwrap()
+        .map(|t| {
+            t.unwrap()
+                .ranges
+                .iter()
+                .map(|r| r.end - r.start)
+                .sum::<u64>()
+        })
+        .sum()
 }
