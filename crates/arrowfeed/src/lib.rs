@@ -119,11 +119,9 @@ pub fn scan(
     let path = path.as_ref();
     let batch_size = options.batch_size.unwrap_or(8192).max(1);
     let plan: Box<dyn traits::ScanPlan> = match source::detect_format(path)? {
-        // Decoded batches break where output batches do, so the engine hands them on as they
-        // are (no copy where row groups meet).
-        source::Format::Parquet => {
-            Box::new(ParquetScanPlan::try_new(path, options)?.with_decode_batch_rows(batch_size))
-        }
+        // The plan decodes batches of the options' batch size too, so they break where output
+        // batches do and the engine hands them on as they are (no copy where row groups meet).
+        source::Format::Parquet => Box::new(ParquetScanPlan::try_new(path, options)?),
         source::Format::ArrowFile => {
             Box::new(IpcScanPlan::try_new(path, options.columns.as_deref())?)
         }

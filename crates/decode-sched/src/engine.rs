@@ -648,9 +648,8 @@ impl Shared {
                     if part_index >= t.end_part {
                         continue;
                     }
-                    match t.parts.get_mut(part_index) {
-                        Some(p) => p.done = true,
-                        None => t.parts.clear(),
+                    if let Some(p) = part.and_then(|i| t.parts.get_mut(i)) {
+                        p.done = true;
                     }
                     t.update_finished();
                     st.done.insert((seq, part_index), Ok(batches));

@@ -119,12 +119,10 @@ pub struct Scan {
     source: Arc<dyn ByteSource>,
     plan: Box<dyn ScanPlan>,
     batch_size: usize,
-    io_parallelism: usize,
-    decode_parallelism: usize,
-    budget: u64,
-    coalesce_gap: u64,
+    /// Unset: chosen by the source's kind when the scan starts.
     max_request: Option<u64>,
-    max_tasks: usize,
+    /// The engine's settings; `max_request` is filled in when the scan starts.
+    config: Config,
 }
 
 impl std::fmt::Debug for Scan {
@@ -132,12 +130,8 @@ impl std::fmt::Debug for Scan {
         f.debug_struct("Scan")
             .field("source", &self.source.name())
             .field("batch_size", &self.batch_size)
-            .field("io_parallelism", &self.io_parallelism)
-            .field("decode_parallelism", &self.decode_parallelism)
-            .field("budget", &self.budget)
-            .field("coalesce_gap", &self.coalesce_gap)
             .field("max_request", &self.max_request)
-            .field("max_tasks", &self.max_tasks)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -154,12 +148,15 @@ impl Scan {
             source,
             plan,
             batch_size: 8192,
-            io_parallelism: 8,
-            decode_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            budget: DEFAULT_MEMORY_BUDGET,
-            coalesce_gap: DEFAULT_COALESCE_GAP,
             max_request: None,
-            max_tasks: 256,
+            config: Config {
+                io_parallelism: 8,
+                decode_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                budget: DEFAULT_MEMORY_BUDGET,
+                coalesce_gap: DEFAULT_COALESCE_GAP,
+                max_request: u64::MAX,
+                max_tasks: 256,
+            },
         }
     }
 
@@ -171,27 +168,27 @@ impl Scan {
 
     /// Requests in flight at once (one I/O thread each). At least 1.
     pub fn io_parallelism(mut self, n: usize) -> Self {
-        self.io_parallelism = n;
+        self.config.io_parallelism = n;
         self
     }
 
     /// Decode threads. At least 1.
     pub fn decode_parallelism(mut self, n: usize) -> Self {
-        self.decode_parallelism = n;
+        self.config.decode_parallelism = n;
         self
     }
 
     /// Bytes of issued reads whose batches the consumer has not taken yet. Exceeded only by
     /// the task the consumer waits for (see the crate docs); 0 reads one task at a time.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
-        self.budget = bytes;
+        self.config.budget = bytes;
         self
     }
 
     /// Ranges of one task closer than this are read as one request (the bytes between are read
     /// and dropped). 0 merges only touching ranges.
     pub fn coalesce_gap(mut self, bytes: u64) -> Self {
-        self.coalesce_gap = bytes;
+        self.config.coalesce_gap = bytes;
         self
     }
 
@@ -204,7 +201,7 @@ impl Scan {
     /// Tasks admitted and not yet consumed, at most (bounds the bookkeeping for plans of many
     /// tiny tasks). At least 1.
     pub fn max_tasks_in_flight(mut self, n: usize) -> Self {
-        self.max_tasks = n;
+        self.config.max_tasks = n;
         self
     }
 
@@ -218,12 +215,12 @@ impl Scan {
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero batch size, parallelism or request size;
     /// [`Error::Io`] if a thread cannot be started.
-    pub fn reader(self) -> Result<ScanReader> {
+    pub fn reader(mut self) -> Result<ScanReader> {
         for (what, v) in [
             ("batch_size", self.batch_size),
-            ("io_parallelism", self.io_parallelism),
-            ("decode_parallelism", self.decode_parallelism),
-            ("max_tasks_in_flight", self.max_tasks),
+            ("io_parallelism", self.config.io_parallelism),
+            ("decode_parallelism", self.config.decode_parallelism),
+            ("max_tasks_in_flight", self.config.max_tasks),
         ] {
             if v == 0 {
                 return Err(Error::invalid_argument(format!(
@@ -236,20 +233,12 @@ impl Scan {
                 "max_request_bytes must be at least 1",
             ));
         }
-        let max_request = self.max_request.unwrap_or(if self.source.is_blocking() {
+        self.config.max_request = self.max_request.unwrap_or(if self.source.is_blocking() {
             u64::MAX
         } else {
             DEFAULT_MAX_REQUEST
         });
-        let config = Config {
-            io_parallelism: self.io_parallelism,
-            decode_parallelism: self.decode_parallelism,
-            budget: self.budget,
-            coalesce_gap: self.coalesce_gap,
-            max_request,
-            max_tasks: self.max_tasks,
-        };
-        let shared = Shared::new(self.source, self.plan, config);
+        let shared = Shared::new(self.source, self.plan, self.config);
         let schema = shared.schema().clone();
         let mut reader = ScanReader {
             rebatch: Rebatch::new(schema, self.batch_size),
