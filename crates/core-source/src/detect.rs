@@ -50,7 +50,7 @@ const CONTINUATION: [u8; 4] = [0xff; 4];
 /// [`Error::Io`] if the file cannot be read (a directory is reported as such), and
 /// [`Error::Corrupt`] if it is empty or matches no format.
 pub fn detect_format(path: &Path) -> Result<Format> {
-    let mut file = open_regular_file(path)?;
+    let (mut file, _) = open_regular_file(path)?;
     let mut head = [0u8; 8];
     let mut n = 0;
     while n < head.len() {
@@ -96,8 +96,9 @@ fn format_from_head(head: &[u8]) -> std::result::Result<Format, String> {
     ))
 }
 
-/// Opens `path` for reading, refusing directories with a clear message.
-pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
+/// Opens `path` for reading, refusing directories with a clear message; returns the file and
+/// its size.
+pub(crate) fn open_regular_file(path: &Path) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
@@ -109,7 +110,7 @@ pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
             ),
         ));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 #[cfg(test)]

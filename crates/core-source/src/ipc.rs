@@ -394,8 +394,7 @@ impl IpcStreamReader {
         projection: Option<Vec<usize>>,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let file = crate::detect::open_regular_file(path)?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, len) = crate::detect::open_regular_file(path)?;
         if len == 0 {
             return Err(Error::corrupt(
                 path,
@@ -460,8 +459,7 @@ impl RecordBatchReader for IpcStreamReader {
 /// # Errors
 /// [`Error::Corrupt`] naming the file if a message length points past the end.
 pub fn stream_batch_infos(path: &Path) -> Result<Vec<IpcBatchInfo>> {
-    let file = crate::detect::open_regular_file(path)?;
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (file, size) = crate::detect::open_regular_file(path)?;
     let mut r = BufReader::new(file);
     let mut pos = 0u64;
     let mut out = Vec::new();

@@ -53,8 +53,7 @@ impl LocalFile {
     /// [`Error::Io`] naming the path if it cannot be opened or is a directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = open_regular_file(path)?;
-        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, size) = open_regular_file(path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 file,
@@ -188,8 +187,7 @@ impl MmapFile {
     /// [`Error::Io`] naming the path if it cannot be opened or mapped, or is a directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = open_regular_file(path)?;
-        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let (file, size) = open_regular_file(path)?;
         let data = if size == 0 {
             Bytes::new()
         } else {

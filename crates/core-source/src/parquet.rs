@@ -70,24 +70,27 @@ impl ParquetReader {
     /// row group that does not exist.
     pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
-        let file = crate::detect::open_regular_file(path)?;
-        let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        no_panic(path, || Self::build(path, file, file_bytes, options))
+        let opened = OpenedParquet::open(path, options)?;
+        no_panic(path, || Self::build(path, opened, options))
     }
 
-    fn build(path: &Path, file: File, file_bytes: u64, options: &ReadOptions) -> Result<Self> {
-        let md = load_metadata(path, &file, file_bytes)?;
+    fn build(path: &Path, opened: OpenedParquet, options: &ReadOptions) -> Result<Self> {
+        let OpenedParquet {
+            file,
+            file_bytes,
+            metadata: md,
+            projection:
+                Projection {
+                    mask,
+                    reorder,
+                    schema,
+                },
+        } = opened;
         let metadata = md.metadata().clone();
-        let Projection {
-            mask,
-            reorder,
-            schema,
-        } = resolve_columns(path, &md, options.columns.as_deref())?;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, md)
             .with_batch_size(options.parquet_batch_size().max(1))
             .with_projection(mask);
         if let Some(rgs) = &options.row_groups {
-            check_row_groups(path, &metadata, rgs)?;
             builder = builder.with_row_groups(rgs.clone());
         }
         let inner = builder.build().map_err(|e| Error::external(path, e))?;
@@ -118,13 +121,38 @@ impl ParquetReader {
     }
 }
 
+/// A Parquet file opened for decoding: its footer read and checked, the asked columns resolved
+/// and the asked row groups known to exist. What [`ParquetReader`] and the scan plan share.
+pub(crate) struct OpenedParquet {
+    pub(crate) file: File,
+    pub(crate) file_bytes: u64,
+    pub(crate) metadata: ArrowReaderMetadata,
+    pub(crate) projection: Projection,
+}
+
+impl OpenedParquet {
+    /// Opens `path` for `options`' columns and row groups.
+    pub(crate) fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
+        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
+        no_panic(path, || {
+            let metadata = load_metadata(path, &file, file_bytes)?;
+            let projection = resolve_columns(path, &metadata, options.columns.as_deref())?;
+            if let Some(rgs) = &options.row_groups {
+                check_row_groups(path, metadata.metadata(), rgs)?;
+            }
+            Ok(Self {
+                file,
+                file_bytes,
+                metadata,
+                projection,
+            })
+        })
+    }
+}
+
 /// Reads and checks a Parquet file's footer: long enough to be Parquet, and every column chunk
 /// inside the file, before any of them is read.
-pub(crate) fn load_metadata(
-    path: &Path,
-    file: &File,
-    file_bytes: u64,
-) -> Result<ArrowReaderMetadata> {
+fn load_metadata(path: &Path, file: &File, file_bytes: u64) -> Result<ArrowReaderMetadata> {
     if file_bytes < 12 {
         return Err(Error::corrupt(
             path,
@@ -148,7 +176,7 @@ pub(crate) struct Projection {
 }
 
 /// Resolves `columns` (all when `None`) against the file described by `md`.
-pub(crate) fn resolve_columns(
+fn resolve_columns(
     path: &Path,
     md: &ArrowReaderMetadata,
     columns: Option<&[String]>,
@@ -188,11 +216,7 @@ pub(crate) fn resolve_columns(
 }
 
 /// Rejects row groups the file does not have.
-pub(crate) fn check_row_groups(
-    path: &Path,
-    md: &ParquetMetaData,
-    row_groups: &[usize],
-) -> Result<()> {
+fn check_row_groups(path: &Path, md: &ParquetMetaData, row_groups: &[usize]) -> Result<()> {
     let n = md.num_row_groups();
     match row_groups.iter().find(|&&g| g >= n) {
         Some(bad) => Err(Error::invalid_argument(format!(

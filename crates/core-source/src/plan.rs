@@ -23,7 +23,7 @@ use parquet::file::reader::{ChunkReader, Length};
 use crate::ReadOptions;
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
-use crate::parquet::{Projection, check_row_groups, load_metadata, resolve_columns};
+use crate::parquet::{OpenedParquet, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
@@ -62,18 +62,18 @@ impl ParquetScanPlan {
     /// As [`ParquetReader::open`](crate::ParquetReader::open).
     pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
-        let file = crate::detect::open_regular_file(path)?;
-        let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let arrow_md = no_panic(path, || load_metadata(path, &file, file_bytes))?;
+        let OpenedParquet {
+            file_bytes,
+            metadata: arrow_md,
+            projection:
+                Projection {
+                    mask,
+                    reorder,
+                    schema,
+                },
+            ..
+        } = OpenedParquet::open(path, options)?;
         let md = arrow_md.metadata().clone();
-        let Projection {
-            mask,
-            reorder,
-            schema,
-        } = resolve_columns(path, &arrow_md, options.columns.as_deref())?;
-        if let Some(rgs) = &options.row_groups {
-            check_row_groups(path, &md, rgs)?;
-        }
         let row_groups: VecDeque<usize> = match &options.row_groups {
             Some(r) => r.iter().copied().collect(),
             None => (0..md.num_row_groups()).collect(),
@@ -166,16 +166,18 @@ impl Iterator for ParquetScanPlan {
             priority: self.next_row,
             rows: self.next_row..self.next_row + rows,
             decoder: Box::new(ParquetRowGroupDecoder {
-                path: self.path.clone(),
+                group: RowGroup {
+                    path: self.path.clone(),
+                    metadata: self.metadata.clone(),
+                    mask: self.mask.clone(),
+                    reorder: self.reorder.clone(),
+                    batch_size: self.batch_size,
+                    row_group: g,
+                    first_row: self.next_row,
+                    rows,
+                },
                 file_bytes: self.file_bytes,
-                metadata: self.metadata.clone(),
-                mask: self.mask.clone(),
-                reorder: self.reorder.clone(),
-                batch_size: self.batch_size,
                 part_rows: self.part_rows_for(rows),
-                row_group: g,
-                first_row: self.next_row,
-                rows,
                 ranges,
             }),
         };
@@ -193,47 +195,46 @@ impl ScanPlan for ParquetScanPlan {
     }
 }
 
-/// Decodes one row group from its fetched column chunks with the parquet crate's decoders.
-struct ParquetRowGroupDecoder {
+/// One row group of the plan and how to decode it with the parquet crate's decoders.
+struct RowGroup {
     path: Arc<PathBuf>,
-    file_bytes: u64,
     metadata: Arc<ArrowReaderMetadata>,
     mask: ProjectionMask,
     reorder: Option<Vec<usize>>,
     batch_size: usize,
-    /// Rows per part: each cut is the first multiple of `batch_size` (counted from row 0 of
-    /// the plan) at least this many rows past the one before.
-    part_rows: u64,
     row_group: usize,
     /// The plan row this row group starts at: batches break at multiples of `batch_size`
     /// counted from row 0 of the plan.
     first_row: u64,
+    /// The rows in the row group.
     rows: u64,
+}
+
+/// Decodes one row group from its fetched column chunks, whole or in parts.
+struct ParquetRowGroupDecoder {
+    group: RowGroup,
+    file_bytes: u64,
+    /// Rows per part: each cut is the first multiple of `batch_size` (counted from row 0 of
+    /// the plan) at least this many rows past the one before.
+    part_rows: u64,
     ranges: Vec<std::ops::Range<u64>>,
 }
 
-/// What the parts of one row group share: its fetched bytes and how to decode them.
+/// What the parts of one row group share: the row group and its fetched bytes.
 struct RowGroupBytes {
-    path: Arc<PathBuf>,
+    group: RowGroup,
     fetched: Fetched,
-    metadata: Arc<ArrowReaderMetadata>,
-    mask: ProjectionMask,
-    reorder: Option<Vec<usize>>,
-    batch_size: usize,
-    row_group: usize,
-    first_row: u64,
-    /// The rows in the row group.
-    rows: u64,
 }
 
 impl RowGroupBytes {
     /// Decodes the plan rows `rows` of the row group, in batches that break at multiples of
     /// the batch size counted from row 0 of the plan.
     fn decode(&self, rows: std::ops::Range<u64>) -> Result<Vec<RecordBatch>> {
-        let path = self.path.as_path();
+        let g = &self.group;
+        let path = g.path.as_path();
         no_panic(path, || {
-            let bs = self.batch_size as u64;
-            let skip = (rows.start - self.first_row) as usize;
+            let bs = g.batch_size as u64;
+            let skip = (rows.start - g.first_row) as usize;
             let len = (rows.end - rows.start) as usize;
             // Rows up to the next multiple of the batch size come first, on their own.
             let head = ((bs - rows.start % bs) % bs).min(len as u64) as usize;
@@ -241,12 +242,12 @@ impl RowGroupBytes {
             let mut read = |batch_size: usize, skip: usize, select: usize| -> Result<()> {
                 let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
                     self.fetched.clone(),
-                    (*self.metadata).clone(),
+                    (*g.metadata).clone(),
                 )
-                .with_row_groups(vec![self.row_group])
-                .with_projection(self.mask.clone())
+                .with_row_groups(vec![g.row_group])
+                .with_projection(g.mask.clone())
                 .with_batch_size(batch_size);
-                if skip > 0 || select as u64 != self.rows {
+                if skip > 0 || select as u64 != g.rows {
                     let mut s = Vec::with_capacity(2);
                     if skip > 0 {
                         s.push(RowSelector::skip(skip));
@@ -257,7 +258,7 @@ impl RowGroupBytes {
                 let reader = builder.build().map_err(|e| Error::external(path, e))?;
                 for b in reader {
                     let b = b.map_err(|e| Error::arrow_at(path, e))?;
-                    out.push(match &self.reorder {
+                    out.push(match &g.reorder {
                         Some(p) => b.project(p)?,
                         None => b,
                     });
@@ -268,7 +269,7 @@ impl RowGroupBytes {
                 read(head, skip, head)?;
             }
             if len > head {
-                read(self.batch_size, skip + head, len - head)?;
+                read(g.batch_size, skip + head, len - head)?;
             }
             Ok(out)
         })
@@ -327,27 +328,20 @@ impl TaskDecoder for ParquetRowGroupDecoder {
         if bytes.len() != self.ranges.len() {
             return Err(Error::invalid_argument(format!(
                 "{}: the decoder got {} ranges, asked for {}",
-                self.path.display(),
+                self.group.path.display(),
                 bytes.len(),
                 self.ranges.len()
             )));
         }
+        let (start, end) = (self.group.first_row, self.group.first_row + self.group.rows);
+        let bs = self.group.batch_size as u64;
         let rg = Arc::new(RowGroupBytes {
             fetched: Fetched {
                 len: self.file_bytes,
                 parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
             },
-            path: self.path,
-            metadata: self.metadata,
-            mask: self.mask,
-            reorder: self.reorder,
-            batch_size: self.batch_size,
-            row_group: self.row_group,
-            first_row: self.first_row,
-            rows: self.rows,
+            group: self.group,
         });
-        let (start, end) = (self.first_row, self.first_row + self.rows);
-        let bs = self.batch_size as u64;
         let mut cuts = vec![start];
         loop {
             let last = cuts[cuts.len() - 1];
