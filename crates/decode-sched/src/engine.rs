@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -43,6 +43,12 @@ pub(crate) struct Config {
 /// follow-up reads (class 0) before new tasks' reads (class 1), then by priority, then by plan
 /// order.
 type IoKey = Reverse<(u8, u64, u64, usize)>;
+
+/// A read that took at least this long, with reads still queued behind it and no I/O thread
+/// idle, starts more I/O threads. Reads from memory (a mapped file in the page cache) never
+/// take this long, so such scans run on one I/O thread; slow sources reach `io_parallelism`
+/// after their first read.
+const SLOW_READ: Duration = Duration::from_micros(250);
 
 struct Fetch {
     /// The ranges the decoder asked for, in its order.
@@ -153,6 +159,11 @@ pub(crate) struct State {
     cancelled: bool,
     waker: Option<Waker>,
     metrics: ScanMetrics,
+    /// I/O threads started, and how many of them wait for work.
+    io_threads: usize,
+    io_idle: usize,
+    /// Every thread started, joined by whoever cancels the scan.
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// Condition variables, kept outside the state so they can be signalled while it is locked.
@@ -441,6 +452,9 @@ impl Shared {
                 cancelled: false,
                 waker: None,
                 metrics: ScanMetrics::default(),
+                io_threads: 0,
+                io_idle: 0,
+                threads: Vec::new(),
             }),
             signals: Signals {
                 io: Condvar::new(),
@@ -463,37 +477,42 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the I/O and decode threads and admits the first work.
-    pub(crate) fn start(self: &Arc<Self>) -> Result<Vec<JoinHandle<()>>> {
-        let mut threads = Vec::new();
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(f)
-                .map_err(|e| Error::io("<thread spawn>", e))
-        };
-        for i in 0..self.config.io_parallelism {
-            let s = self.clone();
-            threads.push(spawn(
-                format!("arrowfeed-io-{i}"),
-                Box::new(move || s.io_loop()),
-            )?);
-        }
+    /// Starts the decode threads and one I/O thread, and admits the first work. More I/O
+    /// threads start when reads turn out slow (see [`SLOW_READ`]).
+    ///
+    /// On an error, the threads already started stay until [`cancel`](Self::cancel).
+    pub(crate) fn start(self: &Arc<Self>) -> Result<()> {
+        let spawn_error = |e| Error::io("<thread spawn>", e);
+        let mut st = self.lock();
         for i in 0..self.config.decode_parallelism {
             let s = self.clone();
-            threads.push(spawn(
-                format!("arrowfeed-decode-{i}"),
-                Box::new(move || s.decode_loop()),
-            )?);
+            let handle = std::thread::Builder::new()
+                .name(format!("arrowfeed-decode-{i}"))
+                .spawn(move || s.decode_loop())
+                .map_err(spawn_error)?;
+            st.threads.push(handle);
         }
-        let mut st = self.lock();
+        self.spawn_io(&mut st).map_err(spawn_error)?;
         st.schedule(self);
-        Ok(threads)
+        Ok(())
+    }
+
+    /// Starts one more I/O thread (the caller holds the state lock).
+    fn spawn_io(self: &Arc<Self>, st: &mut State) -> std::io::Result<()> {
+        let s = self.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("arrowfeed-io-{}", st.io_threads))
+            .spawn(move || s.io_loop())?;
+        st.io_threads += 1;
+        st.metrics.io_threads += 1;
+        st.threads.push(handle);
+        Ok(())
     }
 
     /// Stops scheduling, drops queued work and releases the budget; threads finish what they
-    /// hold and exit.
-    pub(crate) fn cancel(&self) {
+    /// hold and exit. Returns the threads for the caller to join (no thread starts after
+    /// this).
+    pub(crate) fn cancel(&self) -> Vec<JoinHandle<()>> {
         let mut st = self.lock();
         st.cancelled = true;
         st.plan = None;
@@ -504,13 +523,15 @@ impl Shared {
         st.tasks.clear();
         st.done.clear();
         st.charged = 0;
+        let threads = std::mem::take(&mut st.threads);
         drop(st);
         self.signals.io.notify_all();
         self.signals.decode.notify_all();
         self.signals.out.notify_all();
+        threads
     }
 
-    fn io_loop(&self) {
+    fn io_loop(self: &Arc<Self>) {
         let mut st = self.lock();
         loop {
             let job = loop {
@@ -529,7 +550,9 @@ impl Shared {
                     }
                     continue;
                 }
+                st.io_idle += 1;
                 st = self.signals.io.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.io_idle -= 1;
             };
             drop(st);
             let (seq, piece, range) = job;
@@ -558,6 +581,16 @@ impl Shared {
             };
             st = self.lock();
             st.metrics.io_time += elapsed;
+            if elapsed >= SLOW_READ && !st.cancelled {
+                let wanted = st.io_queue.len().saturating_sub(st.io_idle);
+                let room = self.config.io_parallelism.saturating_sub(st.io_threads);
+                for _ in 0..wanted.min(room) {
+                    // Without another thread the scan still runs on the ones it has.
+                    if self.spawn_io(&mut st).is_err() {
+                        break;
+                    }
+                }
+            }
             match result {
                 Ok(bytes) => {
                     st.metrics.bytes_read += bytes.len() as u64;

@@ -10,7 +10,8 @@
 //! waits for bytes and the storage idle while it decodes; over object storage, where a request
 //! takes milliseconds, it crawls. [`Scan`] overlaps the two:
 //!
-//! - **I/O** runs on `io_parallelism` threads. Requests are served lowest priority number
+//! - **I/O** runs on up to `io_parallelism` threads (one at first; more once reads prove
+//!   slow). Requests are served lowest priority number
 //!   first (plans use the row position, so rows complete in order); ranges closer than
 //!   `coalesce_gap` become one request and ranges longer than `max_request_bytes` are split
 //!   into parallel requests.
@@ -84,7 +85,6 @@ mod rebatch;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
@@ -240,15 +240,14 @@ impl Scan {
         });
         let shared = Shared::new(self.source, self.plan, self.config);
         let schema = shared.schema().clone();
-        let mut reader = ScanReader {
+        let reader = ScanReader {
             rebatch: Rebatch::new(schema, self.batch_size),
             shared,
-            threads: Vec::new(),
             error: None,
             input_done: false,
             finished: false,
         };
-        reader.threads = reader.shared.start()?;
+        reader.shared.start()?;
         Ok(reader)
     }
 
@@ -275,6 +274,9 @@ pub struct ScanMetrics {
     pub follow_ups: u64,
     /// Parts that decoders split tasks into (`Decoded::Parts`), decoded in parallel.
     pub parts: u64,
+    /// I/O threads started: one, and up to `io_parallelism` once reads are slow enough for
+    /// more threads to pay (a scan of memory-mapped data in the page cache stays on one).
+    pub io_threads: u64,
     /// Bytes the decoders asked for.
     pub bytes_requested: u64,
     /// Bytes read from the source (coalescing reads gaps too).
@@ -298,7 +300,6 @@ pub struct ScanMetrics {
 /// in, then exits).
 pub struct ScanReader {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
     rebatch: Rebatch,
     error: Option<Error>,
     input_done: bool,
@@ -370,8 +371,7 @@ impl ScanReader {
     /// Ends the scan: no more scheduling, budget freed, threads joined.
     fn stop(&mut self) {
         self.finished = true;
-        self.shared.cancel();
-        for t in self.threads.drain(..) {
+        for t in self.shared.cancel() {
             // A thread's own panics are caught where user code runs; nothing to report here.
             let _ = t.join();
         }

@@ -379,6 +379,7 @@ fn check(
     specs: &[TaskSpec],
     bs: usize,
     budget: u64,
+    io: usize,
 ) -> std::result::Result<(), TestCaseError> {
     let (rows, failing) = expected(specs);
     let values: Vec<i64> = out
@@ -417,6 +418,11 @@ fn check(
         "beyond-head peak {} over budget {budget}",
         out.metrics.peak_budget_bytes_beyond_head
     );
+    prop_assert!(
+        (1..=io as u64).contains(&out.metrics.io_threads),
+        "{} I/O threads for io_parallelism {io}",
+        out.metrics.io_threads
+    );
     Ok(())
 }
 
@@ -440,7 +446,8 @@ proptest! {
             let plan = Plan::new(specs_c);
             let faulty = Faulty { inner: MemorySource::new("memory", data()) };
             let source: Arc<dyn ByteSource> = if slow {
-                Arc::new(LatencySource::new(faulty, Duration::from_micros(200)))
+                // Slower than the engine's threshold for starting more I/O threads.
+                Arc::new(LatencySource::new(faulty, Duration::from_micros(300)))
             } else {
                 Arc::new(faulty)
             };
@@ -454,7 +461,7 @@ proptest! {
                 .max_tasks_in_flight(max_tasks);
             run(scan)
         });
-        check(&out, &specs, bs, budget)?;
+        check(&out, &specs, bs, budget, io)?;
     }
 
     /// The async stream gives exactly what the blocking reader gives.
@@ -597,6 +604,63 @@ fn a_budget_of_several_tasks_is_used_and_kept() {
         "reads did not overlap: {:?}",
         out.metrics
     );
+}
+
+/// Counts the reads in flight at once.
+#[derive(Debug)]
+struct InFlight<S> {
+    inner: S,
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl<S: ByteSource> ByteSource for InFlight<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn size(&self) -> BoxFuture<'_, Result<u64>> {
+        self.inner.size()
+    }
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(n, SeqCst);
+            let r = self.inner.read(range).await;
+            self.now.fetch_sub(1, SeqCst);
+            r
+        })
+    }
+    fn is_blocking(&self) -> bool {
+        self.inner.is_blocking()
+    }
+}
+
+fn peak_reads_in_flight(latency: Duration, io: usize) -> (usize, ScanMetrics) {
+    let source = Arc::new(InFlight {
+        inner: LatencySource::new(MemorySource::new("memory", data()), latency),
+        now: Default::default(),
+        peak: Default::default(),
+    });
+    let out = within(Duration::from_secs(20), {
+        let source = source.clone();
+        move || run(Scan::from_parts(source, Box::new(simple_plan(40, 1000, 7))).io_parallelism(io))
+    });
+    assert_eq!(out.error, None);
+    (
+        source.peak.load(std::sync::atomic::Ordering::SeqCst),
+        out.metrics,
+    )
+}
+
+#[test]
+fn slow_reads_start_io_threads_up_to_the_limit_and_fast_ones_do_not() {
+    let (peak, m) = peak_reads_in_flight(Duration::from_millis(3), 4);
+    assert_eq!(m.io_threads, 4, "{m:?}");
+    assert_eq!(peak, 4, "reads in flight at once, io_parallelism 4");
+    let (peak, m) = peak_reads_in_flight(Duration::ZERO, 4);
+    assert_eq!(m.io_threads, 1, "{m:?}");
+    assert_eq!(peak, 1);
 }
 
 #[test]
