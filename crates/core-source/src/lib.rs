@@ -59,7 +59,9 @@ pub use local::{LocalFile, MmapFile};
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
 pub use parquet::ParquetReader;
-pub use plan::{IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM, run_plan_in_order};
+pub use plan::{
+    DEFAULT_PIECE_BYTES, IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM, run_plan_in_order,
+};
 pub use write::{BatchWriter, WriteCompression};
 
 use arrow_schema::{Schema, SchemaRef};

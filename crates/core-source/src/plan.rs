@@ -11,11 +11,14 @@ use arrow_buffer::Buffer;
 use arrow_ipc::Block;
 use arrow_ipc::reader::FileDecoder;
 use arrow_schema::SchemaRef;
-use arrowfeed_traits::{DecodePart, Decoded, Error, ReadTask, Result, ScanPlan, TaskDecoder};
+use arrowfeed_traits::{
+    DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
+};
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
@@ -36,6 +39,7 @@ pub struct ParquetScanPlan {
     schema: SchemaRef,
     batch_size: usize,
     part_rows: Option<usize>,
+    piece_bytes: usize,
     row_groups: VecDeque<usize>,
     next_row: u64,
     total_rows: u64,
@@ -44,6 +48,10 @@ pub struct ParquetScanPlan {
 /// Row groups with at least this many rows split in two by default: see
 /// [`ParquetScanPlan::with_part_rows`].
 pub const SPLIT_ROW_GROUPS_FROM: usize = 65_536;
+
+/// Decoded bytes per piece by default (half of a 2 MiB L2 cache): see
+/// [`ParquetScanPlan::with_piece_bytes`].
+pub const DEFAULT_PIECE_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for ParquetScanPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +99,7 @@ impl ParquetScanPlan {
             schema,
             batch_size: options.parquet_batch_size().max(1),
             part_rows: None,
+            piece_bytes: DEFAULT_PIECE_BYTES,
             row_groups,
             next_row: 0,
             total_rows,
@@ -124,6 +133,17 @@ impl ParquetScanPlan {
     /// pages unread).
     pub fn with_part_rows(mut self, rows: usize) -> Self {
         self.part_rows = Some(rows);
+        self
+    }
+
+    /// Each part (a row group that is not split is one part) hands its batches to the
+    /// engine in pieces of at least `bytes` decoded bytes (`PartDecoded::More`), rather than
+    /// all at once: the consumer takes the first rows of the part while the rest decodes,
+    /// likely while they are still in the CPU's cache, and the allocator reuses their memory
+    /// instead of a whole part waiting in fresh pages. A piece holds whole batches, so at
+    /// least one. Default [`DEFAULT_PIECE_BYTES`]; `usize::MAX` hands each part over whole.
+    pub fn with_piece_bytes(mut self, bytes: usize) -> Self {
+        self.piece_bytes = bytes;
         self
     }
 
@@ -175,6 +195,7 @@ impl Iterator for ParquetScanPlan {
                     row_group: g,
                     first_row: self.next_row,
                     rows,
+                    piece_bytes: self.piece_bytes,
                 },
                 file_bytes: self.file_bytes,
                 part_rows: self.part_rows_for(rows),
@@ -208,6 +229,8 @@ struct RowGroup {
     first_row: u64,
     /// The rows in the row group.
     rows: u64,
+    /// Decoded bytes per piece (see [`ParquetScanPlan::with_piece_bytes`]).
+    piece_bytes: usize,
 }
 
 /// Decodes one row group from its fetched column chunks, whole or in parts.
@@ -227,51 +250,91 @@ struct RowGroupBytes {
 }
 
 impl RowGroupBytes {
-    /// Decodes the plan rows `rows` of the row group, in batches that break at multiples of
-    /// the batch size counted from row 0 of the plan.
-    fn decode(&self, rows: std::ops::Range<u64>) -> Result<Vec<RecordBatch>> {
+    /// Readers for the plan rows `rows` of the row group, in order, whose batches break at
+    /// multiples of the batch size counted from row 0 of the plan: the rows up to the next
+    /// multiple come first, from a reader of their own.
+    fn readers(&self, rows: std::ops::Range<u64>) -> Result<VecDeque<ParquetRecordBatchReader>> {
         let g = &self.group;
-        let path = g.path.as_path();
-        no_panic(path, || {
-            let bs = g.batch_size as u64;
-            let skip = (rows.start - g.first_row) as usize;
-            let len = (rows.end - rows.start) as usize;
-            // Rows up to the next multiple of the batch size come first, on their own.
-            let head = ((bs - rows.start % bs) % bs).min(len as u64) as usize;
-            let mut out = Vec::new();
-            let mut read = |batch_size: usize, skip: usize, select: usize| -> Result<()> {
-                let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    self.fetched.clone(),
-                    (*g.metadata).clone(),
-                )
-                .with_row_groups(vec![g.row_group])
-                .with_projection(g.mask.clone())
-                .with_batch_size(batch_size);
-                if skip > 0 || select as u64 != g.rows {
-                    let mut s = Vec::with_capacity(2);
-                    if skip > 0 {
-                        s.push(RowSelector::skip(skip));
-                    }
-                    s.push(RowSelector::select(select));
-                    builder = builder.with_row_selection(RowSelection::from(s));
+        let bs = g.batch_size as u64;
+        let skip = (rows.start - g.first_row) as usize;
+        let len = (rows.end - rows.start) as usize;
+        let head = ((bs - rows.start % bs) % bs).min(len as u64) as usize;
+        let reader = |batch_size: usize, skip: usize, select: usize| {
+            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                self.fetched.clone(),
+                (*g.metadata).clone(),
+            )
+            .with_row_groups(vec![g.row_group])
+            .with_projection(g.mask.clone())
+            .with_batch_size(batch_size);
+            if skip > 0 || select as u64 != g.rows {
+                let mut s = Vec::with_capacity(2);
+                if skip > 0 {
+                    s.push(RowSelector::skip(skip));
                 }
-                let reader = builder.build().map_err(|e| Error::external(path, e))?;
-                for b in reader {
-                    let b = b.map_err(|e| Error::arrow_at(path, e))?;
-                    out.push(match &g.reorder {
-                        Some(p) => b.project(p)?,
-                        None => b,
-                    });
-                }
-                Ok(())
-            };
-            if head > 0 {
-                read(head, skip, head)?;
+                s.push(RowSelector::select(select));
+                builder = builder.with_row_selection(RowSelection::from(s));
             }
-            if len > head {
-                read(g.batch_size, skip + head, len - head)?;
+            builder
+                .build()
+                .map_err(|e| Error::external(g.path.as_path(), e))
+        };
+        let mut readers = VecDeque::with_capacity(2);
+        if head > 0 {
+            readers.push_back(reader(head, skip, head)?);
+        }
+        if len > head {
+            readers.push_back(reader(g.batch_size, skip + head, len - head)?);
+        }
+        Ok(readers)
+    }
+}
+
+/// Decodes plan rows of one row group a piece at a time (see
+/// [`ParquetScanPlan::with_piece_bytes`]).
+struct PartReader {
+    rg: Arc<RowGroupBytes>,
+    rows: std::ops::Range<u64>,
+    /// Built on the first call, on the decode thread.
+    readers: Option<VecDeque<ParquetRecordBatchReader>>,
+    /// Rows not decoded yet.
+    left: u64,
+}
+
+impl PartDecoder for PartReader {
+    fn decode(mut self: Box<Self>) -> Result<PartDecoded> {
+        let rg = self.rg.clone();
+        let g = &rg.group;
+        let out = no_panic(g.path.as_path(), || {
+            let readers = match &mut self.readers {
+                Some(r) => r,
+                None => self.readers.insert(rg.readers(self.rows.clone())?),
+            };
+            let (mut out, mut bytes) = (Vec::new(), 0);
+            // At least one batch per piece, however small the piece size.
+            while out.is_empty() || bytes < g.piece_bytes {
+                let Some(reader) = readers.front_mut() else {
+                    break;
+                };
+                let Some(b) = reader.next() else {
+                    readers.pop_front();
+                    continue;
+                };
+                let b = b.map_err(|e| Error::arrow_at(g.path.as_path(), e))?;
+                let b = match &g.reorder {
+                    Some(p) => b.project(p)?,
+                    None => b,
+                };
+                bytes += b.get_array_memory_size();
+                self.left = self.left.saturating_sub(b.num_rows() as u64);
+                out.push(b);
             }
             Ok(out)
+        })?;
+        Ok(if self.left == 0 {
+            PartDecoded::Done(out)
+        } else {
+            PartDecoded::More(out, self)
         })
     }
 }
@@ -355,17 +418,18 @@ impl TaskDecoder for ParquetRowGroupDecoder {
             cuts.push(at);
         }
         cuts.push(end);
-        if cuts.len() <= 2 {
-            return rg.decode(start..end).map(Decoded::Batches);
-        }
+        // A row group that is not split is one part, so that it too is decoded a piece at a
+        // time.
         let parts = cuts
             .windows(2)
-            .map(|w| {
-                let (rg, rows) = (rg.clone(), w[0]..w[1]);
-                DecodePart {
-                    rows: rows.clone(),
-                    decoder: Box::new(move || rg.decode(rows)),
-                }
+            .map(|w| DecodePart {
+                rows: w[0]..w[1],
+                decoder: Box::new(PartReader {
+                    rg: rg.clone(),
+                    rows: w[0]..w[1],
+                    readers: None,
+                    left: w[1] - w[0],
+                }),
             })
             .collect();
         Ok(Decoded::Parts(parts))
@@ -485,7 +549,19 @@ pub fn run_plan_in_order(
                 }
                 Decoded::Parts(parts) => {
                     for p in parts {
-                        out.extend(p.decoder.decode()?);
+                        let mut decoder = p.decoder;
+                        loop {
+                            match decoder.decode()? {
+                                PartDecoded::Done(b) => {
+                                    out.extend(b);
+                                    break;
+                                }
+                                PartDecoded::More(b, next) => {
+                                    out.extend(b);
+                                    decoder = next;
+                                }
+                            }
+                        }
                     }
                     break;
                 }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::{
-    ByteSource, DecodePart, Decoded, Error, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
-    panic_message,
+    ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
+    TaskDecoder, panic_message,
 };
 use bytes::Bytes;
 
@@ -50,6 +50,14 @@ type IoKey = Reverse<(u8, u64, u64, usize)>;
 /// after their first read.
 const SLOW_READ: Duration = Duration::from_micros(250);
 
+/// Outputs (tasks or parts) started and not yet taken by the consumer, at most, per decode
+/// thread, before the threads only continue started parts and the head task's work. Bounding
+/// how far decoding runs ahead keeps the decoded data in a few outputs' worth of memory that
+/// the allocator reuses, rather than fresh pages for the whole file: a scan whose budget admits
+/// the whole file otherwise decodes far ahead of the consumer, and zeroing new pages cost up
+/// to half of the CPU time (tpch.parquet from the CLI).
+const DECODE_AHEAD_PER_THREAD: usize = 2;
+
 struct Fetch {
     /// The ranges the decoder asked for, in its order.
     ranges: Vec<Range<u64>>,
@@ -61,9 +69,20 @@ struct Fetch {
 /// A part of a split task.
 struct Part {
     rows: Range<u64>,
-    /// Taken by the decode thread that runs it.
+    /// Taken by the decode thread that runs it; back between its pieces.
     decoder: Option<Box<dyn PartDecoder>>,
+    /// Pieces decoded so far (each an output for the consumer), and their rows.
+    chunks: usize,
+    rows_out: u64,
     done: bool,
+}
+
+/// Decoded batches (or the error) waiting for the consumer: one piece of a part, or a whole
+/// task that is not split.
+struct Output {
+    batches: Result<Vec<RecordBatch>>,
+    /// The part's (or the task's) last piece.
+    last: bool,
 }
 
 /// Decode work: the slot of a task in the decode queue. Slot 0 is the task's decoder, slot
@@ -78,12 +97,34 @@ enum Job {
         decoder: Box<dyn TaskDecoder>,
         bytes: Vec<Bytes>,
     },
-    /// One part of a split task.
+    /// The next piece of one part of a split task.
     Part {
         index: usize,
+        chunk: usize,
         rows: Range<u64>,
+        rows_before: u64,
         decoder: Box<dyn PartDecoder>,
     },
+}
+
+/// What a decode thread brings back.
+enum Outcome {
+    Task(Result<Decoded>),
+    /// Piece `chunk` of part `index`.
+    Chunk {
+        index: usize,
+        chunk: usize,
+        result: Result<Piece>,
+    },
+}
+
+/// A decoded piece of a part.
+struct Piece {
+    batches: Vec<RecordBatch>,
+    /// The part's rows so far.
+    rows_out: u64,
+    /// The decoder that continues the part, if it does.
+    next: Option<Box<dyn PartDecoder>>,
 }
 
 impl Job {
@@ -99,10 +140,21 @@ impl Job {
                 let part = task.parts.get_mut(index)?;
                 Some(Self::Part {
                     index,
+                    chunk: part.chunks,
                     rows: part.rows.clone(),
+                    rows_before: part.rows_out,
                     decoder: part.decoder.take()?,
                 })
             }
+        }
+    }
+
+    /// True for work whose output the consumer will take: a task's decoder, or a part's first
+    /// piece (a part's later pieces continue an output already counted).
+    fn starts_output(&self) -> bool {
+        match self {
+            Self::Task { .. } => true,
+            Self::Part { chunk, .. } => *chunk == 0,
         }
     }
 }
@@ -144,16 +196,17 @@ pub(crate) struct State {
     next_seq: u64,
     /// Set once the plan has ended (or failed): the number of tasks there are.
     end_seq: Option<u64>,
-    /// The task whose batches the consumer takes next, and which of its outputs (the part;
-    /// 0 for a task that is not split).
+    /// The task whose batches the consumer takes next, which of its parts (0 for a task that
+    /// is not split) and which piece of that part.
     head: u64,
     head_part: usize,
+    head_chunk: usize,
     tasks: HashMap<u64, Task>,
     followups: BinaryHeap<Reverse<(u64, u64)>>,
     io_queue: BinaryHeap<IoKey>,
     decode_queue: BinaryHeap<DecodeKey>,
-    /// Outputs waiting for the consumer, by task and part.
-    done: HashMap<(u64, usize), Result<Vec<RecordBatch>>>,
+    /// Outputs waiting for the consumer, by task, part and piece.
+    done: HashMap<(u64, usize, usize), Output>,
     charged: u64,
     /// Stop everything: the consumer has gone.
     cancelled: bool,
@@ -164,6 +217,9 @@ pub(crate) struct State {
     io_idle: usize,
     /// Every thread started, joined by whoever cancels the scan.
     threads: Vec<JoinHandle<()>>,
+    /// Outputs (unsplit tasks and parts) that decoding has started and the consumer has not
+    /// finished taking: what [`DECODE_AHEAD_PER_THREAD`] bounds.
+    open: usize,
 }
 
 /// Condition variables, kept outside the state so they can be signalled while it is locked.
@@ -302,7 +358,13 @@ impl State {
         self.next_seq += 1;
         self.end_seq = Some(seq + 1);
         self.plan = None;
-        self.done.insert((seq, 0), Err(e));
+        self.done.insert(
+            (seq, 0, 0),
+            Output {
+                batches: Err(e),
+                last: true,
+            },
+        );
         self.wake_consumer(&shared.signals);
     }
 
@@ -402,8 +464,13 @@ impl State {
                 self.charged -= t.charge.min(self.charged);
             }
         }
-        self.done
-            .retain(|&(s, p), _| s < seq || (s == seq && p < part));
+        // The pieces of the failed part decoded before it still go out.
+        let chunk = self
+            .tasks
+            .get(&seq)
+            .and_then(|t| t.parts.get(part))
+            .map_or(0, |p| p.chunks);
+        self.done.retain(|&k, _| k < (seq, part, chunk));
         if let Some(t) = self.tasks.get_mut(&seq) {
             t.end_part = part;
             t.decoder = None;
@@ -415,11 +482,80 @@ impl State {
             }
             t.update_finished();
         }
-        self.done.insert((seq, part), Err(e));
+        self.done.insert(
+            (seq, part, chunk),
+            Output {
+                batches: Err(e),
+                last: true,
+            },
+        );
         self.wake_consumer(&shared.signals);
         // Threads waiting for work that will never come must see the end.
         shared.signals.io.notify_all();
         shared.signals.decode.notify_all();
+    }
+
+    /// The next decode job to run: the first in the decode queue, or, once decoding is as far
+    /// ahead of the consumer as allowed, the first that continues a started part or belongs to
+    /// the task the consumer waits for (which keeps the consumer moving, so the limit cannot
+    /// deadlock).
+    fn next_decode(&mut self, config: &Config) -> Option<DecodeKey> {
+        if self.open
+            < config
+                .decode_parallelism
+                .saturating_mul(DECODE_AHEAD_PER_THREAD)
+        {
+            return self.decode_queue.pop();
+        }
+        let (head, tasks) = (self.head, &self.tasks);
+        let started = |seq: u64, slot: usize| {
+            slot.checked_sub(1)
+                .and_then(|i| tasks.get(&seq)?.parts.get(i))
+                .is_some_and(|p| p.chunks > 0)
+        };
+        // The greatest `Reverse` key is the first in queue order.
+        let first = self
+            .decode_queue
+            .iter()
+            .filter(|Reverse((_, seq, slot))| *seq == head || started(*seq, *slot))
+            .max()
+            .copied()?;
+        self.decode_queue.retain(|k| *k != first);
+        Some(first)
+    }
+
+    /// A piece of task `seq`'s output is decoded (its part, if split, already updated).
+    fn finish_piece(
+        &mut self,
+        shared: &Shared,
+        seq: u64,
+        part: usize,
+        chunk: usize,
+        batches: Vec<RecordBatch>,
+    ) {
+        let Some(t) = self.tasks.get_mut(&seq) else {
+            return;
+        };
+        if part >= t.end_part {
+            return;
+        }
+        let last = t.parts.get(part).is_none_or(|p| p.done);
+        t.update_finished();
+        self.metrics.pieces += 1;
+        self.done.insert(
+            (seq, part, chunk),
+            Output {
+                batches: Ok(batches),
+                last,
+            },
+        );
+        if seq == self.head {
+            self.wake_consumer(&shared.signals);
+        }
+        if self.work_over() {
+            shared.signals.io.notify_all();
+            shared.signals.decode.notify_all();
+        }
     }
 
     /// True once no thread will be given anything more to do.
@@ -443,6 +579,7 @@ impl Shared {
                 end_seq: None,
                 head: 0,
                 head_part: 0,
+                head_chunk: 0,
                 tasks: HashMap::new(),
                 followups: BinaryHeap::new(),
                 io_queue: BinaryHeap::new(),
@@ -455,6 +592,7 @@ impl Shared {
                 io_threads: 0,
                 io_idle: 0,
                 threads: Vec::new(),
+                open: 0,
             }),
             signals: Signals {
                 io: Condvar::new(),
@@ -625,8 +763,11 @@ impl Shared {
                 if st.work_over() {
                     return;
                 }
-                if let Some(Reverse((_, seq, slot))) = st.decode_queue.pop() {
+                if let Some(Reverse((_, seq, slot))) = st.next_decode(&self.config) {
                     if let Some(job) = st.tasks.get_mut(&seq).and_then(|t| Job::take(t, slot)) {
+                        if job.starts_output() {
+                            st.open += 1;
+                        }
                         break (seq, job);
                     }
                     continue;
@@ -639,62 +780,89 @@ impl Shared {
             };
             drop(st);
             let started = Instant::now();
-            let (part, rows, outcome) = match job {
+            // Row counts and schemas are checked here, off the consumer's thread.
+            let outcome = match job {
                 Job::Task {
                     rows,
                     decoder,
                     bytes,
-                } => {
-                    let outcome = self.guard(|| decoder.decode(bytes));
-                    (None, rows, outcome)
-                }
+                } => Outcome::Task(match self.guard(|| decoder.decode(bytes)) {
+                    Ok(Decoded::Batches(b)) => self
+                        .check_batches(seq, &rows, 0, b, true)
+                        .map(|(b, _)| Decoded::Batches(b)),
+                    Ok(Decoded::Parts(p)) if p.is_empty() => self
+                        .check_batches(seq, &rows, 0, Vec::new(), true)
+                        .map(|(b, _)| Decoded::Batches(b)),
+                    Ok(Decoded::Parts(p)) => self.check_parts(rows, p).map(Decoded::Parts),
+                    other => other,
+                }),
                 Job::Part {
                     index,
+                    chunk,
                     rows,
+                    rows_before,
                     decoder,
-                } => {
-                    let outcome = self.guard(|| decoder.decode().map(Decoded::Batches));
-                    (Some(index), rows, outcome)
-                }
+                } => Outcome::Chunk {
+                    index,
+                    chunk,
+                    result: self.guard(|| decoder.decode()).and_then(|d| {
+                        let (batches, next) = match d {
+                            PartDecoded::Done(b) => (b, None),
+                            PartDecoded::More(b, next) => (b, Some(next)),
+                        };
+                        let (batches, rows_out) =
+                            self.check_batches(seq, &rows, rows_before, batches, next.is_none())?;
+                        Ok(Piece {
+                            batches,
+                            rows_out,
+                            next,
+                        })
+                    }),
+                },
             };
             let elapsed = started.elapsed();
-            // Checking row counts and schemas here keeps it off the consumer's thread.
-            let outcome = match outcome {
-                Ok(Decoded::Batches(b)) => self.check_batches(seq, rows, b).map(Decoded::Batches),
-                Ok(Decoded::Parts(p)) if p.is_empty() => self
-                    .check_batches(seq, rows, Vec::new())
-                    .map(Decoded::Batches),
-                Ok(Decoded::Parts(p)) => self.check_parts(rows, p).map(Decoded::Parts),
-                other => other,
-            };
             st = self.lock();
             st.metrics.decode_time += elapsed;
             if !st.tasks.contains_key(&seq) {
                 continue;
             }
-            let part_index = part.unwrap_or(0);
             match outcome {
-                Ok(Decoded::Batches(batches)) => {
+                Outcome::Task(Ok(Decoded::Batches(batches))) => {
+                    st.finish_piece(self, seq, 0, 0, batches);
+                }
+                Outcome::Chunk {
+                    index,
+                    chunk,
+                    result:
+                        Ok(Piece {
+                            batches,
+                            rows_out,
+                            next,
+                        }),
+                } => {
+                    let st = &mut *st;
                     let Some(t) = st.tasks.get_mut(&seq) else {
                         continue;
                     };
-                    if part_index >= t.end_part {
+                    let priority = t.priority;
+                    let Some(p) = t.parts.get_mut(index).filter(|_| index < t.end_part) else {
                         continue;
+                    };
+                    p.chunks = chunk + 1;
+                    p.rows_out = rows_out;
+                    match next {
+                        Some(decoder) => {
+                            p.decoder = Some(decoder);
+                            st.decode_queue.push(Reverse((priority, seq, index + 1)));
+                            self.signals.decode.notify_one();
+                        }
+                        None => p.done = true,
                     }
-                    if let Some(p) = part.and_then(|i| t.parts.get_mut(i)) {
-                        p.done = true;
-                    }
-                    t.update_finished();
-                    st.done.insert((seq, part_index), Ok(batches));
-                    if seq == st.head {
-                        st.wake_consumer(&self.signals);
-                    }
-                    if st.work_over() {
-                        self.signals.io.notify_all();
-                        self.signals.decode.notify_all();
-                    }
+                    st.finish_piece(self, seq, index, chunk, batches);
                 }
-                Ok(Decoded::Parts(parts)) => {
+                Outcome::Task(Ok(Decoded::Parts(parts))) => {
+                    // The parts are the outputs, counted as they start.
+                    st.open = st.open.saturating_sub(1);
                     let Some(t) = st.tasks.get_mut(&seq) else {
                         continue;
                     };
@@ -705,6 +873,8 @@ impl Shared {
                         .map(|p| Part {
                             rows: p.rows,
                             decoder: Some(p.decoder),
+                            chunks: 0,
+                            rows_out: 0,
                             done: false,
                         })
                         .collect();
@@ -715,7 +885,9 @@ impl Shared {
                     }
                     self.signals.decode.notify_all();
                 }
-                Ok(Decoded::NeedMore { ranges, decoder }) => {
+                Outcome::Task(Ok(Decoded::NeedMore { ranges, decoder })) => {
+                    // Counted again when its decoder runs with the new bytes.
+                    st.open = st.open.saturating_sub(1);
                     st.metrics.follow_ups += 1;
                     if let Some(t) = st.tasks.get_mut(&seq) {
                         t.decoder = Some(decoder);
@@ -725,7 +897,12 @@ impl Shared {
                     }
                     st.schedule(self);
                 }
-                Err(e) => st.fail(self, seq, part_index, e),
+                Outcome::Task(Err(e)) => st.fail(self, seq, 0, e),
+                Outcome::Chunk {
+                    index,
+                    result: Err(e),
+                    ..
+                } => st.fail(self, seq, index, e),
             }
         }
     }
@@ -762,25 +939,33 @@ impl Shared {
         Ok(parts)
     }
 
-    /// Checks that decoded batches hold the task's `rows`, and gives them the plan's schema
-    /// object (they may carry an equal copy), rejecting batches whose columns do not match it.
+    /// Checks a piece of decoded output for `rows` (a task's, or a part's after `before` rows
+    /// of earlier pieces): the rows so far may not pass the end, a last piece must reach it and
+    /// a piece with more to come must hold rows. Gives the batches the plan's schema object
+    /// (they may carry an equal copy), rejecting batches whose columns do not match it. Returns
+    /// the batches and the rows so far.
     fn check_batches(
         &self,
         seq: u64,
-        rows: Range<u64>,
+        rows: &Range<u64>,
+        before: u64,
         batches: Vec<RecordBatch>,
-    ) -> Result<Vec<RecordBatch>> {
+        last: bool,
+    ) -> Result<(Vec<RecordBatch>, u64)> {
         let got: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        if rows.end.saturating_sub(rows.start) != got {
+        let len = rows.end.saturating_sub(rows.start);
+        let after = before.saturating_add(got);
+        if after > len || (last && after != len) || (!last && got == 0) {
+            let what = if last { "in all" } else { "so far" };
             return Err(Error::corrupt(
                 self.source.name(),
                 format!(
-                    "the task for rows {}..{} decoded {got} rows",
+                    "the task for rows {}..{} decoded {after} rows {what}",
                     rows.start, rows.end
                 ),
             ));
         }
-        batches
+        let batches = batches
             .into_iter()
             .map(|b| {
                 if Arc::ptr_eq(&b.schema(), &self.schema) {
@@ -796,7 +981,8 @@ impl Shared {
                         )
                     })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((batches, after))
     }
 
     /// The next task's output, in plan order, once it is ready. `Ok(None)` at the end. With a
@@ -808,14 +994,21 @@ impl Shared {
         let mut st = self.lock();
         let mut waited: Option<Instant> = None;
         let out = loop {
-            let (head, head_part) = (st.head, st.head_part);
-            if let Some(r) = st.done.remove(&(head, head_part)) {
-                let last = r.is_err()
+            let key = (st.head, st.head_part, st.head_chunk);
+            let (head, head_part, _) = key;
+            if let Some(out) = st.done.remove(&key) {
+                if !(out.last || out.batches.is_err()) {
+                    st.head_chunk += 1;
+                    break Ok(Some(out.batches));
+                }
+                st.open = st.open.saturating_sub(1);
+                st.head_chunk = 0;
+                let task_done = out.batches.is_err()
                     || st
                         .tasks
                         .get(&head)
                         .is_none_or(|t| head_part + 1 >= t.outputs());
-                if last {
+                if task_done {
                     if let Some(t) = st.tasks.remove(&head) {
                         st.charged -= t.charge.min(st.charged);
                     }
@@ -825,7 +1018,9 @@ impl Shared {
                 } else {
                     st.head_part += 1;
                 }
-                break Ok(Some(r));
+                // Decoding may wait for the consumer to catch up, or for a new head.
+                self.signals.decode.notify_all();
+                break Ok(Some(out.batches));
             }
             if st.cancelled || st.end_seq == Some(head) {
                 break Ok(None);

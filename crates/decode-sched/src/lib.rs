@@ -274,6 +274,9 @@ pub struct ScanMetrics {
     pub follow_ups: u64,
     /// Parts that decoders split tasks into (`Decoded::Parts`), decoded in parallel.
     pub parts: u64,
+    /// Decoded outputs handed to the consumer: a task that is not split is one, a part one
+    /// per piece it decoded in (`PartDecoded::More`).
+    pub pieces: u64,
     /// I/O threads started: one, and up to `io_parallelism` once reads are slow enough for
     /// more threads to pay (a scan of memory-mapped data in the page cache stays on one).
     pub io_threads: u64,

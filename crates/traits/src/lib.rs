@@ -89,7 +89,7 @@ pub use byte_source::{ByteSource, MemorySource, check_range};
 pub use error::{BoxError, Error, Location, Result, panic_message};
 pub use memory::{MemoryLedger, array_memory_size, batch_memory_size};
 pub use random_access::{RandomAccess, check_slice, project_schema};
-pub use scan::{DecodePart, Decoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
+pub use scan::{DecodePart, Decoded, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
 
 #[cfg(test)]
 mod tests {

@@ -100,24 +100,49 @@ impl fmt::Debug for DecodePart {
     }
 }
 
-/// Decodes one [`DecodePart`].
+/// Decodes one [`DecodePart`], all at once or a piece at a time.
 ///
 /// # Contract
-/// Returns batches whose row counts add up to the part's `rows`, in row order.
+/// Each call returns the part's next batches in row order ([`PartDecoded::More`] with the
+/// decoder to call next, holding at least one row, or [`PartDecoded::Done`] with the last);
+/// the row counts of all calls add up to the part's `rows`.
 pub trait PartDecoder: Send {
-    /// Decodes the part. Runs on a CPU thread; may take milliseconds.
+    /// Decodes the part, or its next rows. Runs on a CPU thread; may take milliseconds.
     ///
     /// # Errors
     /// Malformed data, naming the object and what is wrong.
-    fn decode(self: Box<Self>) -> Result<Vec<RecordBatch>>;
+    fn decode(self: Box<Self>) -> Result<PartDecoded>;
 }
 
+/// What one call of a [`PartDecoder`] produced.
+pub enum PartDecoded {
+    /// The part's last batches (all of them for a decoder that works in one go).
+    Done(Vec<RecordBatch>),
+    /// The part's next batches and the decoder that continues it. The engine hands these to
+    /// the consumer while the rest decodes, so they can be used while still in the CPU's
+    /// cache and their memory is reused, rather than a whole part waiting in fresh memory.
+    More(Vec<RecordBatch>, Box<dyn PartDecoder>),
+}
+
+impl fmt::Debug for PartDecoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Done(b) => f.debug_tuple("Done").field(&b.len()).finish(),
+            Self::More(b, _) => f
+                .debug_tuple("More")
+                .field(&b.len())
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A closure decodes its part in one go.
 impl<F> PartDecoder for F
 where
     F: FnOnce() -> Result<Vec<RecordBatch>> + Send,
 {
-    fn decode(self: Box<Self>) -> Result<Vec<RecordBatch>> {
-        (*self)()
+    fn decode(self: Box<Self>) -> Result<PartDecoded> {
+        (*self)().map(PartDecoded::Done)
     }
 }
 

@@ -313,36 +313,53 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Row groups split into parts of any size, with any batch size: the rows and the cuts
-    /// between batches are the parquet crate's, and the parts did happen.
+    /// Row groups split into parts of any size, handed over in pieces of any size, with any
+    /// batch size: the rows and the cuts between batches are the parquet crate's, and the
+    /// parts and pieces did happen.
     #[test]
     fn parquet_parts_equal_the_parquet_crate(
         columns in proptest::option::of(proptest::sample::subsequence(COLUMNS.to_vec(), 1..6)),
         bs in 1usize..300,
         part_rows in 1usize..700,
+        piece_bytes in prop_oneof![Just(0usize), 0usize..50_000, Just(usize::MAX)],
         decode in 1usize..4,
     ) {
         let path = files().parquet.clone();
         let mut options = ReadOptions::default();
         options.columns = columns.map(|c| c.into_iter().map(String::from).collect());
         let expected = reference_parquet(&path, &options);
-        let (got, parts) = within(Duration::from_secs(30), move || {
+        let (got, metrics) = within(Duration::from_secs(30), move || {
             let plan = ParquetScanPlan::try_new(&path, &options)
                 .expect("plan")
                 .with_decode_batch_rows(bs)
-                .with_part_rows(part_rows);
+                .with_part_rows(part_rows)
+                .with_piece_bytes(piece_bytes);
             let mut reader = Scan::from_parts(source(Kind::Mmap, &path), Box::new(plan))
                 .batch_size(bs)
                 .decode_parallelism(decode)
                 .reader()
                 .expect("settings");
             let got = reader.by_ref().collect::<Result<Vec<_>, _>>().expect("no error");
-            (got, reader.metrics().parts)
+            (got, reader.metrics())
         });
-        // Each 700-row row group has a cut when a multiple of the batch size lies at least
-        // `part_rows` past its first row and before its end; the first one always starts at 0.
+        // Every row group is at least one part. The first (700 rows) has a cut when a multiple
+        // of the batch size lies at least `part_rows` past its first row and before its end.
+        let row_groups = ROWS.div_ceil(700) as u64;
         if part_rows.div_ceil(bs) * bs < 700 {
-            prop_assert!(parts >= 2, "no parts with part_rows {part_rows}, batch size {bs}");
+            prop_assert!(
+                metrics.parts > row_groups,
+                "no split with part_rows {part_rows}, batch size {bs}: {metrics:?}"
+            );
+        }
+        // With pieces of no size each decoded batch is a piece: batches end at multiples of
+        // the batch size and at row-group ends. Whole parts are one piece each.
+        if piece_bytes == 0 {
+            let ends: std::collections::BTreeSet<usize> =
+                (1..=ROWS / bs).map(|k| k * bs).chain((1..=ROWS / 700).map(|k| k * 700)).chain([ROWS]).collect();
+            prop_assert_eq!(metrics.pieces, ends.len() as u64);
+        }
+        if piece_bytes == usize::MAX {
+            prop_assert_eq!(metrics.pieces, metrics.parts);
         }
         if let Some((_, full)) = got.split_last() {
             prop_assert!(full.iter().all(|b| b.num_rows() == bs));

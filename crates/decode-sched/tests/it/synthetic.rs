@@ -13,7 +13,8 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrowfeed_decode_sched::{LatencySource, Scan, ScanMetrics};
 use arrowfeed_traits::{
-    ByteSource, DecodePart, Decoded, Error, MemorySource, ReadTask, Result, ScanPlan,
+    ByteSource, DecodePart, Decoded, Error, MemorySource, PartDecoded, PartDecoder, ReadTask,
+    Result, ScanPlan,
 };
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -59,6 +60,8 @@ enum Failure {
     PartPanic(usize),
     /// The decoder splits the task into parts that leave a gap.
     BadParts,
+    /// This part decodes in pieces and its first piece is empty but not the last.
+    EmptyPiece(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,8 @@ struct TaskSpec {
     pieces: usize,
     /// How many parts the last stage splits the task into (0: it decodes the task itself).
     parts: usize,
+    /// The parts hand out their batches one call at a time (`PartDecoded::More`).
+    stream: bool,
     priority: Option<u64>,
     failure: Failure,
 }
@@ -83,6 +88,7 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
         ),
         1usize..4,
         0usize..5,
+        any::<bool>(),
         proptest::option::of(0u64..1000),
         prop_oneof![
             10 => Just(Failure::None),
@@ -93,12 +99,15 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
             1 => (0usize..4).prop_map(Failure::PartDecode),
             1 => (0usize..4).prop_map(Failure::PartPanic),
             1 => Just(Failure::BadParts),
+            1 => (0usize..4).prop_map(Failure::EmptyPiece),
         ],
     )
-        .prop_map(|(rows, stages, pieces, parts, priority, failure)| {
+        .prop_map(|(rows, stages, pieces, parts, stream, priority, failure)| {
             // A part failure needs parts; a gap needs two of them.
             let parts = match failure {
-                Failure::PartDecode(_) | Failure::PartPanic(_) => parts.max(1),
+                Failure::PartDecode(_) | Failure::PartPanic(_) | Failure::EmptyPiece(_) => {
+                    parts.max(1)
+                }
                 Failure::BadParts => parts.max(2),
                 _ => parts,
             };
@@ -107,6 +116,7 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
                 stages,
                 pieces,
                 parts,
+                stream: stream || matches!(failure, Failure::EmptyPiece(_)),
                 priority,
                 failure,
             }
@@ -258,10 +268,11 @@ impl arrowfeed_traits::TaskDecoder for StageDecoder {
         let parts = bounds
             .into_iter()
             .enumerate()
-            .map(|(k, mut rows)| {
+            .map(|(k, mut rows)| -> Result<DecodePart> {
                 let (schema, index, pieces) = (self.schema.clone(), self.index, self.spec.pieces);
                 let failure = self.spec.failure;
                 let decoded = rows.clone();
+                let streamed = rows.clone();
                 let decoder = move || -> Result<Vec<RecordBatch>> {
                     // Parts finish out of order.
                     std::thread::sleep(Duration::from_micros(((k * 7 + index) % 3) as u64 * 300));
@@ -281,13 +292,56 @@ impl arrowfeed_traits::TaskDecoder for StageDecoder {
                 if self.spec.failure == Failure::BadParts && k + 1 == n {
                     rows.start += 1;
                 }
-                DecodePart {
+                if self.spec.stream {
+                    let (schema, pieces) = (self.schema.clone(), self.spec.pieces);
+                    return rows_in_pieces(&schema, streamed, pieces).map(|batches| DecodePart {
+                        rows,
+                        decoder: Box::new(Streamed {
+                            batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+                            failure: (failing == Some(k)).then_some(failure),
+                            task: index,
+                            part: k,
+                        }),
+                    });
+                }
+                Ok(DecodePart {
                     rows,
                     decoder: Box::new(decoder),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Decoded::Parts(parts))
+    }
+}
+
+/// A part decoder that hands out one batch per call, and fails (if it is to) instead of
+/// handing out its last.
+struct Streamed {
+    batches: std::collections::VecDeque<RecordBatch>,
+    failure: Option<Failure>,
+    task: usize,
+    part: usize,
+}
+
+impl PartDecoder for Streamed {
+    fn decode(mut self: Box<Self>) -> Result<PartDecoded> {
+        let (task, part) = (self.task, self.part);
+        if let Some(Failure::EmptyPiece(_)) = self.failure {
+            return Ok(PartDecoded::More(Vec::new(), self));
+        }
+        // Parts finish out of order.
+        std::thread::sleep(Duration::from_micros(((part * 7 + task) % 3) as u64 * 100));
+        let b = self.batches.pop_front();
+        if !self.batches.is_empty() {
+            return Ok(PartDecoded::More(b.into_iter().collect(), self));
+        }
+        match self.failure {
+            Some(Failure::PartPanic(_)) => panic!("task {task} part {part} panicked"),
+            Some(Failure::PartDecode(_)) => {
+                Err(Error::corrupt("decoder", format!("task {task} failed")))
+            }
+            _ => Ok(PartDecoded::Done(b.into_iter().collect())),
+        }
     }
 }
 
@@ -321,7 +375,9 @@ fn part_bounds(rows: Range<u64>, n: usize) -> Vec<Range<u64>> {
 /// The part that fails, for a task whose failure is in a part.
 fn failing_part(spec: &TaskSpec) -> Option<usize> {
     match spec.failure {
-        Failure::PartDecode(k) | Failure::PartPanic(k) => Some(k.min(spec.parts - 1)),
+        Failure::PartDecode(k) | Failure::PartPanic(k) | Failure::EmptyPiece(k) => {
+            Some(k.min(spec.parts - 1))
+        }
         _ => None,
     }
 }
@@ -332,8 +388,19 @@ fn expected(specs: &[TaskSpec]) -> (u64, Option<usize>) {
     let mut rows = 0;
     for (i, s) in specs.iter().enumerate() {
         if let Some(k) = failing_part(s) {
-            // The parts before the failing one come out first.
-            let before = part_bounds(rows..rows + s.rows, s.parts)[k].start;
+            // The parts before the failing one come out first, and so do the pieces a
+            // streaming part handed out before it failed at its last.
+            let part = part_bounds(rows..rows + s.rows, s.parts)[k].clone();
+            let before = match s.failure {
+                Failure::EmptyPiece(_) => part.start,
+                _ if s.stream => {
+                    let batches = rows_in_pieces(&schema(), part.clone(), s.pieces)
+                        .expect("batches of one Int64 column");
+                    let last = batches.iter().rev().find(|b| b.num_rows() > 0);
+                    part.end - last.map_or(0, |b| b.num_rows() as u64)
+                }
+                _ => part.start,
+            };
             return (before, Some(i));
         }
         if s.failure != Failure::None {
@@ -401,6 +468,7 @@ fn check(
             let from_task = match spec.failure {
                 Failure::Read => msg.contains("injected failure"),
                 Failure::BadParts => msg.contains("do not cover"),
+                Failure::EmptyPiece(_) => msg.contains("0 rows so far"),
                 _ => msg.contains(&format!("task {i} ")) || msg.ends_with(&format!("task {i}")),
             };
             prop_assert!(
@@ -506,6 +574,7 @@ fn simple_plan(n: usize, len: u64, rows: u64) -> Plan {
             stages: vec![vec![((i as u64 * len) % (DATA_LEN - len), len)]],
             pieces: 1,
             parts: 0,
+            stream: false,
             priority: None,
             failure: Failure::None,
         })
@@ -670,6 +739,7 @@ fn follow_up_reads_are_counted_and_nearby_ranges_coalesced() {
         stages: vec![vec![(0, 100), (100, 100), (250, 50)], vec![(1000, 10)]],
         pieces: 1,
         parts: 0,
+        stream: false,
         priority: None,
         failure: Failure::None,
     }];
@@ -705,6 +775,7 @@ fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
         stages: vec![vec![(DATA_LEN + POISON - 10, 20)]],
         pieces: 1,
         parts: 0,
+        stream: false,
         priority: None,
         failure: Failure::None,
     }];
