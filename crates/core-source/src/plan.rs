@@ -49,9 +49,11 @@ pub struct ParquetScanPlan {
 /// [`ParquetScanPlan::with_part_rows`].
 pub const SPLIT_ROW_GROUPS_FROM: usize = 65_536;
 
-/// Decoded bytes per piece by default (half of a 2 MiB L2 cache): see
-/// [`ParquetScanPlan::with_piece_bytes`].
-pub const DEFAULT_PIECE_BYTES: usize = 1 << 20;
+/// Decoded bytes per piece by default: see [`ParquetScanPlan::with_piece_bytes`]. Pieces
+/// this size stay well inside a 32 MiB L3 cache until taken. 1 MiB pieces (half a 2 MiB L2)
+/// made a tpch scan 14% slower in one process (0.217 s against 0.190 s): four times as many
+/// hand-overs, each waking the consumer.
+pub const DEFAULT_PIECE_BYTES: usize = 4 << 20;
 
 impl std::fmt::Debug for ParquetScanPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
