@@ -44,10 +44,11 @@ pub(crate) struct Config {
 /// order.
 type IoKey = Reverse<(u8, u64, u64, usize)>;
 
-/// A read that took at least this long, with reads still queued behind it and no I/O thread
-/// idle, starts more I/O threads. Reads from memory (a mapped file in the page cache) never
-/// take this long, so such scans run on one I/O thread; slow sources reach `io_parallelism`
-/// after their first read.
+/// When reads wait, no I/O thread is idle and none has started a read for this long, more
+/// I/O threads start (up to `io_parallelism`). Reads from memory (a mapped file in the page
+/// cache) never keep the threads busy this long, so such scans run on one I/O thread; a slow
+/// source reaches `io_parallelism` this long after its first read starts. Idle decode threads
+/// check while reads wait (they wake this often then), as do I/O threads after each read.
 const SLOW_READ: Duration = Duration::from_micros(250);
 
 /// Outputs (tasks or parts) started and not yet taken by the consumer, at most, per decode
@@ -212,9 +213,10 @@ pub(crate) struct State {
     cancelled: bool,
     waker: Option<Waker>,
     metrics: ScanMetrics,
-    /// I/O threads started, and how many of them wait for work.
+    /// I/O threads started, how many of them wait for work, and when one last started a read.
     io_threads: usize,
     io_idle: usize,
+    read_started: Instant,
     /// Every thread started, joined by whoever cancels the scan.
     threads: Vec<JoinHandle<()>>,
     /// Outputs (unsplit tasks and parts) that decoding has started and the consumer has not
@@ -591,6 +593,7 @@ impl Shared {
                 metrics: ScanMetrics::default(),
                 io_threads: 0,
                 io_idle: 0,
+                read_started: Instant::now(),
                 threads: Vec::new(),
                 open: 0,
             }),
@@ -684,6 +687,7 @@ impl Shared {
                         .and_then(|f| f.pieces.get(piece))
                         .map(|(r, _)| r.clone());
                     if let Some(r) = range {
+                        st.read_started = Instant::now();
                         break (seq, piece, r);
                     }
                     continue;
@@ -719,16 +723,7 @@ impl Shared {
             };
             st = self.lock();
             st.metrics.io_time += elapsed;
-            if elapsed >= SLOW_READ && !st.cancelled {
-                let wanted = st.io_queue.len().saturating_sub(st.io_idle);
-                let room = self.config.io_parallelism.saturating_sub(st.io_threads);
-                for _ in 0..wanted.min(room) {
-                    // Without another thread the scan still runs on the ones it has.
-                    if self.spawn_io(&mut st).is_err() {
-                        break;
-                    }
-                }
-            }
+            self.grow_io(&mut st);
             match result {
                 Ok(bytes) => {
                     st.metrics.bytes_read += bytes.len() as u64;
@@ -756,7 +751,30 @@ impl Shared {
         }
     }
 
-    fn decode_loop(&self) {
+    /// True when reads wait for an I/O thread and more may start.
+    fn io_wanted(&self, st: &State) -> bool {
+        !st.cancelled
+            && st.io_idle == 0
+            && !st.io_queue.is_empty()
+            && st.io_threads < self.config.io_parallelism
+    }
+
+    /// Starts I/O threads for the waiting reads if the busy ones have been at it for
+    /// [`SLOW_READ`].
+    fn grow_io(self: &Arc<Self>, st: &mut State) {
+        if !self.io_wanted(st) || st.read_started.elapsed() < SLOW_READ {
+            return;
+        }
+        let room = self.config.io_parallelism - st.io_threads;
+        for _ in 0..st.io_queue.len().min(room) {
+            // Without another thread the scan still runs on the ones it has.
+            if self.spawn_io(st).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn decode_loop(self: &Arc<Self>) {
         let mut st = self.lock();
         loop {
             let (seq, job) = loop {
@@ -772,11 +790,21 @@ impl Shared {
                     }
                     continue;
                 }
-                st = self
-                    .signals
-                    .decode
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner());
+                if self.io_wanted(&st) {
+                    st = self
+                        .signals
+                        .decode
+                        .wait_timeout(st, SLOW_READ)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    self.grow_io(&mut st);
+                } else {
+                    st = self
+                        .signals
+                        .decode
+                        .wait(st)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
             };
             drop(st);
             let started = Instant::now();
