@@ -25,8 +25,11 @@
 //!   When a decoder asks for more bytes (`Decoded::NeedMore`: offsets first, then values) the
 //!   reads jump the queue, since the task already holds budget. A decoder may split its task
 //!   into row parts (`Decoded::Parts`): the threads then work on the task the consumer waits
-//!   for together, ahead of later tasks, and each part is handed on as soon as it and the parts
-//!   before it are done — little decoded data waits, and it is still warm in cache when taken.
+//!   for together, ahead of later tasks. A part may decode a piece at a time
+//!   (`PartDecoded::More`); each piece is handed on as soon as the pieces before it are taken,
+//!   so little decoded data waits and it is still warm in cache when taken. Decoding starts a
+//!   new task or part only while fewer than two per decode thread are open; started parts and
+//!   the task the consumer waits for always go on.
 //! - **Exact batches**: output batches have `batch_size` rows whatever the row-group, page or
 //!   IPC batch sizes (the last may be short). Inside a decoded batch they are zero-copy slices;
 //!   only a batch that straddles two is copied.
