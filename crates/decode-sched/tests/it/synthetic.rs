@@ -741,6 +741,79 @@ fn slow_reads_start_io_threads_up_to_the_limit_and_fast_ones_do_not() {
     );
 }
 
+/// Tasks of one part each that count the parts whose decoding has started.
+struct CountingPlan {
+    tasks: std::ops::Range<u64>,
+    started: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Iterator for CountingPlan {
+    type Item = Result<ReadTask>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.tasks.next()?;
+        let started = self.started.clone();
+        let rows = i * 10..i * 10 + 10;
+        let part_rows = rows.clone();
+        let decoder = move |_bytes: Vec<Bytes>| -> Result<Decoded> {
+            let rows = part_rows.clone();
+            Ok(Decoded::Parts(vec![DecodePart {
+                rows: part_rows,
+                decoder: Box::new(move || {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    rows_in_pieces(&schema(), rows, 1)
+                }),
+            }]))
+        };
+        #[allow(clippy::single_range_in_vec_init, reason = "one byte range per task")]
+        let ranges = vec![i * 10..i * 10 + 10];
+        Some(Ok(ReadTask {
+            ranges,
+            priority: rows.start,
+            rows,
+            decoder: Box::new(decoder),
+        }))
+    }
+}
+
+impl ScanPlan for CountingPlan {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+}
+
+#[test]
+fn decoding_runs_at_most_two_outputs_per_thread_ahead_of_a_slow_consumer() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let started = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let plan = CountingPlan {
+        tasks: 0..40,
+        started: started.clone(),
+    };
+    let ahead = within(Duration::from_secs(20), move || {
+        let mut reader = Scan::new(MemorySource::new("memory", data()), plan)
+            .batch_size(10)
+            .decode_parallelism(2)
+            .reader()
+            .expect("valid settings");
+        let (mut taken, mut most) = (0u64, 0u64);
+        while let Some(b) = reader.next_batch().expect("no error") {
+            assert_eq!(b.num_rows(), 10);
+            taken += 1;
+            // Give the decode threads time to run as far ahead as they may.
+            std::thread::sleep(Duration::from_millis(2));
+            most = most.max(started.load(SeqCst) - taken);
+        }
+        assert_eq!(taken, 40);
+        most
+    });
+    // Two open outputs per decode thread: four parts started past the last one taken, and
+    // (with 2 ms to do it in) decoding gets that far at least once.
+    assert!(
+        (3..=4).contains(&ahead),
+        "parts started and not taken: at most {ahead}"
+    );
+}
+
 #[test]
 fn follow_up_reads_are_counted_and_nearby_ranges_coalesced() {
     let specs = vec![TaskSpec {
