@@ -44,6 +44,244 @@ fn codec_name(c: CompressionType) -> &'static str {
     }
 }
 
+/// The most a compressed buffer can expand, by codec: an LZ4 sequence encodes at most ~255
+/// bytes per byte of input; a Zstandard RLE block, 128 KiB from 4 bytes.
+fn max_expansion(codec: CompressionType) -> u64 {
+    match codec {
+        CompressionType::LZ4_FRAME => 255,
+        _ => 32 << 10,
+    }
+}
+
+/// The compressed buffers of a message: (offset in the body, length, codec) of each non-empty
+/// buffer of a compressed record batch or dictionary batch; none for an uncompressed message.
+fn compressed_buffers(
+    msg: &arrow_ipc::Message<'_>,
+) -> std::result::Result<Vec<(u64, u64, CompressionType)>, String> {
+    let batch = match msg.header_type() {
+        arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
+        arrow_ipc::MessageHeader::DictionaryBatch => {
+            msg.header_as_dictionary_batch().and_then(|d| d.data())
+        }
+        _ => None,
+    };
+    let Some((batch, codec)) = batch.and_then(|b| Some((b, b.compression()?.codec()))) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (k, b) in batch.buffers().iter().flatten().enumerate() {
+        let (offset, len) = (u64::try_from(b.offset()), u64::try_from(b.length()));
+        let (Ok(offset), Ok(len)) = (offset, len) else {
+            return Err(format!("buffer {k} has a negative offset or length"));
+        };
+        if len == 0 {
+            continue;
+        }
+        if len < 8 {
+            return Err(format!(
+                "compressed buffer {k} of {len} bytes is shorter than its 8-byte length prefix"
+            ));
+        }
+        out.push((offset, len, codec));
+    }
+    Ok(out)
+}
+
+/// Checks a compressed buffer's length prefix (the uncompressed length, or -1 for a buffer
+/// stored as is) against what `len` bytes of `codec` data can expand to. arrow-ipc allocates
+/// the declared length before decompressing, and an allocation that fails aborts the process,
+/// so a damaged prefix must be caught here.
+fn check_prefix(
+    prefix: [u8; 8],
+    len: u64,
+    codec: CompressionType,
+) -> std::result::Result<(), String> {
+    let declared = i64::from_le_bytes(prefix);
+    let most = (len - 8)
+        .saturating_mul(max_expansion(codec))
+        .saturating_add(64);
+    if declared == -1 || u64::try_from(declared).is_ok_and(|d| d <= most) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a {len}-byte compressed buffer declares {declared} bytes uncompressed (at most {most} possible)"
+        ))
+    }
+}
+
+/// Checks the compressed buffers of one encapsulated message (metadata of `meta_len` bytes,
+/// then the body) before arrow-ipc decodes it: see [`check_prefix`].
+pub(crate) fn check_compressed_message(
+    block: &[u8],
+    meta_len: usize,
+) -> std::result::Result<(), String> {
+    let meta = block
+        .get(..meta_len)
+        .ok_or("the message is shorter than its header")?;
+    let header = match meta {
+        [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
+        _ => meta.get(4..),
+    }
+    .ok_or("message header shorter than its length prefix")?;
+    let msg = arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))?;
+    let body = &block[meta_len..];
+    for (offset, len, codec) in compressed_buffers(&msg)? {
+        let prefix = usize::try_from(offset)
+            .ok()
+            .and_then(|o| body.get(o..o.checked_add(8)?))
+            .ok_or_else(|| {
+                format!(
+                    "a buffer at {offset} lies outside the {}-byte body",
+                    body.len()
+                )
+            })?;
+        let mut p = [0u8; 8];
+        p.copy_from_slice(prefix);
+        check_prefix(p, len, codec)?;
+    }
+    Ok(())
+}
+
+/// Passes an IPC stream through, checking each compressed buffer's length prefix (see
+/// [`check_prefix`]) as its bytes go by, so a damaged one is an error before arrow-ipc's
+/// `StreamReader` allocates for it. Framing it cannot follow (a header that does not parse)
+/// it leaves to the reader, which fails on it.
+struct CheckedStream<R> {
+    inner: R,
+    stage: Stage,
+}
+
+enum Stage {
+    /// The continuation marker and length of the next message.
+    Prefix(Vec<u8>),
+    /// The message header, `len` bytes.
+    Header { len: usize, buf: Vec<u8> },
+    /// The body: where in it the next byte is, its length, and the buffers still to check with
+    /// the bytes of the next one's prefix seen so far.
+    Body {
+        pos: u64,
+        len: u64,
+        checks: std::collections::VecDeque<(u64, u64, CompressionType)>,
+        prefix: Vec<u8>,
+    },
+    /// End of stream, or framing left to the reader.
+    Through,
+}
+
+impl<R> CheckedStream<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            stage: Stage::Prefix(Vec::with_capacity(8)),
+        }
+    }
+
+    /// Follows `data` through the framing; an error names what is wrong.
+    fn follow(&mut self, mut data: &[u8]) -> std::result::Result<(), String> {
+        while !data.is_empty() {
+            match &mut self.stage {
+                Stage::Through => return Ok(()),
+                Stage::Prefix(buf) => {
+                    let want = if buf.len() >= 4 && buf[..4] == [0xff; 4] {
+                        8
+                    } else {
+                        4
+                    };
+                    let take = (want - buf.len()).min(data.len());
+                    buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if buf.len() < want || (want == 4 && buf[..4] == [0xff; 4]) {
+                        continue;
+                    }
+                    let raw = &buf[want - 4..want];
+                    let len = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+                    self.stage = match usize::try_from(len) {
+                        Ok(0) | Err(_) => Stage::Through,
+                        Ok(len) if len as u64 > MAX_METADATA_BYTES => Stage::Through,
+                        Ok(len) => Stage::Header {
+                            len,
+                            buf: Vec::with_capacity(len),
+                        },
+                    };
+                }
+                Stage::Header { len, buf } => {
+                    let take = (*len - buf.len()).min(data.len());
+                    buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if buf.len() < *len {
+                        continue;
+                    }
+                    let Ok(msg) = arrow_ipc::root_as_message(buf) else {
+                        self.stage = Stage::Through;
+                        continue;
+                    };
+                    let body = u64::try_from(msg.bodyLength()).unwrap_or(0);
+                    let mut checks = compressed_buffers(&msg)?;
+                    checks.sort_by_key(|c| c.0);
+                    if let Some(&(offset, ..)) =
+                        checks.iter().find(|c| c.0.saturating_add(8) > body)
+                    {
+                        return Err(format!(
+                            "a compressed buffer at {offset} lies outside the {body}-byte body"
+                        ));
+                    }
+                    self.stage = Stage::Body {
+                        pos: 0,
+                        len: body,
+                        checks: checks.into(),
+                        prefix: Vec::with_capacity(8),
+                    };
+                }
+                Stage::Body {
+                    pos,
+                    len,
+                    checks,
+                    prefix,
+                } => {
+                    if *pos == *len {
+                        self.stage = Stage::Prefix(Vec::with_capacity(8));
+                        continue;
+                    }
+                    let take = ((*len - *pos).min(data.len() as u64)) as usize;
+                    let (end, chunk) = (*pos + take as u64, &data[..take]);
+                    while let Some(&(offset, blen, codec)) = checks.front() {
+                        let from = offset + prefix.len() as u64;
+                        if from < *pos {
+                            return Err(format!("compressed buffers overlap at {offset}"));
+                        }
+                        if from >= end {
+                            break;
+                        }
+                        let i = (from - *pos) as usize;
+                        let n = (8 - prefix.len()).min(take - i);
+                        prefix.extend_from_slice(&chunk[i..i + n]);
+                        if prefix.len() < 8 {
+                            break;
+                        }
+                        let mut p = [0u8; 8];
+                        p.copy_from_slice(prefix);
+                        check_prefix(p, blen, codec)?;
+                        prefix.clear();
+                        checks.pop_front();
+                    }
+                    *pos = end;
+                    data = &data[take..];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for CheckedStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.follow(&buf[..n])
+            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))?;
+        Ok(n)
+    }
+}
+
 /// Parses an encapsulated message header (with or without the continuation marker).
 fn batch_info_from_header(
     meta: &[u8],
@@ -240,6 +478,8 @@ impl IpcFileReader {
             for (k, b) in dicts.iter().enumerate() {
                 check_block("dictionary", k, b)?;
                 let buf = read_block(&file, b)?;
+                check_compressed_message(&buf, b.metaDataLength() as usize)
+                    .map_err(|m| corrupt(format!("dictionary {k}: {m}")))?;
                 decoder
                     .read_dictionary(b, &buf)
                     .map_err(|e| Error::arrow_at(&path, e))?;
@@ -303,6 +543,8 @@ impl IpcFileReader {
         })?;
         no_panic(path, || {
             let buf = read_block(&self.file, block)?;
+            check_compressed_message(&buf, block.metaDataLength() as usize)
+                .map_err(|m| Error::corrupt(path, format!("record batch {index}: {m}")))?;
             match self.decoder.read_record_batch(block, &buf) {
                 Ok(Some(b)) => Ok(b),
                 Ok(None) => Err(Error::corrupt(
@@ -361,7 +603,7 @@ impl RecordBatchReader for IpcFileReader {
 /// allocation); this adds the file name to every error and turns a decoder panic into an error.
 pub struct IpcStreamReader {
     path: PathBuf,
-    inner: StreamReader<BufReader<File>>,
+    inner: StreamReader<BufReader<CheckedStream<File>>>,
     schema: SchemaRef,
     finished: bool,
 }
@@ -401,7 +643,7 @@ impl IpcStreamReader {
                 "the file is empty; expected an Arrow IPC stream",
             ));
         }
-        let reader = BufReader::with_capacity(1 << 20, file);
+        let reader = BufReader::with_capacity(1 << 20, CheckedStream::new(file));
         let inner = no_panic(path, || {
             // Check the projection against the schema first, for an error that says what is wrong.
             StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {

@@ -151,3 +151,60 @@ proptest! {
         let _ = arrowfeed_core_source::info(&path);
     }
 }
+
+/// A compressed buffer whose length prefix claims more than its bytes can expand to is an
+/// error naming the file, in the file reader, the stream reader and the scan plan; arrow-ipc
+/// would otherwise allocate the claimed size first, and a failed allocation aborts.
+#[test]
+fn compressed_buffers_claiming_too_much_are_errors() {
+    use arrow_ipc::CompressionType;
+    use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "x",
+        std::sync::Arc::new(arrow_array::Int64Array::from(vec![7i64; 1000])) as _,
+    )])
+    .unwrap();
+    let claim = |bytes: &mut Vec<u8>| {
+        // The values buffer: 8,000 bytes uncompressed; its prefix now claims ~7 EB.
+        let at = bytes
+            .windows(8)
+            .position(|w| w == 8000i64.to_le_bytes())
+            .expect("the values buffer's length prefix");
+        bytes[at..at + 8].copy_from_slice(&0x6000_0000_0000_0000i64.to_le_bytes());
+    };
+    for codec in [CompressionType::LZ4_FRAME, CompressionType::ZSTD] {
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(codec))
+            .unwrap();
+        let mut file = Vec::new();
+        let mut w =
+            FileWriter::try_new_with_options(&mut file, &batch.schema(), options.clone()).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        claim(&mut file);
+        let name = format!("claims-{codec:?}.arrow");
+        let e = assert_fails_naming_file(dir.path(), &name, &file);
+        assert!(e.to_string().contains("declares"), "{e}");
+        let path = dir.path().join(&name);
+        let plan = arrowfeed_core_source::IpcScanPlan::try_new(&path, None).unwrap();
+        let e = arrowfeed_core_source::run_plan_in_order(plan, |r| {
+            Ok(bytes::Bytes::copy_from_slice(
+                &file[r.start as usize..r.end as usize],
+            ))
+        })
+        .expect_err("the plan's decoder checks too");
+        assert!(e.to_string().contains("declares"), "{e}");
+
+        let mut stream = Vec::new();
+        let mut w =
+            StreamWriter::try_new_with_options(&mut stream, &batch.schema(), options).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        claim(&mut stream);
+        let e = assert_fails_naming_file(dir.path(), &format!("claims-{codec:?}.arrows"), &stream);
+        assert!(e.to_string().contains("declares"), "{e}");
+    }
+}
