@@ -1,7 +1,7 @@
 //! A `ByteSource` wrapper that makes every request slow, as object storage is.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arrowfeed_traits::{ByteSource, Result};
@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 /// let bytes = futures::executor::block_on(slow.read(1..3))?;
 /// assert_eq!(&bytes[..], b"el");
 /// assert!(t.elapsed() >= Duration::from_millis(5));
-/// assert_eq!((slow.requests(), slow.bytes_read()), (1, 2));
+/// assert_eq!((slow.requests(), slow.bytes_read(), slow.peak_in_flight()), (1, 2, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub struct LatencySource<S> {
     bytes_per_second: Option<u64>,
     requests: AtomicU64,
     bytes: AtomicU64,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
 }
 
 impl<S: ByteSource> LatencySource<S> {
@@ -47,6 +49,8 @@ impl<S: ByteSource> LatencySource<S> {
             bytes_per_second: None,
             requests: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -65,6 +69,11 @@ impl<S: ByteSource> LatencySource<S> {
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The most reads that were in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// The wrapped source.
@@ -93,8 +102,12 @@ impl<S: ByteSource> ByteSource for LatencySource<S> {
         Box::pin(async move {
             let len = range.end.saturating_sub(range.start);
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(self.delay(len));
-            let b = self.inner.read(range).await?;
+            let b = self.inner.read(range).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let b = b?;
             self.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
             Ok(b)
         })

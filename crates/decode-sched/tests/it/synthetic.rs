@@ -675,51 +675,17 @@ fn a_budget_of_several_tasks_is_used_and_kept() {
     );
 }
 
-/// Counts the reads in flight at once.
-#[derive(Debug)]
-struct InFlight<S> {
-    inner: S,
-    now: std::sync::atomic::AtomicUsize,
-    peak: std::sync::atomic::AtomicUsize,
-}
-
-impl<S: ByteSource> ByteSource for InFlight<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn size(&self) -> BoxFuture<'_, Result<u64>> {
-        self.inner.size()
-    }
-    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
-        use std::sync::atomic::Ordering::SeqCst;
-        Box::pin(async move {
-            let n = self.now.fetch_add(1, SeqCst) + 1;
-            self.peak.fetch_max(n, SeqCst);
-            let r = self.inner.read(range).await;
-            self.now.fetch_sub(1, SeqCst);
-            r
-        })
-    }
-    fn is_blocking(&self) -> bool {
-        self.inner.is_blocking()
-    }
-}
-
 fn peak_reads_in_flight(latency: Duration, io: usize) -> (usize, ScanMetrics) {
-    let source = Arc::new(InFlight {
-        inner: LatencySource::new(MemorySource::new("memory", data()), latency),
-        now: Default::default(),
-        peak: Default::default(),
-    });
+    let source = Arc::new(LatencySource::new(
+        MemorySource::new("memory", data()),
+        latency,
+    ));
     let out = within(Duration::from_secs(20), {
         let source = source.clone();
         move || run(Scan::from_parts(source, Box::new(simple_plan(40, 1000, 7))).io_parallelism(io))
     });
     assert_eq!(out.error, None);
-    (
-        source.peak.load(std::sync::atomic::Ordering::SeqCst),
-        out.metrics,
-    )
+    (source.peak_in_flight(), out.metrics)
 }
 
 #[test]
