@@ -118,12 +118,7 @@ pub(crate) fn check_compressed_message(
     let meta = block
         .get(..meta_len)
         .ok_or("the message is shorter than its header")?;
-    let header = match meta {
-        [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
-        _ => meta.get(4..),
-    }
-    .ok_or("message header shorter than its length prefix")?;
-    let msg = arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))?;
+    let msg = message_header(meta)?;
     let body = &block[meta_len..];
     for (offset, len, codec) in compressed_buffers(&msg)? {
         let prefix = usize::try_from(offset)
@@ -283,16 +278,21 @@ impl<R: Read> Read for CheckedStream<R> {
 }
 
 /// Parses an encapsulated message header (with or without the continuation marker).
-fn batch_info_from_header(
-    meta: &[u8],
-    bytes: u64,
-) -> std::result::Result<Option<IpcBatchInfo>, String> {
-    let body = match meta {
+fn message_header(meta: &[u8]) -> std::result::Result<arrow_ipc::Message<'_>, String> {
+    let header = match meta {
         [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
         _ => meta.get(4..),
     }
     .ok_or("message header shorter than its length prefix")?;
-    let msg = arrow_ipc::root_as_message(body).map_err(|e| format!("bad message header: {e}"))?;
+    arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))
+}
+
+/// The facts of a record batch message, from its encapsulated header.
+fn batch_info_from_header(
+    meta: &[u8],
+    bytes: u64,
+) -> std::result::Result<Option<IpcBatchInfo>, String> {
+    let msg = message_header(meta)?;
     Ok(msg.header_as_record_batch().map(|b| IpcBatchInfo {
         rows: u64::try_from(b.length()).unwrap_or(0),
         bytes,
