@@ -49,6 +49,7 @@ mod ipc;
 mod local;
 mod memtable;
 mod open;
+mod pages;
 mod parquet;
 mod plan;
 mod write;

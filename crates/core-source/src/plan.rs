@@ -15,17 +15,17 @@ use arrowfeed_traits::{
     DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
 };
 use bytes::Bytes;
-use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReader, RowSelection, RowSelector,
 };
+use parquet::arrow::{FieldLevels, ProjectionMask, parquet_to_arrow_field_levels};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
 use crate::ReadOptions;
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
+use crate::pages::{SharedPages, SharedRowGroup};
 use crate::parquet::{OpenedParquet, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
@@ -35,6 +35,8 @@ pub struct ParquetScanPlan {
     file_bytes: u64,
     metadata: Arc<ArrowReaderMetadata>,
     mask: ProjectionMask,
+    /// The projected columns as the parquet crate's readers build them.
+    levels: Arc<FieldLevels>,
     reorder: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_size: usize,
@@ -84,6 +86,12 @@ impl ParquetScanPlan {
             ..
         } = OpenedParquet::open(path, options)?;
         let md = arrow_md.metadata().clone();
+        let levels = parquet_to_arrow_field_levels(
+            md.file_metadata().schema_descr(),
+            mask.clone(),
+            Some(arrow_md.schema().fields()),
+        )
+        .map_err(|e| Error::external(path, e))?;
         let row_groups: VecDeque<usize> = match &options.row_groups {
             Some(r) => r.iter().copied().collect(),
             None => (0..md.num_row_groups()).collect(),
@@ -97,6 +105,7 @@ impl ParquetScanPlan {
             file_bytes,
             metadata: Arc::new(arrow_md),
             mask,
+            levels: Arc::new(levels),
             reorder,
             schema,
             batch_size: options.parquet_batch_size().max(1),
@@ -191,7 +200,7 @@ impl Iterator for ParquetScanPlan {
                 group: RowGroup {
                     path: self.path.clone(),
                     metadata: self.metadata.clone(),
-                    mask: self.mask.clone(),
+                    levels: self.levels.clone(),
                     reorder: self.reorder.clone(),
                     batch_size: self.batch_size,
                     row_group: g,
@@ -222,7 +231,7 @@ impl ScanPlan for ParquetScanPlan {
 struct RowGroup {
     path: Arc<PathBuf>,
     metadata: Arc<ArrowReaderMetadata>,
-    mask: ProjectionMask,
+    levels: Arc<FieldLevels>,
     reorder: Option<Vec<usize>>,
     batch_size: usize,
     row_group: usize,
@@ -245,48 +254,63 @@ struct ParquetRowGroupDecoder {
     ranges: Vec<std::ops::Range<u64>>,
 }
 
-/// What the parts of one row group share: the row group and its fetched bytes.
+/// What the parts of one row group share: the row group, its fetched bytes and the pages more
+/// than one of their readers decode.
 struct RowGroupBytes {
     group: RowGroup,
-    fetched: Fetched,
+    fetched: Arc<Fetched>,
+    pages: Arc<SharedPages>,
+}
+
+impl RowGroup {
+    /// How plan rows `rows` of the row group are read: the rows up to the next multiple of the
+    /// batch size (counted from row 0 of the plan) by a reader of their own, so that batches
+    /// break at those multiples, then the rest. Returns the two lengths (either may be 0).
+    fn reader_rows(&self, rows: &std::ops::Range<u64>) -> (u64, u64) {
+        let bs = self.batch_size as u64;
+        let len = rows.end - rows.start;
+        let head = ((bs - rows.start % bs) % bs).min(len);
+        (head, len - head)
+    }
 }
 
 impl RowGroupBytes {
-    /// Readers for the plan rows `rows` of the row group, in order, whose batches break at
-    /// multiples of the batch size counted from row 0 of the plan: the rows up to the next
-    /// multiple come first, from a reader of their own.
+    /// Readers for the plan rows `rows` of the row group, in order (see
+    /// [`RowGroup::reader_rows`]).
     fn readers(&self, rows: std::ops::Range<u64>) -> Result<VecDeque<ParquetRecordBatchReader>> {
         let g = &self.group;
-        let bs = g.batch_size as u64;
-        let skip = (rows.start - g.first_row) as usize;
-        let len = (rows.end - rows.start) as usize;
-        let head = ((bs - rows.start % bs) % bs).min(len as u64) as usize;
-        let reader = |batch_size: usize, skip: usize, select: usize| {
-            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                self.fetched.clone(),
-                (*g.metadata).clone(),
-            )
-            .with_row_groups(vec![g.row_group])
-            .with_projection(g.mask.clone())
-            .with_batch_size(batch_size);
-            if skip > 0 || select as u64 != g.rows {
+        let skip = rows.start - g.first_row;
+        let (head, rest) = g.reader_rows(&rows);
+        let row_group = SharedRowGroup {
+            reader: self.fetched.clone(),
+            metadata: g.metadata.metadata().clone(),
+            row_group: g.row_group,
+            shared: self.pages.clone(),
+        };
+        let reader = |batch_size: u64, skip: u64, select: u64| {
+            let mut selection = None;
+            if skip > 0 || select != g.rows {
                 let mut s = Vec::with_capacity(2);
                 if skip > 0 {
-                    s.push(RowSelector::skip(skip));
+                    s.push(RowSelector::skip(skip as usize));
                 }
-                s.push(RowSelector::select(select));
-                builder = builder.with_row_selection(RowSelection::from(s));
+                s.push(RowSelector::select(select as usize));
+                selection = Some(RowSelection::from(s));
             }
-            builder
-                .build()
-                .map_err(|e| Error::external(g.path.as_path(), e))
+            ParquetRecordBatchReader::try_new_with_row_groups(
+                &g.levels,
+                &row_group,
+                batch_size.clamp(1, g.rows.max(1)) as usize,
+                selection,
+            )
+            .map_err(|e| Error::external(g.path.as_path(), e))
         };
         let mut readers = VecDeque::with_capacity(2);
         if head > 0 {
             readers.push_back(reader(head, skip, head)?);
         }
-        if len > head {
-            readers.push_back(reader(g.batch_size, skip + head, len - head)?);
+        if rest > 0 {
+            readers.push_back(reader(g.batch_size as u64, skip + head, rest)?);
         }
         Ok(readers)
     }
@@ -400,13 +424,6 @@ impl TaskDecoder for ParquetRowGroupDecoder {
         }
         let (start, end) = (self.group.first_row, self.group.first_row + self.group.rows);
         let bs = self.group.batch_size as u64;
-        let rg = Arc::new(RowGroupBytes {
-            fetched: Fetched {
-                len: self.file_bytes,
-                parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
-            },
-            group: self.group,
-        });
         let mut cuts = vec![start];
         loop {
             let last = cuts[cuts.len() - 1];
@@ -420,6 +437,21 @@ impl TaskDecoder for ParquetRowGroupDecoder {
             cuts.push(at);
         }
         cuts.push(end);
+        // Where the readers of all parts start and end, so that a page on either side of one
+        // is decompressed once.
+        let mut reader_cuts = vec![0];
+        for w in cuts.windows(2) {
+            let (head, rest) = self.group.reader_rows(&(w[0]..w[1]));
+            reader_cuts.extend([w[0] + head - start, w[0] + head + rest - start]);
+        }
+        let rg = Arc::new(RowGroupBytes {
+            fetched: Arc::new(Fetched {
+                len: self.file_bytes,
+                parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
+            }),
+            pages: Arc::new(SharedPages::new(reader_cuts)),
+            group: self.group,
+        });
         // A row group that is not split is one part, so that it too is decoded a piece at a
         // time.
         let parts = cuts
