@@ -15,6 +15,7 @@
 //! page they are not, and those pages pass through uncached.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use parquet::arrow::arrow_reader::RowGroups;
@@ -31,6 +32,13 @@ enum PageKey {
     Data(usize),
 }
 
+/// Pages read by a plan's readers: decompressed by them, or taken from another reader.
+#[derive(Debug, Default)]
+pub(crate) struct PageCounts {
+    pub(crate) decompressed: AtomicU64,
+    pub(crate) shared: AtomicU64,
+}
+
 /// The pages of one row group that more than one reader needs, until each has taken them.
 #[derive(Debug)]
 pub(crate) struct SharedPages {
@@ -39,17 +47,19 @@ pub(crate) struct SharedPages {
     cuts: Vec<u64>,
     /// Decompressed pages, by column and page, with how many more readers will take them.
     cache: Mutex<HashMap<(usize, PageKey), (Page, usize)>>,
+    counts: Arc<PageCounts>,
 }
 
 impl SharedPages {
     /// Pages shared by readers of the row-group rows between consecutive `cuts` (sorted
     /// boundaries from 0 to the row group's rows).
-    pub(crate) fn new(mut cuts: Vec<u64>) -> Self {
+    pub(crate) fn new(mut cuts: Vec<u64>, counts: Arc<PageCounts>) -> Self {
         cuts.sort_unstable();
         cuts.dedup();
         Self {
             cuts,
             cache: Mutex::new(HashMap::new()),
+            counts,
         }
     }
 
@@ -75,10 +85,13 @@ impl SharedPages {
         if *left == 0 {
             cache.remove(&(column, key));
         }
+        self.counts.shared.fetch_add(1, Ordering::Relaxed);
         Some(page)
     }
 
+    /// Counts a page just decompressed, and keeps it for `readers` more readers.
     fn keep(&self, column: usize, key: PageKey, page: &Page, readers: usize) {
+        self.counts.decompressed.fetch_add(1, Ordering::Relaxed);
         if readers > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.insert((column, key), (page.clone(), readers));
@@ -202,7 +215,8 @@ impl<R: ChunkReader> PageReader for SharingPageReader<R> {
         let page = self.inner.take_deferred_dictionary()?;
         if let Some(page) = &page {
             let others = self.shared.other_readers(None);
-            self.shared.keep(self.column, PageKey::Dictionary, page, others);
+            self.shared
+                .keep(self.column, PageKey::Dictionary, page, others);
         }
         Ok(page)
     }
@@ -275,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_page_is_kept_for_each_other_reader_of_its_rows() {
-        let s = SharedPages::new(vec![0, 100, 250, 400]);
+        let s = SharedPages::new(vec![250, 0, 100, 400, 100], Arc::default());
         // Inside one reader's rows: no one else needs it.
         assert_eq!(s.other_readers(Some(0..100)), 0);
         assert_eq!(s.other_readers(Some(120..250)), 0);
@@ -299,5 +313,7 @@ mod tests {
         // Nobody else: not kept.
         s.keep(3, PageKey::Data(0), &page, 0);
         assert_eq!(s.cached(), 0);
+        assert_eq!(s.counts.decompressed.load(Ordering::Relaxed), 2);
+        assert_eq!(s.counts.shared.load(Ordering::Relaxed), 2);
     }
 }

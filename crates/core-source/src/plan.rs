@@ -25,7 +25,7 @@ use parquet::file::reader::{ChunkReader, Length};
 use crate::ReadOptions;
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
-use crate::pages::{SharedPages, SharedRowGroup};
+use crate::pages::{PageCounts, SharedPages, SharedRowGroup};
 use crate::parquet::{OpenedParquet, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
@@ -45,6 +45,8 @@ pub struct ParquetScanPlan {
     row_groups: VecDeque<usize>,
     next_row: u64,
     total_rows: u64,
+    /// Pages decompressed and shared by all the plan's readers.
+    pages: Arc<PageCounts>,
 }
 
 /// Row groups with at least this many rows split in two by default: see
@@ -114,6 +116,7 @@ impl ParquetScanPlan {
             row_groups,
             next_row: 0,
             total_rows,
+            pages: Arc::default(),
         })
     }
 }
@@ -137,11 +140,14 @@ impl ParquetScanPlan {
     ///
     /// By default a row group of at least [`SPLIT_ROW_GROUPS_FROM`] rows splits in two, and a
     /// smaller one stays whole. Two threads then share the row group the consumer waits for,
-    /// and half as much decoded data waits for it. Finer parts cost more than they give with
-    /// the parquet crate's decoders: each part decodes the dictionary pages again and the data
-    /// pages at its edges twice, and to skip to its first row in a repeated (list) column it
-    /// decompresses and reads the levels of every page before it (other columns skip whole
-    /// pages unread).
+    /// and half as much decoded data waits for it.
+    ///
+    /// The parts of a row group share decompressed pages: the data page where one part ends
+    /// and the next begins, and each dictionary page, are decompressed once. What each part
+    /// still repeats is decoding the dictionary, the values of the page at its start that
+    /// belong to the part before, and, to reach its first row in a repeated (list) column,
+    /// the pages before it, whose rows the parquet crate can only count by decompressing them
+    /// and reading their levels (other columns skip whole pages unread).
     pub fn with_part_rows(mut self, rows: usize) -> Self {
         self.part_rows = Some(rows);
         self
@@ -210,6 +216,7 @@ impl Iterator for ParquetScanPlan {
                 },
                 file_bytes: self.file_bytes,
                 part_rows: self.part_rows_for(rows),
+                pages: self.pages.clone(),
                 ranges,
             }),
         };
@@ -252,6 +259,7 @@ struct ParquetRowGroupDecoder {
     /// the plan) at least this many rows past the one before.
     part_rows: u64,
     ranges: Vec<std::ops::Range<u64>>,
+    pages: Arc<PageCounts>,
 }
 
 /// What the parts of one row group share: the row group, its fetched bytes and the pages more
@@ -449,7 +457,7 @@ impl TaskDecoder for ParquetRowGroupDecoder {
                 len: self.file_bytes,
                 parts: self.ranges.iter().map(|r| r.start).zip(bytes).collect(),
             }),
-            pages: Arc::new(SharedPages::new(reader_cuts)),
+            pages: Arc::new(SharedPages::new(reader_cuts, self.pages)),
             group: self.group,
         });
         // A row group that is not split is one part, so that it too is decoded a piece at a
@@ -612,4 +620,83 @@ pub fn run_plan_in_order(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use arrow_array::{Int64Array, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// One row group of 2,000 rows in pages of 50: a nullable plain column and a dictionary one.
+    fn small_pages(dir: &Path) -> PathBuf {
+        let n = 2000i64;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then_some(i * 1_000_003)),
+                )) as _,
+            ),
+            (
+                "word",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("w{}", i % 13)),
+                )) as _,
+            ),
+        ])
+        .expect("batch");
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(50)
+            .set_write_batch_size(50)
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let path = dir.join("pages.parquet");
+        let f = std::fs::File::create(&path).expect("create");
+        let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        path
+    }
+
+    /// Runs the plan of `path` with `part_rows`, returning its batches and its page counts.
+    fn run(path: &Path, part_rows: usize) -> (Vec<RecordBatch>, u64, u64) {
+        let plan = ParquetScanPlan::try_new(path, &ReadOptions::default())
+            .expect("plan")
+            .with_decode_batch_rows(96)
+            .with_part_rows(part_rows);
+        let counts = plan.pages.clone();
+        let data = Bytes::from(std::fs::read(path).expect("read"));
+        let batches = run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))
+            .expect("decodes");
+        (
+            batches,
+            counts.decompressed.load(Ordering::Relaxed),
+            counts.shared.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn parts_of_a_row_group_decompress_each_page_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = small_pages(dir.path());
+        let (whole, pages, shared) = run(&path, 0);
+        assert_eq!(shared, 0, "one reader shares nothing");
+        // Cuts every 300 rows (rounded up to batches of 96): mostly mid-page, each part read
+        // by one reader (parts start at batch multiples).
+        let (split, split_pages, split_shared) = run(&path, 300);
+        assert_eq!(split, whole);
+        assert_eq!(
+            split_pages, pages,
+            "every page decompressed once ({split_shared} taken from another reader)"
+        );
+        assert!(
+            split_shared >= 2 * 6,
+            "each of the 6 later parts takes its first page of both columns and the dictionary: {split_shared}"
+        );
+    }
 }
