@@ -49,9 +49,11 @@ mod ipc;
 mod local;
 mod memtable;
 mod open;
+mod page_header;
 mod pages;
 mod parquet;
 mod plan;
+mod snappy;
 mod write;
 
 pub use detect::{Format, detect_format};

@@ -18,12 +18,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::RowGroups;
+use parquet::basic::Compression;
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
-use parquet::errors::Result as ParquetResult;
+use parquet::errors::{ParquetError, Result as ParquetResult};
 use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use parquet::file::serialized_reader::SerializedPageReader;
+
+use crate::page_header::{PageHeader, PageKind, read_page_header};
+use crate::snappy;
 
 /// Which page of a column chunk: its dictionary, or its `n`th data page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,8 +111,8 @@ impl SharedPages {
 }
 
 /// A column chunk's page reader that takes pages from, and leaves them in, [`SharedPages`].
-struct SharingPageReader<R: ChunkReader> {
-    inner: SerializedPageReader<R>,
+struct SharingPageReader {
+    inner: Box<dyn PageReader>,
     shared: Arc<SharedPages>,
     column: usize,
     /// Data pages passed so far (read or skipped).
@@ -122,7 +127,7 @@ struct SharingPageReader<R: ChunkReader> {
     deferred: bool,
 }
 
-impl<R: ChunkReader> SharingPageReader<R> {
+impl SharingPageReader {
     /// The key and rows (row-group relative; `None` for a dictionary) of the next page.
     fn next_key(&mut self) -> ParquetResult<Option<(PageKey, Option<std::ops::Range<u64>>)>> {
         let Some(meta) = self.inner.peek_next_page()? else {
@@ -155,7 +160,7 @@ impl<R: ChunkReader> SharingPageReader<R> {
     }
 }
 
-impl<R: ChunkReader> Iterator for SharingPageReader<R> {
+impl Iterator for SharingPageReader {
     type Item = ParquetResult<Page>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -163,7 +168,7 @@ impl<R: ChunkReader> Iterator for SharingPageReader<R> {
     }
 }
 
-impl<R: ChunkReader> PageReader for SharingPageReader<R> {
+impl PageReader for SharingPageReader {
     fn get_next_page(&mut self) -> ParquetResult<Option<Page>> {
         let Some((key, rows)) = self.next_key()? else {
             return self.inner.get_next_page();
@@ -226,6 +231,192 @@ impl<R: ChunkReader> PageReader for SharingPageReader<R> {
     }
 }
 
+/// The pages of an uncompressed or snappy column chunk, decompressed here ([`snappy`]) rather
+/// than by the parquet crate: straight into fresh memory, with no zeroing first.
+struct ChunkPages {
+    bytes: Bytes,
+    /// Where the next page header starts.
+    pos: usize,
+    snappy: bool,
+    /// The next page's header and its length, once peeked.
+    next: Option<(PageHeader, usize)>,
+}
+
+fn corrupt(message: impl Into<String>) -> ParquetError {
+    ParquetError::General(message.into())
+}
+
+impl ChunkPages {
+    /// The next page's header (its length in bytes beside it), skipping pages of kinds no
+    /// reader needs.
+    fn peek(&mut self) -> ParquetResult<Option<&(PageHeader, usize)>> {
+        while self.next.is_none() {
+            let Some(rest) = self.bytes.get(self.pos..).filter(|r| !r.is_empty()) else {
+                return Ok(None);
+            };
+            let (header, len) = read_page_header(rest).map_err(corrupt)?;
+            if rest.len() - len < header.compressed_size {
+                return Err(corrupt(format!(
+                    "a page of {} bytes runs past the end of its column chunk ({} bytes left)",
+                    header.compressed_size,
+                    rest.len() - len
+                )));
+            }
+            if header.kind == PageKind::Other {
+                self.pos += len + header.compressed_size;
+            } else {
+                self.next = Some((header, len));
+            }
+        }
+        Ok(self.next.as_ref())
+    }
+
+    /// Moves past the next page, returning its header and its (compressed) body.
+    fn take(&mut self) -> ParquetResult<Option<(PageHeader, Bytes)>> {
+        if self.peek()?.is_none() {
+            return Ok(None);
+        }
+        let Some((header, len)) = self.next.take() else {
+            return Ok(None);
+        };
+        let start = self.pos + len;
+        let end = start + header.compressed_size;
+        self.pos = end;
+        Ok(Some((header, self.bytes.slice(start..end))))
+    }
+
+    /// The page's data as the parquet crate's decoders take it: levels of a v2 page as they
+    /// are, the rest decompressed.
+    fn decompress(&self, header: &PageHeader, body: Bytes) -> ParquetResult<Bytes> {
+        let levels = match header.kind {
+            PageKind::DataV2 {
+                is_compressed: false,
+                ..
+            } => return Ok(body),
+            PageKind::DataV2 {
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => def_levels_byte_len as usize + rep_levels_byte_len as usize,
+            _ => 0,
+        };
+        if !self.snappy {
+            return Ok(body);
+        }
+        if levels > body.len() || levels > header.uncompressed_size {
+            return Err(corrupt(format!(
+                "a v2 page's levels ({levels} bytes) are longer than the page"
+            )));
+        }
+        let values = header.uncompressed_size - levels;
+        if values == 0 {
+            // No non-null values: nothing was compressed.
+            return Ok(body.slice(..levels));
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&body[..levels]);
+        snappy::decompress_into(&body[levels..], values, &mut out).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Bytes::from(out))
+    }
+}
+
+impl Iterator for ChunkPages {
+    type Item = ParquetResult<Page>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.get_next_page().transpose()
+    }
+}
+
+impl PageReader for ChunkPages {
+    fn get_next_page(&mut self) -> ParquetResult<Option<Page>> {
+        let Some((header, body)) = self.take()? else {
+            return Ok(None);
+        };
+        let buf = self.decompress(&header, body)?;
+        if !self.snappy && buf.len() != header.uncompressed_size {
+            return Err(corrupt(format!(
+                "an uncompressed page of {} bytes says it has {}",
+                buf.len(),
+                header.uncompressed_size
+            )));
+        }
+        Ok(Some(match header.kind {
+            PageKind::Dictionary {
+                num_values,
+                encoding,
+                is_sorted,
+            } => Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding,
+                is_sorted,
+            },
+            PageKind::DataV1 {
+                num_values,
+                encoding,
+                def_level_encoding,
+                rep_level_encoding,
+            } => Page::DataPage {
+                buf,
+                num_values,
+                encoding,
+                def_level_encoding,
+                rep_level_encoding,
+                statistics: None,
+            },
+            PageKind::DataV2 {
+                num_values,
+                num_nulls,
+                num_rows,
+                encoding,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                is_compressed,
+            } => Page::DataPageV2 {
+                buf,
+                num_values,
+                encoding,
+                num_nulls,
+                num_rows,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                is_compressed,
+                statistics: None,
+            },
+            PageKind::Other => return Err(corrupt("internal error: an index page was not skipped")),
+        }))
+    }
+
+    fn peek_next_page(&mut self) -> ParquetResult<Option<PageMetadata>> {
+        Ok(self.peek()?.map(|(h, _)| match h.kind {
+            PageKind::Dictionary { .. } | PageKind::Other => PageMetadata {
+                num_rows: None,
+                num_levels: None,
+                is_dict: true,
+            },
+            PageKind::DataV1 { num_values, .. } => PageMetadata {
+                num_rows: None,
+                num_levels: Some(num_values as usize),
+                is_dict: false,
+            },
+            PageKind::DataV2 {
+                num_values,
+                num_rows,
+                ..
+            } => PageMetadata {
+                num_rows: Some(num_rows as usize),
+                num_levels: Some(num_values as usize),
+                is_dict: false,
+            },
+        }))
+    }
+
+    fn skip_next_page(&mut self) -> ParquetResult<()> {
+        self.take().map(drop)
+    }
+}
+
 /// One row group of fetched bytes as the parquet crate's [`RowGroups`], its page readers
 /// sharing pages through [`SharedPages`].
 pub(crate) struct SharedRowGroup<R: ChunkReader> {
@@ -260,8 +451,27 @@ impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
             .metadata
             .page_index()
             .and_then(|p| p.page_locations(self.row_group, i).cloned());
-        let inner =
-            SerializedPageReader::new(self.reader.clone(), chunk, self.num_rows(), locations)?;
+        // Uncompressed and snappy chunks are read by `ChunkPages`; other codecs by the
+        // parquet crate's page reader.
+        let inner: Box<dyn PageReader> = match chunk.compression() {
+            Compression::UNCOMPRESSED | Compression::SNAPPY => {
+                let (start, len) = chunk.byte_range();
+                let len = usize::try_from(len)
+                    .map_err(|_| ParquetError::General(format!("column chunk of {len} bytes")))?;
+                Box::new(ChunkPages {
+                    bytes: self.reader.get_bytes(start, len)?,
+                    pos: 0,
+                    snappy: chunk.compression() == Compression::SNAPPY,
+                    next: None,
+                })
+            }
+            _ => Box::new(SerializedPageReader::new(
+                self.reader.clone(),
+                chunk,
+                self.num_rows(),
+                locations,
+            )?),
+        };
         let reader = SharingPageReader {
             inner,
             shared: self.shared.clone(),

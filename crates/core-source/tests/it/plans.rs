@@ -5,6 +5,9 @@ use arrowfeed_core_source::{
     IpcScanPlan, LocalFile, ParquetScanPlan, ReadOptions, open_with, run_plan_in_order,
 };
 use arrowfeed_traits::ScanPlan;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{WriterProperties, WriterVersion};
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -43,6 +46,56 @@ proptest! {
             };
             prop_assert_eq!(concat(&got.0, &got.1), concat(&got.0, &want), "{:?}", out);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Every kind of page the plan's own page reader meets (v1 and v2 data pages, dictionary
+    /// pages or none, uncompressed or snappy, pages of any row count) and the codecs left to
+    /// the parquet crate's, with row groups split into parts of any size: the plan's rows are
+    /// the reader's.
+    #[test]
+    fn parquet_plans_equal_the_reader_for_every_page_kind(
+        codec in prop_oneof![
+            Just(Compression::UNCOMPRESSED),
+            Just(Compression::SNAPPY),
+            Just(Compression::LZ4_RAW),
+            Just(Compression::ZSTD(Default::default())),
+        ],
+        v2 in any::<bool>(),
+        dictionary in any::<bool>(),
+        page_rows in 1usize..80,
+        part_rows in 0usize..200,
+        batch_rows in 1usize..100,
+        seed in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = schema(&ALL);
+        let input = batches(&ALL, &[90, 0, 250, 13], seed);
+        let path = dir.path().join("pages.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(300))
+            .set_compression(codec)
+            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+            .set_dictionary_enabled(dictionary)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows)
+            .build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
+        for b in &input {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+        let want: Vec<_> = open_with(&path, &ReadOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
+        let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default())
+            .unwrap()
+            .with_decode_batch_rows(batch_rows)
+            .with_part_rows(part_rows);
+        let file = LocalFile::open(&path).unwrap();
+        let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
+        prop_assert_eq!(concat(&schema, &got), concat(&schema, &want));
     }
 }
 
