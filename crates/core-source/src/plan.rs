@@ -41,6 +41,8 @@ pub struct ParquetScanPlan {
     schema: SchemaRef,
     batch_size: usize,
     part_rows: Option<usize>,
+    /// A projected column is repeated: parts cost more (see [`Self::with_part_rows`]).
+    repeated: bool,
     piece_bytes: usize,
     row_groups: VecDeque<usize>,
     next_row: u64,
@@ -49,7 +51,7 @@ pub struct ParquetScanPlan {
     pages: Arc<PageCounts>,
 }
 
-/// Row groups with at least this many rows split in two by default: see
+/// Row groups with at least this many rows split into parts by default: see
 /// [`ParquetScanPlan::with_part_rows`].
 pub const SPLIT_ROW_GROUPS_FROM: usize = 65_536;
 
@@ -94,6 +96,13 @@ impl ParquetScanPlan {
             Some(arrow_md.schema().fields()),
         )
         .map_err(|e| Error::external(path, e))?;
+        let repeated = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .enumerate()
+            .any(|(i, c)| mask.leaf_included(i) && c.max_rep_level() > 0);
         let row_groups: VecDeque<usize> = match &options.row_groups {
             Some(r) => r.iter().copied().collect(),
             None => (0..md.num_row_groups()).collect(),
@@ -112,6 +121,7 @@ impl ParquetScanPlan {
             schema,
             batch_size: options.parquet_batch_size().max(1),
             part_rows: None,
+            repeated,
             piece_bytes: DEFAULT_PIECE_BYTES,
             row_groups,
             next_row: 0,
@@ -138,16 +148,19 @@ impl ParquetScanPlan {
     /// multiples of the decode batch size counted from the plan's first row, so batches never
     /// straddle two parts.
     ///
-    /// By default a row group of at least [`SPLIT_ROW_GROUPS_FROM`] rows splits in two, and a
-    /// smaller one stays whole. Two threads then share the row group the consumer waits for,
-    /// and half as much decoded data waits for it.
+    /// By default a row group of at least [`SPLIT_ROW_GROUPS_FROM`] rows splits in four, or in
+    /// two when a projected column is repeated (a list), and a smaller one stays whole.
+    /// Several threads then share the row group the consumer waits for, and only a part's
+    /// worth of decoded data waits for it, in memory the allocator reuses.
     ///
     /// The parts of a row group share decompressed pages: the data page where one part ends
     /// and the next begins, and each dictionary page, are decompressed once. What each part
     /// still repeats is decoding the dictionary, the values of the page at its start that
-    /// belong to the part before, and, to reach its first row in a repeated (list) column,
-    /// the pages before it, whose rows the parquet crate can only count by decompressing them
-    /// and reading their levels (other columns skip whole pages unread).
+    /// belong to the part before, and, to reach its first row in a repeated column, the pages
+    /// before it, whose rows the parquet crate can only count by decompressing them and
+    /// reading their levels (other columns skip whole pages unread). Hence fewer parts then.
+    /// On `tpch.parquet` from the CLI, quarters against halves: 0.27 s against 0.27-0.42 s
+    /// and 20-90 MB less memory; on `ml.parquet` (a list column), quarters cost 8% more CPU.
     pub fn with_part_rows(mut self, rows: usize) -> Self {
         self.part_rows = Some(rows);
         self
@@ -169,7 +182,9 @@ impl ParquetScanPlan {
         match self.part_rows {
             Some(0) => u64::MAX,
             Some(r) => r as u64,
-            None if rows >= SPLIT_ROW_GROUPS_FROM as u64 => rows.div_ceil(2),
+            None if rows >= SPLIT_ROW_GROUPS_FROM as u64 => {
+                rows.div_ceil(if self.repeated { 2 } else { 4 })
+            }
             None => u64::MAX,
         }
     }
