@@ -44,6 +44,7 @@
 //! ```
 
 mod detect;
+mod flat;
 mod guard;
 mod ipc;
 mod local;

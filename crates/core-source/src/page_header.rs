@@ -54,10 +54,7 @@ type Res<T> = std::result::Result<T, String>;
 
 impl Compact<'_> {
     fn byte(&mut self) -> Res<u8> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or("the page header is cut off")?;
+        let b = *self.buf.get(self.pos).ok_or("the page header is cut off")?;
         self.pos += 1;
         Ok(b)
     }
@@ -80,7 +77,8 @@ impl Compact<'_> {
     }
 
     fn i32(&mut self) -> Res<i32> {
-        i32::try_from(self.zigzag()?).map_err(|_| "an i32 in the page header is out of range".into())
+        i32::try_from(self.zigzag()?)
+            .map_err(|_| "an i32 in the page header is out of range".into())
     }
 
     fn skip_bytes(&mut self, n: u64) -> Res<()> {
@@ -101,7 +99,8 @@ impl Compact<'_> {
         }
         let delta = (b >> 4) as i16;
         let id = if delta == 0 {
-            i16::try_from(self.zigzag()?).map_err(|_| "a field id in the page header is out of range")?
+            i16::try_from(self.zigzag()?)
+                .map_err(|_| "a field id in the page header is out of range")?
         } else {
             last.saturating_add(delta)
         };

@@ -315,7 +315,8 @@ impl ChunkPages {
         }
         let mut out = Vec::new();
         out.extend_from_slice(&body[..levels]);
-        snappy::decompress_into(&body[levels..], values, &mut out).map_err(|e| corrupt(e.to_string()))?;
+        snappy::decompress_into(&body[levels..], values, &mut out)
+            .map_err(|e| corrupt(e.to_string()))?;
         Ok(Bytes::from(out))
     }
 }
@@ -384,7 +385,9 @@ impl PageReader for ChunkPages {
                 is_compressed,
                 statistics: None,
             },
-            PageKind::Other => return Err(corrupt("internal error: an index page was not skipped")),
+            PageKind::Other => {
+                return Err(corrupt("internal error: an index page was not skipped"));
+            }
         }))
     }
 

@@ -10,19 +10,20 @@ use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::Block;
 use arrow_ipc::reader::FileDecoder;
-use arrow_schema::SchemaRef;
+use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{
     DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
 };
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReader, RowSelection, RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReader, RowGroups, RowSelection, RowSelector,
 };
 use parquet::arrow::{FieldLevels, ProjectionMask, parquet_to_arrow_field_levels};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
 use crate::ReadOptions;
+use crate::flat::{FlatReader, Kind};
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
 use crate::pages::{PageCounts, SharedPages, SharedRowGroup};
@@ -43,6 +44,8 @@ pub struct ParquetScanPlan {
     part_rows: Option<usize>,
     /// A projected column is repeated: parts cost more (see [`Self::with_part_rows`]).
     repeated: bool,
+    /// Set when every projected column is one [`crate::flat`] decodes.
+    flat: Option<Arc<FlatColumns>>,
     piece_bytes: usize,
     row_groups: VecDeque<usize>,
     next_row: u64,
@@ -103,6 +106,7 @@ impl ParquetScanPlan {
             .iter()
             .enumerate()
             .any(|(i, c)| mask.leaf_included(i) && c.max_rep_level() > 0);
+        let flat = FlatColumns::of(&arrow_md, &mask).map(Arc::new);
         let row_groups: VecDeque<usize> = match &options.row_groups {
             Some(r) => r.iter().copied().collect(),
             None => (0..md.num_row_groups()).collect(),
@@ -122,6 +126,7 @@ impl ParquetScanPlan {
             batch_size: options.parquet_batch_size().max(1),
             part_rows: None,
             repeated,
+            flat,
             piece_bytes: DEFAULT_PIECE_BYTES,
             row_groups,
             next_row: 0,
@@ -213,6 +218,11 @@ impl Iterator for ParquetScanPlan {
             })
             .collect();
         let rows = rg.num_rows().max(0) as u64;
+        let flat = self.flat.clone().filter(|f| {
+            f.columns
+                .iter()
+                .all(|c| crate::flat::encodings_supported(rg.column(c.0)))
+        });
         let task = ReadTask {
             ranges: ranges.clone(),
             priority: self.next_row,
@@ -228,6 +238,7 @@ impl Iterator for ParquetScanPlan {
                     first_row: self.next_row,
                     rows,
                     piece_bytes: self.piece_bytes,
+                    flat,
                 },
                 file_bytes: self.file_bytes,
                 part_rows: self.part_rows_for(rows),
@@ -264,7 +275,46 @@ struct RowGroup {
     rows: u64,
     /// Decoded bytes per piece (see [`ParquetScanPlan::with_piece_bytes`]).
     piece_bytes: usize,
+    /// Set when this row group is decoded by [`crate::flat`].
+    flat: Option<Arc<FlatColumns>>,
 }
+
+/// The projected columns, when every one is a flat fixed-width column [`crate::flat`]
+/// decodes: (leaf index, kind, nullable) in file order, and the schema of their batches.
+struct FlatColumns {
+    columns: Vec<(usize, Kind, bool)>,
+    schema: SchemaRef,
+}
+
+impl FlatColumns {
+    fn of(md: &ArrowReaderMetadata, mask: &ProjectionMask) -> Option<Self> {
+        let descr = md.parquet_schema();
+        let arrow = md.schema();
+        let mut columns = Vec::new();
+        let mut roots = Vec::new();
+        for (i, c) in descr.columns().iter().enumerate() {
+            if !mask.leaf_included(i) {
+                continue;
+            }
+            if c.path().parts().len() != 1 {
+                return None;
+            }
+            let root = descr.get_column_root_idx(i);
+            let field = arrow.fields().get(root)?;
+            let kind = Kind::of(c, field.data_type())?;
+            columns.push((i, kind, c.max_def_level() == 1));
+            roots.push(root);
+        }
+        if columns.is_empty() {
+            return None;
+        }
+        let schema = Arc::new(arrow.project(&roots).ok()?);
+        Some(Self { columns, schema })
+    }
+}
+
+/// Batches of some rows of a row group, from the parquet crate's reader or [`FlatReader`].
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>;
 
 /// Decodes one row group from its fetched column chunks, whole or in parts.
 struct ParquetRowGroupDecoder {
@@ -300,7 +350,7 @@ impl RowGroup {
 impl RowGroupBytes {
     /// Readers for the plan rows `rows` of the row group, in order (see
     /// [`RowGroup::reader_rows`]).
-    fn readers(&self, rows: std::ops::Range<u64>) -> Result<VecDeque<ParquetRecordBatchReader>> {
+    fn readers(&self, rows: std::ops::Range<u64>) -> Result<VecDeque<Batches>> {
         let g = &self.group;
         let skip = rows.start - g.first_row;
         let (head, rest) = g.reader_rows(&rows);
@@ -310,6 +360,32 @@ impl RowGroupBytes {
             row_group: g.row_group,
             shared: self.pages.clone(),
         };
+        if let Some(flat) = &g.flat {
+            let columns = flat
+                .columns
+                .iter()
+                .map(|&(leaf, kind, nullable)| {
+                    let pages = row_group
+                        .column_chunks(leaf)
+                        .and_then(|mut p| {
+                            p.next().transpose()?.ok_or_else(|| {
+                                parquet::errors::ParquetError::General("no pages".into())
+                            })
+                        })
+                        .map_err(|e| Error::external(g.path.as_path(), e))?;
+                    Ok((pages, kind, nullable))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let reader = FlatReader::new(
+                flat.schema.clone(),
+                columns,
+                skip as usize,
+                head as usize,
+                rest as usize,
+                g.batch_size,
+            );
+            return Ok(VecDeque::from([Box::new(reader) as Batches]));
+        }
         let reader = |batch_size: u64, skip: u64, select: u64| {
             let mut selection = None;
             if skip > 0 || select != g.rows {
@@ -326,6 +402,7 @@ impl RowGroupBytes {
                 batch_size.clamp(1, g.rows.max(1)) as usize,
                 selection,
             )
+            .map(|r| Box::new(r) as Batches)
             .map_err(|e| Error::external(g.path.as_path(), e))
         };
         let mut readers = VecDeque::with_capacity(2);
@@ -345,7 +422,7 @@ struct PartReader {
     rg: Arc<RowGroupBytes>,
     rows: std::ops::Range<u64>,
     /// Built on the first call, on the decode thread.
-    readers: Option<VecDeque<ParquetRecordBatchReader>>,
+    readers: Option<VecDeque<Batches>>,
     /// Rows not decoded yet.
     left: u64,
 }
@@ -465,7 +542,11 @@ impl TaskDecoder for ParquetRowGroupDecoder {
         let mut reader_cuts = vec![0];
         for w in cuts.windows(2) {
             let (head, rest) = self.group.reader_rows(&(w[0]..w[1]));
-            reader_cuts.extend([w[0] + head - start, w[0] + head + rest - start]);
+            // The flat decoder reads a part's head and rest with one reader.
+            if self.group.flat.is_none() {
+                reader_cuts.push(w[0] + head - start);
+            }
+            reader_cuts.push(w[0] + head + rest - start);
         }
         let rg = Arc::new(RowGroupBytes {
             fetched: Arc::new(Fetched {

@@ -96,9 +96,9 @@ const COPY_TAGS: [u16; 256] = {
     while i < 256 {
         let tag = i as u16;
         t[i] = match tag & 3 {
-            1 => ((tag >> 2) & 7) + 4 | ((tag >> 5) << 8) | (1 << 11),
-            2 => (tag >> 2) + 1 | (2 << 11),
-            3 => (tag >> 2) + 1 | (4 << 11),
+            1 => (((tag >> 2) & 7) + 4) | ((tag >> 5) << 8) | (1 << 11),
+            2 => ((tag >> 2) + 1) | (2 << 11),
+            3 => ((tag >> 2) + 1) | (4 << 11),
             _ => 0,
         };
         i += 1;
@@ -124,7 +124,10 @@ unsafe fn decode(src: &[u8], dst: *mut u8, len: usize) -> Result<(), SnappyError
         // SAFETY: ip + 21 <= n.
         let (tag, word) = unsafe {
             let p = sp.add(ip);
-            (*p, u32::from_le_bytes([*p.add(1), *p.add(2), *p.add(3), *p.add(4)]))
+            (
+                *p,
+                u32::from_le_bytes([*p.add(1), *p.add(2), *p.add(3), *p.add(4)]),
+            )
         };
         if tag & 3 == 0 {
             let lit = (tag >> 2) as usize + 1;
@@ -274,8 +277,10 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(0u64..200_000, 0..3000)
                 .prop_map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            proptest::collection::vec((any::<u8>(), 1usize..300), 0..50)
-                .prop_map(|v| v.iter().flat_map(|&(b, n)| std::iter::repeat_n(b, n)).collect()),
+            proptest::collection::vec((any::<u8>(), 1usize..300), 0..50).prop_map(|v| v
+                .iter()
+                .flat_map(|&(b, n)| std::iter::repeat_n(b, n))
+                .collect()),
             proptest::collection::vec(any::<u8>(), 0..5000),
             proptest::collection::vec(0u8..4, 0..5000),
         ]

@@ -8,6 +8,8 @@ use arrowfeed_traits::ScanPlan;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterVersion};
+use std::sync::Arc;
+
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -96,6 +98,85 @@ proptest! {
         let file = LocalFile::open(&path).unwrap();
         let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
         prop_assert_eq!(concat(&schema, &got), concat(&schema, &want));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Flat fixed-width columns (decoded by the plan itself, not the parquet crate): required
+    /// and nullable, dictionary or plain (and a dictionary that falls back to plain within a
+    /// column chunk), v1 and v2 pages, any page size, split into parts of any size, any
+    /// projection order: the plan's rows are the reader's.
+    #[test]
+    fn flat_columns_equal_the_reader(
+        codec in prop_oneof![Just(Compression::UNCOMPRESSED), Just(Compression::SNAPPY), Just(Compression::ZSTD(Default::default()))],
+        v2 in any::<bool>(),
+        dictionary in any::<bool>(),
+        dict_page_bytes in prop_oneof![Just(1usize << 20), 16usize..400],
+        page_rows in 1usize..80,
+        part_rows in 0usize..200,
+        batch_rows in 1usize..100,
+        nulls in 0u32..3,
+        distinct in 1i64..1000,
+        pick in proptest::sample::subsequence((0usize..6).collect::<Vec<_>>(), 1..6),
+        seed in any::<u64>(),
+    ) {
+        use arrow_array::{Date32Array, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch};
+        use arrow_schema::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let n = 777usize;
+        let mut r = seed | 1;
+        let mut next = move || { r ^= r << 13; r ^= r >> 7; r ^= r << 17; r };
+        let mut vals = |f: &mut dyn FnMut(i64) -> Option<i64>| -> Vec<Option<i64>> {
+            (0..n).map(|_| { let v = next(); if nulls > 0 && v % (4 - nulls as u64) == 0 { None } else { f((v >> 8) as i64 % distinct) } }).collect()
+        };
+        let a = vals(&mut |v| Some(v * 1_000_003));
+        let b = vals(&mut |v| Some(v));
+        let c = vals(&mut |v| Some(v));
+        let d = vals(&mut |v| Some(v));
+        let e = vals(&mut |v| Some(v));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i64", DataType::Int64, nulls > 0),
+            Field::new("i32", DataType::Int32, true),
+            Field::new("f64", DataType::Float64, true),
+            Field::new("f32", DataType::Float32, nulls > 0),
+            Field::new("date", DataType::Date32, true),
+            Field::new("req", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![
+            Arc::new(Int64Array::from(a.iter().map(|v| v.or(if nulls > 0 { None } else { Some(0) })).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from(b.iter().map(|v| v.map(|v| v as i32)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(c.iter().map(|v| v.map(|v| v as f64 / 3.0)).collect::<Vec<_>>())),
+            Arc::new(Float32Array::from(d.iter().map(|v| v.map(|v| v as f32 / 3.0).or(if nulls > 0 { None } else { Some(0.5) })).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(e.iter().map(|v| v.map(|v| v as i32)).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i % distinct))),
+        ]).unwrap();
+        let path = dir.path().join("flat.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(300))
+            .set_compression(codec)
+            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+            .set_dictionary_enabled(dictionary)
+            .set_dictionary_page_size_limit(dict_page_bytes)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows)
+            .build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let names: Vec<String> = pick.iter().rev().map(|&i| schema.field(i).name().clone()).collect();
+        let opts = ReadOptions::default().with_columns(names);
+        let want: Vec<_> = open_with(&path, &opts).unwrap().collect::<Result<_, _>>().unwrap();
+        let plan = ParquetScanPlan::try_new(&path, &opts)
+            .unwrap()
+            .with_decode_batch_rows(batch_rows)
+            .with_part_rows(part_rows);
+        let out = plan.schema();
+        let file = LocalFile::open(&path).unwrap();
+        let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
+        prop_assert!(got.iter().all(|b| b.schema() == out), "batch schema is the plan's");
+        prop_assert_eq!(concat(&out, &got), concat(&out, &want));
     }
 }
 

@@ -1,0 +1,680 @@
+//! Our own decoder for flat fixed-width Parquet columns (INT32, INT64, FLOAT, DOUBLE read as
+//! Int32, Date32, Int64, Float32, Float64; required or optional, not repeated), PLAIN or
+//! dictionary encoded, v1 or v2 data pages.
+//!
+//! On numeric files (`tpch.parquet`) the parquet crate's record readers zero every value
+//! buffer before decoding into it and go through several layers per batch; here each batch's
+//! values go straight from the page (a copy for PLAIN, a gather for a dictionary) into a
+//! buffer of the right size. Anything else (other types, encodings, nesting) is left to the
+//! parquet crate: a row group is decoded here only if every projected column qualifies and
+//! its column chunk metadata lists no other encoding. The pages come from the same page
+//! readers ([`crate::pages`]), so parts of a row group share them.
+//!
+//! Every count, index and length read from a page is checked: a damaged page is an error.
+
+use std::sync::Arc;
+
+use arrow_array::types::{
+    ArrowPrimitiveType, Date32Type, Float32Type, Float64Type, Int32Type, Int64Type,
+};
+use arrow_array::{ArrayRef, PrimitiveArray, RecordBatch};
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer, ScalarBuffer};
+use arrow_schema::{ArrowError, DataType, SchemaRef};
+use bytes::Bytes;
+use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::column::page::{Page, PageReader};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::schema::types::ColumnDescriptor;
+
+type Res<T> = std::result::Result<T, String>;
+
+/// How a flat column's values are stored and handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int32,
+    Date32,
+    Int64,
+    Float32,
+    Float64,
+}
+
+impl Kind {
+    /// The kind for a leaf column read as `data_type`, if this module decodes it.
+    pub(crate) fn of(descr: &ColumnDescriptor, data_type: &DataType) -> Option<Self> {
+        if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
+            return None;
+        }
+        Some(match (descr.physical_type(), data_type) {
+            (PhysicalType::INT32, DataType::Int32) => Self::Int32,
+            (PhysicalType::INT32, DataType::Date32) => Self::Date32,
+            (PhysicalType::INT64, DataType::Int64) => Self::Int64,
+            (PhysicalType::FLOAT, DataType::Float32) => Self::Float32,
+            (PhysicalType::DOUBLE, DataType::Float64) => Self::Float64,
+            _ => return None,
+        })
+    }
+}
+
+/// True if every encoding the column chunk lists is one this module decodes.
+pub(crate) fn encodings_supported(chunk: &ColumnChunkMetaData) -> bool {
+    chunk.encodings().all(|e| {
+        matches!(
+            e,
+            Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
+        )
+    })
+}
+
+/// A fixed-width value as Parquet stores it (little endian).
+///
+/// # Safety
+/// Every bit pattern of `WIDTH` bytes must be a valid `Self` of size `WIDTH`.
+unsafe trait Native: Copy + Default + Send + 'static {
+    const WIDTH: usize;
+    fn from_le(b: &[u8]) -> Self;
+
+    /// Appends the values stored in `bytes` (a multiple of `WIDTH` long) to `out`.
+    #[inline(always)]
+    fn extend_le(bytes: &[u8], out: &mut Vec<Self>) {
+        let n = bytes.len() / Self::WIDTH;
+        if cfg!(target_endian = "little") {
+            out.reserve(n);
+            // SAFETY: the spare capacity holds n values; any bytes are a valid value
+            // (the trait's contract) and the target stores them little endian, as Parquet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    out.as_mut_ptr().add(out.len()).cast::<u8>(),
+                    n * Self::WIDTH,
+                );
+                out.set_len(out.len() + n);
+            }
+        } else {
+            out.extend(bytes.chunks_exact(Self::WIDTH).map(Self::from_le));
+        }
+    }
+}
+
+macro_rules! native {
+    ($t:ty, $w:expr) => {
+        // SAFETY: a primitive number of $w bytes; every bit pattern is one.
+        unsafe impl Native for $t {
+            const WIDTH: usize = $w;
+            #[inline(always)]
+            fn from_le(b: &[u8]) -> Self {
+                let mut a = [0u8; $w];
+                a.copy_from_slice(&b[..$w]);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    };
+}
+native!(i32, 4);
+native!(i64, 8);
+native!(f32, 4);
+native!(f64, 8);
+
+/// Reads the RLE / bit-packed hybrid encoding (levels and dictionary indices).
+struct Hybrid {
+    buf: Bytes,
+    pos: usize,
+    bit_width: u32,
+    /// Values left in the current RLE run, and its value.
+    rle_left: usize,
+    rle_value: u32,
+    /// Values left in the current bit-packed run, and the bit where the next one starts.
+    packed_left: usize,
+    bit: usize,
+}
+
+impl Hybrid {
+    fn new(buf: Bytes, bit_width: u32) -> Res<Self> {
+        if bit_width > 32 {
+            return Err(format!("a bit width of {bit_width}"));
+        }
+        Ok(Self {
+            buf,
+            pos: 0,
+            bit_width,
+            rle_left: 0,
+            rle_value: 0,
+            packed_left: 0,
+            bit: 0,
+        })
+    }
+
+    /// Starts the next run; an error if there is none.
+    fn next_run(&mut self) -> Res<()> {
+        let mut header = 0u64;
+        let mut shift = 0;
+        loop {
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or("a level or index run is missing (page too short)")?;
+            self.pos += 1;
+            header |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err("a run header is too long".into());
+            }
+        }
+        let count = usize::try_from(header >> 1).map_err(|_| "a run is too long")?;
+        if header & 1 == 1 {
+            // Bit-packed groups of 8; a run cut short at the page end keeps what is there.
+            let bytes = count.saturating_mul(self.bit_width as usize);
+            let have = bytes.min(self.buf.len() - self.pos);
+            self.bit = self.pos * 8;
+            self.packed_left = if self.bit_width == 0 {
+                count.saturating_mul(8)
+            } else {
+                have * 8 / self.bit_width as usize
+            };
+            self.pos += have;
+        } else {
+            let width = self.bit_width.div_ceil(8) as usize;
+            let v = self
+                .buf
+                .get(self.pos..self.pos + width)
+                .ok_or("an RLE run's value is cut off")?;
+            let mut value = 0u32;
+            for (i, &b) in v.iter().enumerate() {
+                value |= u32::from(b) << (8 * i);
+            }
+            self.pos += width;
+            self.rle_left = count;
+            self.rle_value = value;
+        }
+        if self.rle_left == 0 && self.packed_left == 0 {
+            return Err("an empty run".into());
+        }
+        Ok(())
+    }
+
+    /// The next bit-packed value (there must be one in the current run).
+    #[inline(always)]
+    fn unpack(&mut self) -> u32 {
+        let (byte, shift) = (self.bit / 8, self.bit % 8);
+        self.bit += self.bit_width as usize;
+        self.packed_left -= 1;
+        let mask = if self.bit_width == 32 {
+            u64::from(u32::MAX)
+        } else {
+            (1u64 << self.bit_width) - 1
+        };
+        let word = match self.buf.get(byte..byte + 8) {
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut a = [0u8; 8];
+                let tail = &self.buf[byte.min(self.buf.len())..];
+                a[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                u64::from_le_bytes(a)
+            }
+        };
+        ((word >> shift) & mask) as u32
+    }
+
+    /// Calls `f(value, count)` for the next `n` values, in runs; an error if there are fewer.
+    #[inline(always)]
+    fn runs(&mut self, mut n: usize, mut f: impl FnMut(u32, usize) -> Res<()>) -> Res<()> {
+        while n > 0 {
+            if self.rle_left == 0 && self.packed_left == 0 {
+                self.next_run()?;
+            }
+            if self.rle_left > 0 {
+                let k = self.rle_left.min(n);
+                f(self.rle_value, k)?;
+                self.rle_left -= k;
+                n -= k;
+            } else {
+                let k = self.packed_left.min(n);
+                for _ in 0..k {
+                    let v = self.unpack();
+                    f(v, 1)?;
+                }
+                n -= k;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `dict[i]` for each of the next `n` values `i` to `out`.
+    fn gather<T: Copy>(&mut self, mut n: usize, dict: &[T], out: &mut Vec<T>) -> Res<()> {
+        let bad = |i: usize| format!("dictionary index {i} of a dictionary of {}", dict.len());
+        out.reserve(n);
+        while n > 0 {
+            if self.rle_left == 0 && self.packed_left == 0 {
+                self.next_run()?;
+            }
+            if self.rle_left > 0 {
+                let k = self.rle_left.min(n);
+                let i = self.rle_value as usize;
+                let v = *dict.get(i).ok_or_else(|| bad(i))?;
+                out.extend(std::iter::repeat_n(v, k));
+                self.rle_left -= k;
+                n -= k;
+                continue;
+            }
+            let k = self.packed_left.min(n);
+            let bw = self.bit_width as usize;
+            let mask = if bw == 32 {
+                u64::from(u32::MAX)
+            } else {
+                (1u64 << bw) - 1
+            };
+            let buf: &[u8] = &self.buf;
+            // Fixed 8-byte loads while the run's last value and 7 bytes past it are in the
+            // buffer; value by value near its end.
+            let fast = (self.bit + k * bw) / 8 + 8 <= buf.len();
+            let spare = &mut out.spare_capacity_mut()[..k];
+            let mut bit = self.bit;
+            if fast {
+                for slot in spare.iter_mut() {
+                    let at = bit / 8;
+                    let word = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or([0; 8]));
+                    let i = ((word >> (bit % 8)) & mask) as usize;
+                    slot.write(*dict.get(i).ok_or_else(|| bad(i))?);
+                    bit += bw;
+                }
+            } else {
+                for slot in spare.iter_mut() {
+                    let at = bit / 8;
+                    let mut a = [0u8; 8];
+                    let tail = buf.get(at..).unwrap_or_default();
+                    let m = tail.len().min(8);
+                    a[..m].copy_from_slice(&tail[..m]);
+                    let i = ((u64::from_le_bytes(a) >> (bit % 8)) & mask) as usize;
+                    slot.write(*dict.get(i).ok_or_else(|| bad(i))?);
+                    bit += bw;
+                }
+            }
+            // SAFETY: the k slots after the length were all written above.
+            unsafe { out.set_len(out.len() + k) };
+            self.bit = bit;
+            self.packed_left -= k;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    /// Skips `n` values.
+    fn skip(&mut self, mut n: usize) -> Res<()> {
+        while n > 0 {
+            if self.rle_left == 0 && self.packed_left == 0 {
+                self.next_run()?;
+            }
+            if self.rle_left > 0 {
+                let k = self.rle_left.min(n);
+                self.rle_left -= k;
+                n -= k;
+            } else {
+                let k = self.packed_left.min(n);
+                self.bit += k * self.bit_width as usize;
+                self.packed_left -= k;
+                n -= k;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the values of the current page come from.
+enum Values<T> {
+    Plain { buf: Bytes, pos: usize },
+    Dict(Hybrid),
+    Empty(std::marker::PhantomData<T>),
+}
+
+/// One flat column of one row group, read batch by batch.
+struct Column<T: Native> {
+    pages: Box<dyn PageReader>,
+    nullable: bool,
+    dict: Option<Arc<Vec<T>>>,
+    /// Levels (rows) left in the current page, its definition levels and values.
+    left: usize,
+    levels: Option<Hybrid>,
+    values: Values<T>,
+}
+
+impl<T: Native> Column<T> {
+    fn new(pages: Box<dyn PageReader>, nullable: bool) -> Self {
+        Self {
+            pages,
+            nullable,
+            dict: None,
+            left: 0,
+            levels: None,
+            values: Values::Empty(std::marker::PhantomData),
+        }
+    }
+
+    fn set_dictionary(&mut self, buf: &Bytes, num_values: u32) -> Res<()> {
+        let n = num_values as usize;
+        if buf.len() / T::WIDTH < n {
+            return Err(format!(
+                "a dictionary page of {} bytes cannot hold {n} values",
+                buf.len()
+            ));
+        }
+        let mut dict = Vec::new();
+        T::extend_le(&buf[..n * T::WIDTH], &mut dict);
+        self.dict = Some(Arc::new(dict));
+        Ok(())
+    }
+
+    /// Moves to the next data page; an error if the column has no rows left.
+    fn next_page(&mut self) -> Res<()> {
+        loop {
+            let page = self
+                .pages
+                .get_next_page()
+                .map_err(|e| e.to_string())?
+                .ok_or("the column chunk ends before the row group's rows")?;
+            let (buf, num_values, encoding, def_bytes) = match page {
+                Page::DictionaryPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    ..
+                } => {
+                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return Err(format!("a dictionary page encoded {encoding}"));
+                    }
+                    self.set_dictionary(&buf, num_values)?;
+                    continue;
+                }
+                Page::DataPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_level_encoding,
+                    ..
+                } => {
+                    let mut def_bytes = 0;
+                    if self.nullable {
+                        if def_level_encoding != Encoding::RLE {
+                            return Err(format!("definition levels encoded {def_level_encoding}"));
+                        }
+                        let len = buf
+                            .get(..4)
+                            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                            .ok_or("a data page too short for its levels")?;
+                        if buf.len() - 4 < len {
+                            return Err("definition levels run past their page".into());
+                        }
+                        self.levels = Some(Hybrid::new(buf.slice(4..4 + len), 1)?);
+                        def_bytes = 4 + len;
+                    }
+                    (buf, num_values, encoding, def_bytes)
+                }
+                Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                } => {
+                    let (d, r) = (def_levels_byte_len as usize, rep_levels_byte_len as usize);
+                    if r != 0 || d.saturating_add(r) > buf.len() {
+                        return Err("a v2 page's levels do not fit it".into());
+                    }
+                    if self.nullable {
+                        self.levels = Some(Hybrid::new(buf.slice(..d), 1)?);
+                    }
+                    (buf, num_values, encoding, d)
+                }
+            };
+            let body = buf.slice(def_bytes..);
+            self.values = match encoding {
+                Encoding::PLAIN => Values::Plain { buf: body, pos: 0 },
+                Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+                    if self.dict.is_none() {
+                        return Err("a dictionary-encoded page without a dictionary".into());
+                    }
+                    let width = *body.first().ok_or("a dictionary page has no bit width")?;
+                    Values::Dict(Hybrid::new(body.slice(1..), u32::from(width))?)
+                }
+                e => return Err(format!("a data page encoded {e}")),
+            };
+            self.left = num_values as usize;
+            if self.left > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Definition levels of the next `k` rows of the page: how many are valid, appending
+    /// their bits to `nulls` if given.
+    fn levels(&mut self, k: usize, nulls: Option<&mut BooleanBufferBuilder>) -> Res<usize> {
+        let levels = match self.levels.as_mut() {
+            Some(l) if self.nullable => l,
+            _ => {
+                if let Some(n) = nulls {
+                    n.append_n(k, true);
+                }
+                return Ok(k);
+            }
+        };
+        let mut valid = 0;
+        match nulls {
+            Some(n) => levels.runs(k, |v, c| {
+                n.append_n(c, v == 1);
+                valid += if v == 1 { c } else { 0 };
+                Ok(())
+            })?,
+            None => levels.runs(k, |v, c| {
+                valid += if v == 1 { c } else { 0 };
+                Ok(())
+            })?,
+        }
+        Ok(valid)
+    }
+
+    fn skip(&mut self, mut rows: usize) -> Res<()> {
+        while rows > 0 {
+            if self.left == 0 {
+                // Whole pages are passed unread.
+                if let Some(meta) = self.pages.peek_next_page().map_err(|e| e.to_string())?
+                    && !meta.is_dict
+                    && meta.num_levels.is_some_and(|n| n <= rows)
+                {
+                    self.pages.skip_next_page().map_err(|e| e.to_string())?;
+                    rows -= meta.num_levels.unwrap_or(0);
+                    continue;
+                }
+                self.next_page()?;
+            }
+            let k = self.left.min(rows);
+            let valid = self.levels(k, None)?;
+            match &mut self.values {
+                Values::Plain { buf, pos } => {
+                    let end = pos.saturating_add(valid * T::WIDTH);
+                    if end > buf.len() {
+                        return Err("a page has fewer values than levels".into());
+                    }
+                    *pos = end;
+                }
+                Values::Dict(h) => h.skip(valid)?,
+                Values::Empty(_) => {}
+            }
+            self.left -= k;
+            rows -= k;
+        }
+        Ok(())
+    }
+
+    /// Appends the next `valid` values of the page to `out`.
+    fn values(&mut self, valid: usize, out: &mut Vec<T>) -> Res<()> {
+        match &mut self.values {
+            Values::Plain { buf, pos } => {
+                let bytes = buf
+                    .get(*pos..*pos + valid * T::WIDTH)
+                    .ok_or("a page has fewer values than levels")?;
+                T::extend_le(bytes, out);
+                *pos += valid * T::WIDTH;
+            }
+            Values::Dict(h) => {
+                let dict = self.dict.as_deref().ok_or("no dictionary")?;
+                h.gather(valid, dict, out)?;
+            }
+            Values::Empty(_) => return Err("no page".into()),
+        }
+        Ok(())
+    }
+
+    /// The next `rows` rows as values and nulls.
+    fn read(&mut self, rows: usize) -> Res<(Vec<T>, Option<NullBuffer>)> {
+        let mut out = Vec::with_capacity(rows);
+        let mut nulls = self.nullable.then(|| BooleanBufferBuilder::new(rows));
+        let mut dense = Vec::new();
+        let mut left = rows;
+        while left > 0 {
+            if self.left == 0 {
+                self.next_page()?;
+            }
+            let k = self.left.min(left);
+            let before = nulls.as_ref().map_or(0, |n| n.len());
+            let valid = self.levels(k, nulls.as_mut())?;
+            if valid == k {
+                self.values(valid, &mut out)?;
+            } else {
+                dense.clear();
+                self.values(valid, &mut dense)?;
+                let bits = nulls.as_ref().map(|n| n.as_slice());
+                let mut it = dense.iter();
+                for r in 0..k {
+                    let set = bits.is_some_and(|b| arrow_buffer::bit_util::get_bit(b, before + r));
+                    out.push(if set {
+                        *it.next().ok_or("fewer values than valid levels")?
+                    } else {
+                        T::default()
+                    });
+                }
+            }
+            self.left -= k;
+            left -= k;
+        }
+        let nulls = nulls
+            .map(|mut n| NullBuffer::new(n.finish()))
+            .filter(|n| n.null_count() > 0);
+        Ok((out, nulls))
+    }
+}
+
+/// A column of any kind.
+enum AnyColumn {
+    I32(Column<i32>, Kind),
+    I64(Column<i64>),
+    F32(Column<f32>),
+    F64(Column<f64>),
+}
+
+fn array<P: ArrowPrimitiveType>((values, nulls): (Vec<P::Native>, Option<NullBuffer>)) -> ArrayRef {
+    Arc::new(PrimitiveArray::<P>::new(ScalarBuffer::from(values), nulls))
+}
+
+impl AnyColumn {
+    fn skip(&mut self, rows: usize) -> Res<()> {
+        match self {
+            Self::I32(c, _) => c.skip(rows),
+            Self::I64(c) => c.skip(rows),
+            Self::F32(c) => c.skip(rows),
+            Self::F64(c) => c.skip(rows),
+        }
+    }
+
+    fn read(&mut self, rows: usize) -> Res<ArrayRef> {
+        Ok(match self {
+            Self::I32(c, Kind::Date32) => array::<Date32Type>(c.read(rows)?),
+            Self::I32(c, _) => array::<Int32Type>(c.read(rows)?),
+            Self::I64(c) => array::<Int64Type>(c.read(rows)?),
+            Self::F32(c) => array::<Float32Type>(c.read(rows)?),
+            Self::F64(c) => array::<Float64Type>(c.read(rows)?),
+        })
+    }
+}
+
+/// Rows of one row group in batches: the first `head` rows (if any) as one batch, then batches
+/// of `batch_size`; each column read by its own decoder.
+pub(crate) struct FlatReader {
+    schema: SchemaRef,
+    columns: Vec<AnyColumn>,
+    /// Rows still to skip before the first batch.
+    skip: usize,
+    head: usize,
+    left: usize,
+    batch_size: usize,
+}
+
+impl FlatReader {
+    /// Reads rows `skip..skip + head + rest` of the row group whose columns' pages are
+    /// `pages` (with their kinds and nullability), into batches of `schema`.
+    pub(crate) fn new(
+        schema: SchemaRef,
+        columns: Vec<(Box<dyn PageReader>, Kind, bool)>,
+        skip: usize,
+        head: usize,
+        rest: usize,
+        batch_size: usize,
+    ) -> Self {
+        let columns = columns
+            .into_iter()
+            .map(|(pages, kind, nullable)| match kind {
+                Kind::Int32 | Kind::Date32 => AnyColumn::I32(Column::new(pages, nullable), kind),
+                Kind::Int64 => AnyColumn::I64(Column::new(pages, nullable)),
+                Kind::Float32 => AnyColumn::F32(Column::new(pages, nullable)),
+                Kind::Float64 => AnyColumn::F64(Column::new(pages, nullable)),
+            })
+            .collect();
+        Self {
+            schema,
+            columns,
+            skip,
+            head,
+            left: head + rest,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    fn next_batch(&mut self) -> Res<RecordBatch> {
+        if self.skip > 0 {
+            for c in &mut self.columns {
+                c.skip(self.skip)?;
+            }
+            self.skip = 0;
+        }
+        let rows = if self.head > 0 {
+            std::mem::take(&mut self.head)
+        } else {
+            self.batch_size.min(self.left)
+        };
+        let columns = self
+            .columns
+            .iter_mut()
+            .map(|c| c.read(rows))
+            .collect::<Res<Vec<_>>>()?;
+        self.left -= rows;
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Iterator for FlatReader {
+    type Item = std::result::Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.next_batch();
+        if r.is_err() {
+            self.left = 0;
+        }
+        Some(r.map_err(ArrowError::ParquetError))
+    }
+}
