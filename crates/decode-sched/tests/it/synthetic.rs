@@ -694,13 +694,16 @@ fn slow_reads_start_io_threads_up_to_the_limit_and_fast_ones_do_not() {
     assert_eq!(m.io_threads, 4, "{m:?}");
     assert_eq!(peak, 4, "reads in flight at once, io_parallelism 4");
     // Reads from memory never keep the one I/O thread busy long enough for more to start,
-    // unless the machine stalls that thread for 250 µs; of three runs, one is enough.
-    let fast: Vec<(usize, u64)> = (0..3)
-        .map(|_| {
-            let (peak, m) = peak_reads_in_flight(Duration::ZERO, 4);
-            (peak, m.io_threads)
-        })
-        .collect();
+    // unless the machine stalls that thread for 250 µs (it did, in one of three runs, while
+    // the other tests ran beside this one on 2 cores); of up to twenty runs, one is enough.
+    let mut fast = Vec::new();
+    for _ in 0..20 {
+        let (peak, m) = peak_reads_in_flight(Duration::ZERO, 4);
+        fast.push((peak, m.io_threads));
+        if fast.contains(&(1, 1)) {
+            break;
+        }
+    }
     assert!(
         fast.contains(&(1, 1)),
         "(peak reads, I/O threads): {fast:?}"
