@@ -180,6 +180,58 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Damaged pages of flat columns (our page headers, snappy decoder and value decoder) are
+    /// errors or garbage values, never a panic: the plan's panic guard must not fire.
+    #[test]
+    fn damaged_flat_pages_are_errors_not_panics(
+        v2 in any::<bool>(),
+        snappy in any::<bool>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6),
+        part_rows in 0usize..300,
+    ) {
+        use arrow_array::{Float64Array, Int64Array, RecordBatch};
+        use arrow_schema::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let n = 1000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![
+            Arc::new(Int64Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i * 7919 % 600)))),
+            Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64 * 0.37))),
+        ]).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(if snappy { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
+            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+            .set_dictionary_page_size_limit(512)
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .build();
+        let path = dir.path().join("damaged.parquet");
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default()).unwrap().with_part_rows(part_rows);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The column chunks: after the magic, before the footer the plan has already read.
+        let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+        let data = 4..bytes.len() - 8 - footer;
+        for (at, x) in flips {
+            bytes[data.start + at.index(data.len())] ^= x;
+        }
+        let bytes = bytes::Bytes::from(bytes);
+        if let Err(e) = run_plan_in_order(plan, |r| Ok(bytes.slice(r.start as usize..r.end as usize))) {
+            let msg = e.to_string();
+            prop_assert!(!msg.contains("failed on malformed data"), "a panic: {}", msg);
+            prop_assert!(msg.contains("damaged.parquet"), "{}", msg);
+        }
+    }
+}
+
 #[test]
 fn parquet_plans_read_only_the_projected_columns() {
     let dir = tempfile::tempdir().unwrap();
