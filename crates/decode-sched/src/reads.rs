@@ -6,13 +6,16 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 /// The physical reads for `ranges`: sorted, ranges closer than `gap` bytes merged into one
-/// (overlaps too), each merged span cut into equal pieces of at most `max` bytes. Empty ranges
-/// need no read.
+/// (overlaps too), each merged span cut into pieces of at most `max` bytes. Cuts fall where an
+/// asked range starts or ends when one is close enough, so that few ranges straddle two reads
+/// (such a range is copied together from its pieces: on tpch.parquet at 8 MiB, equal cuts
+/// copied about two column chunks per row group); a range longer than `max` is cut into equal
+/// pieces. Empty ranges need no read.
 pub(crate) fn plan_reads(ranges: &[Range<u64>], gap: u64, max: u64) -> Vec<Range<u64>> {
     let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
     sorted.sort_unstable_by_key(|r| (r.start, r.end));
     let mut merged: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
-    for r in sorted {
+    for r in sorted.iter().cloned() {
         match merged.last_mut() {
             Some(last) if r.start <= last.end.saturating_add(gap) => {
                 last.end = last.end.max(r.end);
@@ -20,22 +23,32 @@ pub(crate) fn plan_reads(ranges: &[Range<u64>], gap: u64, max: u64) -> Vec<Range
             _ => merged.push(r),
         }
     }
+    // Where asked ranges start and end: the places to cut.
+    let mut bounds: Vec<u64> = sorted.iter().flat_map(|r| [r.start, r.end]).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
     let max = max.max(1);
     let mut out = Vec::with_capacity(merged.len());
     for m in merged {
-        let len = m.end - m.start;
-        let n = len.div_ceil(max);
-        if n <= 1 {
-            out.push(m);
-            continue;
-        }
-        let step = len.div_ceil(n);
         let mut s = m.start;
-        while s < m.end {
-            let e = (s + step).min(m.end);
+        while m.end - s > max {
+            let limit = s + max;
+            // The last boundary that keeps the read within `max`, if any lies past `s`.
+            let at = bounds.partition_point(|&b| b <= limit);
+            let e = match bounds[..at].last() {
+                Some(&b) if b > s => b,
+                _ => {
+                    // One range runs past `limit`: cut its stretch up to the next boundary
+                    // (or the span's end) into equal pieces.
+                    let next = bounds.get(at).copied().unwrap_or(m.end).min(m.end);
+                    let n = (next - s).div_ceil(max);
+                    s + (next - s).div_ceil(n)
+                }
+            };
             out.push(s..e);
             s = e;
         }
+        out.push(s..m.end);
     }
     out
 }
@@ -132,6 +145,17 @@ mod tests {
             vec![0..25, 25..50, 50..75, 75..100]
         );
         assert_eq!(plan_reads(&[5..5], 0, 30), Vec::<Range<u64>>::new());
+        // Cut where ranges meet rather than in equal pieces through them.
+        assert_eq!(
+            plan_reads(&[0..40, 40..70, 70..100], 0, 50),
+            vec![0..40, 40..70, 70..100]
+        );
+        // A range longer than the limit among them: its stretch is cut evenly (the last read
+        // may take in the next range whole).
+        assert_eq!(
+            plan_reads(&[0..10, 10..130, 130..140], 0, 50),
+            vec![0..10, 10..50, 50..90, 90..140]
+        );
     }
 
     #[test]
