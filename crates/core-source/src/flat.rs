@@ -272,11 +272,17 @@ impl Hybrid {
             let spare = &mut out.spare_capacity_mut()[..k];
             let mut bit = self.bit;
             if fast {
-                for slot in spare.iter_mut() {
-                    let at = bit / 8;
-                    let word = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or([0; 8]));
+                let (src, dst) = (buf.as_ptr(), spare.as_mut_ptr());
+                for j in 0..k {
+                    // SAFETY: `fast` holds, so the 8 bytes at every value's byte are in `buf`.
+                    let word =
+                        u64::from_le(unsafe { src.add(bit / 8).cast::<u64>().read_unaligned() });
                     let i = ((word >> (bit % 8)) & mask) as usize;
-                    slot.write(*dict.get(i).ok_or_else(|| bad(i))?);
+                    let Some(&v) = dict.get(i) else {
+                        return Err(bad(i));
+                    };
+                    // SAFETY: j < k = spare.len().
+                    unsafe { (*dst.add(j)).write(v) };
                     bit += bw;
                 }
             } else {
