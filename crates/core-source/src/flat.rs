@@ -18,7 +18,7 @@ use arrow_array::types::{
     ArrowPrimitiveType, Date32Type, Float32Type, Float64Type, Int32Type, Int64Type,
 };
 use arrow_array::{ArrayRef, PrimitiveArray, RecordBatch};
-use arrow_buffer::{BooleanBufferBuilder, NullBuffer, ScalarBuffer};
+use arrow_buffer::{ArrowNativeType, BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
@@ -69,7 +69,7 @@ pub(crate) fn encodings_supported(chunk: &ColumnChunkMetaData) -> bool {
 ///
 /// # Safety
 /// Every bit pattern of `WIDTH` bytes must be a valid `Self` of size `WIDTH`.
-unsafe trait Native: Copy + Default + Send + 'static {
+unsafe trait Native: ArrowNativeType + Default + Send + 'static {
     const WIDTH: usize;
     fn from_le(b: &[u8]) -> Self;
 
@@ -533,7 +533,7 @@ impl<T: Native> Column<T> {
     }
 
     /// The next `rows` rows as values and nulls.
-    fn read(&mut self, rows: usize) -> Res<(Vec<T>, Option<NullBuffer>)> {
+    fn read(&mut self, rows: usize) -> Res<(ScalarBuffer<T>, Option<NullBuffer>)> {
         let mut out = Vec::with_capacity(rows);
         let mut nulls = self.nullable.then(|| BooleanBufferBuilder::new(rows));
         let mut dense = Vec::new();
@@ -545,6 +545,25 @@ impl<T: Native> Column<T> {
             let k = self.left.min(left);
             let before = nulls.as_ref().map_or(0, |n| n.len());
             let valid = self.levels(k, nulls.as_mut())?;
+            if valid == rows {
+                // The whole batch, no nulls, in one PLAIN page whose values are aligned (the
+                // page reader lays them so): a slice of the page, no copy.
+                if let Values::Plain { buf, pos } = &mut self.values {
+                    let bytes = buf
+                        .get(*pos..*pos + rows * T::WIDTH)
+                        .ok_or("a page has fewer values than levels")?;
+                    if bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0 {
+                        let values = buf.slice(*pos..*pos + rows * T::WIDTH);
+                        *pos += rows * T::WIDTH;
+                        self.left -= k;
+                        let nulls = nulls
+                            .map(|mut n| NullBuffer::new(n.finish()))
+                            .filter(|n| n.null_count() > 0);
+                        let values = ScalarBuffer::new(Buffer::from(values), 0, rows);
+                        return Ok((values, nulls));
+                    }
+                }
+            }
             if valid == k {
                 self.values(valid, &mut out)?;
             } else {
@@ -567,7 +586,7 @@ impl<T: Native> Column<T> {
         let nulls = nulls
             .map(|mut n| NullBuffer::new(n.finish()))
             .filter(|n| n.null_count() > 0);
-        Ok((out, nulls))
+        Ok((ScalarBuffer::from(out), nulls))
     }
 }
 
@@ -579,8 +598,10 @@ enum AnyColumn {
     F64(Column<f64>),
 }
 
-fn array<P: ArrowPrimitiveType>((values, nulls): (Vec<P::Native>, Option<NullBuffer>)) -> ArrayRef {
-    Arc::new(PrimitiveArray::<P>::new(ScalarBuffer::from(values), nulls))
+fn array<P: ArrowPrimitiveType>(
+    (values, nulls): (ScalarBuffer<P::Native>, Option<NullBuffer>),
+) -> ArrayRef {
+    Arc::new(PrimitiveArray::<P>::new(values, nulls))
 }
 
 impl AnyColumn {

@@ -238,8 +238,45 @@ struct ChunkPages {
     /// Where the next page header starts.
     pos: usize,
     snappy: bool,
+    /// The column has definition levels, repetition levels.
+    def: bool,
+    rep: bool,
     /// The next page's header and its length, once peeked.
     next: Option<(PageHeader, usize)>,
+}
+
+/// Values are laid at this alignment in decompressed data pages (enough for every
+/// fixed-width type), so that [`crate::flat`] can hand a page's values on without a copy.
+const VALUES_ALIGN: usize = 8;
+
+/// Where the values of a decompressed v1 data page start, if the snappy block's first element
+/// shows it: 0 without levels, else 4 plus the levels' length, which a block starting with a
+/// literal holds in its first bytes.
+fn v1_values_at(block: &[u8], def: bool) -> Option<usize> {
+    if !def {
+        return Some(0);
+    }
+    let (_, start) = snappy::decompressed_len(block).ok()?;
+    let tag = *block.get(start)?;
+    if tag & 3 != 0 {
+        return None;
+    }
+    let (lit, data) = match (tag >> 2) as usize + 1 {
+        n @ 1..=60 => (n, start + 1),
+        n => {
+            let extra = n - 60;
+            let mut len = 0usize;
+            for (i, &b) in block.get(start + 1..start + 1 + extra)?.iter().enumerate() {
+                len |= (b as usize) << (8 * i);
+            }
+            (len + 1, start + 1 + extra)
+        }
+    };
+    if lit < 4 {
+        return None;
+    }
+    let b = block.get(data..data + 4)?;
+    Some(4 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
 fn corrupt(message: impl Into<String>) -> ParquetError {
@@ -313,11 +350,21 @@ impl ChunkPages {
             // No non-null values: nothing was compressed.
             return Ok(body.slice(..levels));
         }
-        let mut out = Vec::new();
+        // Where the values will start, to put them at an aligned address.
+        let values_at = match header.kind {
+            PageKind::DataV1 { .. } if !self.rep => v1_values_at(&body, self.def),
+            PageKind::DataV2 { .. } => Some(levels),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(VALUES_ALIGN + header.uncompressed_size + 16);
+        let pad = values_at.map_or(0, |at| {
+            (VALUES_ALIGN - (out.as_ptr() as usize + at) % VALUES_ALIGN) % VALUES_ALIGN
+        });
+        out.resize(pad, 0);
         out.extend_from_slice(&body[..levels]);
         snappy::decompress_into(&body[levels..], values, &mut out)
             .map_err(|e| corrupt(e.to_string()))?;
-        Ok(Bytes::from(out))
+        Ok(Bytes::from(out).slice(pad..))
     }
 }
 
@@ -465,6 +512,8 @@ impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
                     bytes: self.reader.get_bytes(start, len)?,
                     pos: 0,
                     snappy: chunk.compression() == Compression::SNAPPY,
+                    def: chunk.column_descr().max_def_level() > 0,
+                    rep: chunk.column_descr().max_rep_level() > 0,
                     next: None,
                 })
             }

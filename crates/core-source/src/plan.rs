@@ -31,6 +31,15 @@ use crate::parquet::{OpenedParquet, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
+///
+/// Row groups split into parts that decode on several threads
+/// ([`with_part_rows`](Self::with_part_rows)). Uncompressed and snappy pages are cut and
+/// decompressed by this crate (no zeroing of page buffers; a page two parts need is
+/// decompressed once); when every projected column is a flat fixed-width one (INT32, INT64,
+/// FLOAT, DOUBLE as Int32, Date32, Int64, Float32, Float64) in PLAIN or dictionary encoding,
+/// its values are decoded here too. Everything else goes through the parquet crate's
+/// decoders. Either way the output equals `ParquetReader`'s; every length and index read from
+/// a page is checked.
 pub struct ParquetScanPlan {
     path: Arc<PathBuf>,
     file_bytes: u64,
