@@ -338,7 +338,9 @@ enum Values<T> {
 struct Column<T: Native> {
     pages: Box<dyn PageReader>,
     nullable: bool,
-    dict: Option<Arc<Vec<T>>>,
+    /// The dictionary's values: the page itself when aligned (the page reader lays it so),
+    /// else a copy.
+    dict: Option<ScalarBuffer<T>>,
     /// Levels (rows) left in the current page, its definition levels and values.
     left: usize,
     levels: Option<Hybrid>,
@@ -365,9 +367,18 @@ impl<T: Native> Column<T> {
                 buf.len()
             ));
         }
-        let mut dict = Vec::new();
-        T::extend_le(&buf[..n * T::WIDTH], &mut dict);
-        self.dict = Some(Arc::new(dict));
+        let bytes = buf.slice(..n * T::WIDTH);
+        self.dict = Some(
+            if cfg!(target_endian = "little")
+                && bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0
+            {
+                ScalarBuffer::new(Buffer::from(bytes), 0, n)
+            } else {
+                let mut dict = Vec::new();
+                T::extend_le(&bytes, &mut dict);
+                ScalarBuffer::from(dict)
+            },
+        );
         Ok(())
     }
 

@@ -354,6 +354,7 @@ impl ChunkPages {
         let values_at = match header.kind {
             PageKind::DataV1 { .. } if !self.rep => v1_values_at(&body, self.def),
             PageKind::DataV2 { .. } => Some(levels),
+            PageKind::Dictionary { .. } => Some(0),
             _ => None,
         };
         let mut out = Vec::with_capacity(VALUES_ALIGN + header.uncompressed_size + 16);
