@@ -465,13 +465,13 @@ impl<T: Native> Column<T> {
     }
 
     /// Definition levels of the next `k` rows of the page: how many are valid, appending
-    /// their bits to `nulls` if given.
-    fn levels(&mut self, k: usize, nulls: Option<&mut BooleanBufferBuilder>) -> Res<usize> {
+    /// them to `nulls` if given.
+    fn levels(&mut self, k: usize, nulls: Option<&mut Validity>) -> Res<usize> {
         let levels = match self.levels.as_mut() {
             Some(l) if self.nullable => l,
             _ => {
                 if let Some(n) = nulls {
-                    n.append_n(k, true);
+                    n.push(true, k);
                 }
                 return Ok(k);
             }
@@ -479,7 +479,7 @@ impl<T: Native> Column<T> {
         let mut valid = 0;
         match nulls {
             Some(n) => levels.runs(k, |v, c| {
-                n.append_n(c, v == 1);
+                n.push(v == 1, c);
                 valid += if v == 1 { c } else { 0 };
                 Ok(())
             })?,
@@ -546,7 +546,7 @@ impl<T: Native> Column<T> {
     /// The next `rows` rows as values and nulls.
     fn read(&mut self, rows: usize) -> Res<(ScalarBuffer<T>, Option<NullBuffer>)> {
         let mut out = Vec::with_capacity(rows);
-        let mut nulls = self.nullable.then(|| BooleanBufferBuilder::new(rows));
+        let mut nulls = self.nullable.then(|| Validity::new(rows));
         let mut dense = Vec::new();
         let mut left = rows;
         while left > 0 {
@@ -554,7 +554,7 @@ impl<T: Native> Column<T> {
                 self.next_page()?;
             }
             let k = self.left.min(left);
-            let before = nulls.as_ref().map_or(0, |n| n.len());
+            let before = rows - left;
             let valid = self.levels(k, nulls.as_mut())?;
             if valid == rows {
                 // The whole batch, no nulls, in one PLAIN page whose values are aligned (the
@@ -567,9 +567,7 @@ impl<T: Native> Column<T> {
                         let values = buf.slice(*pos..*pos + rows * T::WIDTH);
                         *pos += rows * T::WIDTH;
                         self.left -= k;
-                        let nulls = nulls
-                            .map(|mut n| NullBuffer::new(n.finish()))
-                            .filter(|n| n.null_count() > 0);
+                        let nulls = nulls.and_then(Validity::finish);
                         let values = ScalarBuffer::new(Buffer::from(values), 0, rows);
                         return Ok((values, nulls));
                     }
@@ -580,10 +578,9 @@ impl<T: Native> Column<T> {
             } else {
                 dense.clear();
                 self.values(valid, &mut dense)?;
-                let bits = nulls.as_ref().map(|n| n.as_slice());
                 let mut it = dense.iter();
                 for r in 0..k {
-                    let set = bits.is_some_and(|b| arrow_buffer::bit_util::get_bit(b, before + r));
+                    let set = nulls.as_ref().is_some_and(|n| n.get(before + r));
                     out.push(if set {
                         *it.next().ok_or("fewer values than valid levels")?
                     } else {
@@ -594,10 +591,51 @@ impl<T: Native> Column<T> {
             self.left -= k;
             left -= k;
         }
-        let nulls = nulls
-            .map(|mut n| NullBuffer::new(n.finish()))
-            .filter(|n| n.null_count() > 0);
-        Ok((ScalarBuffer::from(out), nulls))
+        Ok((ScalarBuffer::from(out), nulls.and_then(Validity::finish)))
+    }
+}
+
+/// The validity of a batch's rows, as a bitmap only once a null turns up (most batches of
+/// most columns have none, and a bitmap of all-valid rows is thrown away).
+struct Validity {
+    bits: Option<BooleanBufferBuilder>,
+    len: usize,
+    capacity: usize,
+}
+
+impl Validity {
+    fn new(capacity: usize) -> Self {
+        Self {
+            bits: None,
+            len: 0,
+            capacity,
+        }
+    }
+
+    fn push(&mut self, valid: bool, n: usize) {
+        if valid && self.bits.is_none() {
+            self.len += n;
+            return;
+        }
+        let bits = self.bits.get_or_insert_with(|| {
+            let mut b = BooleanBufferBuilder::new(self.capacity);
+            b.append_n(self.len, true);
+            b
+        });
+        bits.append_n(n, valid);
+        self.len += n;
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.bits
+            .as_ref()
+            .is_none_or(|b| arrow_buffer::bit_util::get_bit(b.as_slice(), i))
+    }
+
+    fn finish(self) -> Option<NullBuffer> {
+        self.bits
+            .map(|mut b| NullBuffer::new(b.finish()))
+            .filter(|n| n.null_count() > 0)
     }
 }
 
