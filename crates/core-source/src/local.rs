@@ -211,6 +211,8 @@ impl ByteSource for LocalFile {
 /// populated its range first.) Mapping is a documented hazard of memory maps:
 /// if another process truncates the file while it is mapped, reading the lost pages raises
 /// `SIGBUS`. Use [`LocalFile`] (positioned reads into memory) for files that may change.
+/// Batches decoded from a map may point into it (IPC buffers, values of uncompressed Parquet
+/// pages), so the hazard lasts as long as such a batch, not only while it is decoded.
 ///
 /// [`ByteSource::is_blocking`] is true: touching a page that is not in memory waits for the
 /// disk.
