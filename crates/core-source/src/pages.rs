@@ -256,26 +256,7 @@ fn v1_values_at(block: &[u8], def: bool) -> Option<usize> {
     if !def {
         return Some(0);
     }
-    let (_, start) = snappy::decompressed_len(block).ok()?;
-    let tag = *block.get(start)?;
-    if tag & 3 != 0 {
-        return None;
-    }
-    let (lit, data) = match (tag >> 2) as usize + 1 {
-        n @ 1..=60 => (n, start + 1),
-        n => {
-            let extra = n - 60;
-            let mut len = 0usize;
-            for (i, &b) in block.get(start + 1..start + 1 + extra)?.iter().enumerate() {
-                len |= (b as usize) << (8 * i);
-            }
-            (len + 1, start + 1 + extra)
-        }
-    };
-    if lit < 4 {
-        return None;
-    }
-    let b = block.get(data..data + 4)?;
+    let b = snappy::first_literal(block)?.get(..4)?;
     Some(4 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 

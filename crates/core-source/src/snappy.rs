@@ -148,11 +148,8 @@ unsafe fn decode(src: &[u8], dst: *mut u8, len: usize) -> Result<(), SnappyError
                 (lit, 0)
             };
             ip += 1 + extra;
-            if n - ip < lit || len - op < lit {
-                return Err(SnappyError::Literal);
-            }
-            // SAFETY: both ranges checked just above.
-            unsafe { std::ptr::copy_nonoverlapping(sp.add(ip), dst.add(op), lit) };
+            // SAFETY: as for `literal`; checked inside.
+            unsafe { literal(src, ip, dst, op, len, lit)? };
             ip += lit;
             op += lit;
             continue;
@@ -168,43 +165,24 @@ unsafe fn decode(src: &[u8], dst: *mut u8, len: usize) -> Result<(), SnappyError
     }
     // The tail, where a fixed-size read could pass the end of the input: every read checked.
     while ip < n {
-        // SAFETY: ip < n.
-        let tag = unsafe { *sp.add(ip) };
+        let tag = src[ip];
         ip += 1;
         if tag & 3 == 0 {
             let mut lit = (tag >> 2) as usize + 1;
             if lit > 60 {
                 let extra = lit - 60;
-                if n - ip < extra {
-                    return Err(SnappyError::Truncated);
-                }
-                lit = 0;
-                for k in 0..extra {
-                    // SAFETY: ip + k < n, checked above.
-                    lit |= (unsafe { *sp.add(ip + k) } as usize) << (8 * k);
-                }
-                lit += 1;
+                lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
                 ip += extra;
             }
-            if n - ip < lit || len - op < lit {
-                return Err(SnappyError::Literal);
-            }
-            // SAFETY: both ranges checked just above.
-            unsafe { std::ptr::copy_nonoverlapping(sp.add(ip), dst.add(op), lit) };
+            // SAFETY: as for `literal`; checked inside.
+            unsafe { literal(src, ip, dst, op, len, lit)? };
             ip += lit;
             op += lit;
             continue;
         }
         let e = COPY_TAGS[tag as usize] as usize;
         let extra = e >> 11;
-        if n - ip < extra {
-            return Err(SnappyError::Truncated);
-        }
-        let mut word = 0usize;
-        for k in 0..extra {
-            // SAFETY: ip + k < n, checked above.
-            word |= (unsafe { *sp.add(ip + k) } as usize) << (8 * k);
-        }
+        let word = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
         ip += extra;
         // SAFETY: as for `copy`; checked inside.
         unsafe { copy(dst, op, (e & 0x700) + word, e & 0xff, len)? };
@@ -214,6 +192,57 @@ unsafe fn decode(src: &[u8], dst: *mut u8, len: usize) -> Result<(), SnappyError
         return Err(SnappyError::Short);
     }
     Ok(())
+}
+
+/// The little-endian number in `bytes` (at most 4 of them).
+fn le(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .enumerate()
+        .fold(0, |v, (i, &b)| v | (b as usize) << (8 * i))
+}
+
+/// Copies the `lit` bytes of a literal at `src[ip..]` to `dst + op`, after checking that they
+/// are inside `src` and `dst[op..len]`.
+///
+/// # Safety
+/// `dst` must be valid for writes of `len` bytes.
+#[inline(always)]
+unsafe fn literal(
+    src: &[u8],
+    ip: usize,
+    dst: *mut u8,
+    op: usize,
+    len: usize,
+    lit: usize,
+) -> Result<(), SnappyError> {
+    if src.len() - ip < lit || len - op < lit {
+        return Err(SnappyError::Literal);
+    }
+    // SAFETY: both ranges checked just above.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(ip), dst.add(op), lit) };
+    Ok(())
+}
+
+/// The bytes of a raw snappy block's first element if it is a literal (a block usually opens
+/// with one): the start of the decompressed data, read without decompressing.
+pub(crate) fn first_literal(block: &[u8]) -> Option<&[u8]> {
+    let (_, start) = decompressed_len(block).ok()?;
+    let tag = *block.get(start)?;
+    if tag & 3 != 0 {
+        return None;
+    }
+    let (lit, data) = match (tag >> 2) as usize + 1 {
+        n @ 1..=60 => (n, start + 1),
+        n => {
+            let extra = n - 60;
+            (
+                le(block.get(start + 1..start + 1 + extra)?) + 1,
+                start + 1 + extra,
+            )
+        }
+    };
+    block.get(data..data.checked_add(lit)?)
 }
 
 /// Copies `m` (1..=64) bytes from `offset` bytes back to `dst + op`, after checking that they
