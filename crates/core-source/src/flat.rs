@@ -125,6 +125,8 @@ struct Hybrid {
     /// Values left in the current bit-packed run, and the bit where the next one starts.
     packed_left: usize,
     bit: usize,
+    /// The low `bit_width` bits.
+    mask: u64,
 }
 
 impl Hybrid {
@@ -140,6 +142,7 @@ impl Hybrid {
             rle_value: 0,
             packed_left: 0,
             bit: 0,
+            mask: (1u64 << bit_width) - 1,
         })
     }
 
@@ -200,21 +203,12 @@ impl Hybrid {
         let (byte, shift) = (self.bit / 8, self.bit % 8);
         self.bit += self.bit_width as usize;
         self.packed_left -= 1;
-        let mask = if self.bit_width == 32 {
-            u64::from(u32::MAX)
-        } else {
-            (1u64 << self.bit_width) - 1
-        };
-        let word = match self.buf.get(byte..byte + 8) {
-            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
-            None => {
-                let mut a = [0u8; 8];
-                let tail = &self.buf[byte.min(self.buf.len())..];
-                a[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
-                u64::from_le_bytes(a)
-            }
-        };
-        ((word >> shift) & mask) as u32
+        // The 8 bytes from `byte`, zeros past the end of the buffer.
+        let mut word = [0u8; 8];
+        let tail = self.buf.get(byte..).unwrap_or_default();
+        let m = tail.len().min(8);
+        word[..m].copy_from_slice(&tail[..m]);
+        ((u64::from_le_bytes(word) >> shift) & self.mask) as u32
     }
 
     /// Calls `f(value, count)` for the next `n` values, in runs; an error if there are fewer.
@@ -260,47 +254,34 @@ impl Hybrid {
             }
             let k = self.packed_left.min(n);
             let bw = self.bit_width as usize;
-            let mask = if bw == 32 {
-                u64::from(u32::MAX)
-            } else {
-                (1u64 << bw) - 1
-            };
-            let buf: &[u8] = &self.buf;
             // Fixed 8-byte loads while the run's last value and 7 bytes past it are in the
-            // buffer; value by value near its end.
-            let fast = (self.bit + k * bw) / 8 + 8 <= buf.len();
-            let spare = &mut out.spare_capacity_mut()[..k];
-            let mut bit = self.bit;
-            if fast {
-                let (src, dst) = (buf.as_ptr(), spare.as_mut_ptr());
+            // buffer; `unpack` value by value near its end.
+            if (self.bit + k * bw) / 8 + 8 <= self.buf.len() {
+                let (src, mut bit) = (self.buf.as_ptr(), self.bit);
+                let dst = out.spare_capacity_mut()[..k].as_mut_ptr();
                 for j in 0..k {
-                    // SAFETY: `fast` holds, so the 8 bytes at every value's byte are in `buf`.
+                    // SAFETY: the condition above puts the 8 bytes at every value's byte in
+                    // `buf`.
                     let word =
                         u64::from_le(unsafe { src.add(bit / 8).cast::<u64>().read_unaligned() });
-                    let i = ((word >> (bit % 8)) & mask) as usize;
+                    let i = ((word >> (bit % 8)) & self.mask) as usize;
                     let Some(&v) = dict.get(i) else {
                         return Err(bad(i));
                     };
-                    // SAFETY: j < k = spare.len().
+                    // SAFETY: j < k, and the spare capacity holds k values.
                     unsafe { (*dst.add(j)).write(v) };
                     bit += bw;
                 }
+                // SAFETY: the k slots after the length were all written above.
+                unsafe { out.set_len(out.len() + k) };
+                self.bit = bit;
+                self.packed_left -= k;
             } else {
-                for slot in spare.iter_mut() {
-                    let at = bit / 8;
-                    let mut a = [0u8; 8];
-                    let tail = buf.get(at..).unwrap_or_default();
-                    let m = tail.len().min(8);
-                    a[..m].copy_from_slice(&tail[..m]);
-                    let i = ((u64::from_le_bytes(a) >> (bit % 8)) & mask) as usize;
-                    slot.write(*dict.get(i).ok_or_else(|| bad(i))?);
-                    bit += bw;
+                for _ in 0..k {
+                    let i = self.unpack() as usize;
+                    out.push(*dict.get(i).ok_or_else(|| bad(i))?);
                 }
             }
-            // SAFETY: the k slots after the length were all written above.
-            unsafe { out.set_len(out.len() + k) };
-            self.bit = bit;
-            self.packed_left -= k;
             n -= k;
         }
         Ok(())
@@ -328,10 +309,19 @@ impl Hybrid {
 }
 
 /// Where the values of the current page come from.
-enum Values<T> {
+enum Values {
     Plain { buf: Bytes, pos: usize },
     Dict(Hybrid),
-    Empty(std::marker::PhantomData<T>),
+    None,
+}
+
+/// The next `bytes` bytes of a PLAIN page at `pos`; an error if the page is shorter.
+fn plain(buf: &Bytes, pos: usize, bytes: usize) -> Res<std::ops::Range<usize>> {
+    let end = pos
+        .checked_add(bytes)
+        .filter(|&e| e <= buf.len())
+        .ok_or("a page has fewer values than levels")?;
+    Ok(pos..end)
 }
 
 /// One flat column of one row group, read batch by batch.
@@ -344,7 +334,7 @@ struct Column<T: Native> {
     /// Levels (rows) left in the current page, its definition levels and values.
     left: usize,
     levels: Option<Hybrid>,
-    values: Values<T>,
+    values: Values,
 }
 
 impl<T: Native> Column<T> {
@@ -355,7 +345,7 @@ impl<T: Native> Column<T> {
             dict: None,
             left: 0,
             levels: None,
-            values: Values::Empty(std::marker::PhantomData),
+            values: Values::None,
         }
     }
 
@@ -476,18 +466,14 @@ impl<T: Native> Column<T> {
                 return Ok(k);
             }
         };
-        let mut valid = 0;
-        match nulls {
-            Some(n) => levels.runs(k, |v, c| {
+        let (mut valid, mut nulls) = (0, nulls);
+        levels.runs(k, |v, c| {
+            if let Some(n) = nulls.as_deref_mut() {
                 n.push(v == 1, c);
-                valid += if v == 1 { c } else { 0 };
-                Ok(())
-            })?,
-            None => levels.runs(k, |v, c| {
-                valid += if v == 1 { c } else { 0 };
-                Ok(())
-            })?,
-        }
+            }
+            valid += if v == 1 { c } else { 0 };
+            Ok(())
+        })?;
         Ok(valid)
     }
 
@@ -497,10 +483,10 @@ impl<T: Native> Column<T> {
                 // Whole pages are passed unread.
                 if let Some(meta) = self.pages.peek_next_page().map_err(|e| e.to_string())?
                     && !meta.is_dict
-                    && meta.num_levels.is_some_and(|n| n <= rows)
+                    && let Some(n) = meta.num_levels.filter(|&n| n <= rows)
                 {
                     self.pages.skip_next_page().map_err(|e| e.to_string())?;
-                    rows -= meta.num_levels.unwrap_or(0);
+                    rows -= n;
                     continue;
                 }
                 self.next_page()?;
@@ -508,15 +494,9 @@ impl<T: Native> Column<T> {
             let k = self.left.min(rows);
             let valid = self.levels(k, None)?;
             match &mut self.values {
-                Values::Plain { buf, pos } => {
-                    let end = pos.saturating_add(valid * T::WIDTH);
-                    if end > buf.len() {
-                        return Err("a page has fewer values than levels".into());
-                    }
-                    *pos = end;
-                }
+                Values::Plain { buf, pos } => *pos = plain(buf, *pos, valid * T::WIDTH)?.end,
                 Values::Dict(h) => h.skip(valid)?,
-                Values::Empty(_) => {}
+                Values::None => {}
             }
             self.left -= k;
             rows -= k;
@@ -528,17 +508,15 @@ impl<T: Native> Column<T> {
     fn values(&mut self, valid: usize, out: &mut Vec<T>) -> Res<()> {
         match &mut self.values {
             Values::Plain { buf, pos } => {
-                let bytes = buf
-                    .get(*pos..*pos + valid * T::WIDTH)
-                    .ok_or("a page has fewer values than levels")?;
-                T::extend_le(bytes, out);
-                *pos += valid * T::WIDTH;
+                let r = plain(buf, *pos, valid * T::WIDTH)?;
+                T::extend_le(&buf[r.clone()], out);
+                *pos = r.end;
             }
             Values::Dict(h) => {
                 let dict = self.dict.as_deref().ok_or("no dictionary")?;
                 h.gather(valid, dict, out)?;
             }
-            Values::Empty(_) => return Err("no page".into()),
+            Values::None => return Err("no page".into()),
         }
         Ok(())
     }
@@ -560,12 +538,14 @@ impl<T: Native> Column<T> {
                 // The whole batch, no nulls, in one PLAIN page whose values are aligned (the
                 // page reader lays them so): a slice of the page, no copy.
                 if let Values::Plain { buf, pos } = &mut self.values {
-                    let bytes = buf
-                        .get(*pos..*pos + rows * T::WIDTH)
-                        .ok_or("a page has fewer values than levels")?;
-                    if bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0 {
-                        let values = buf.slice(*pos..*pos + rows * T::WIDTH);
-                        *pos += rows * T::WIDTH;
+                    let r = plain(buf, *pos, rows * T::WIDTH)?;
+                    if buf[r.clone()]
+                        .as_ptr()
+                        .align_offset(std::mem::align_of::<T>())
+                        == 0
+                    {
+                        let values = buf.slice(r.clone());
+                        *pos = r.end;
                         self.left -= k;
                         let nulls = nulls.and_then(Validity::finish);
                         let values = ScalarBuffer::new(Buffer::from(values), 0, rows);
