@@ -6,9 +6,11 @@
 //! column readers over the same fetched bytes. The data page in which one reader stops and the
 //! next starts, and every dictionary page, would otherwise be decompressed by each of them: on
 //! `tpch.parquet` (1 MiB pages, row groups in halves) that was a quarter more snappy work than
-//! one reader does. Here every reader's page reader is the parquet crate's
-//! `SerializedPageReader` behind a cache: a page whose rows reach into another reader's rows
-//! is kept (as `Bytes`, no copy) until that reader takes it.
+//! one reader does. Here every reader's page reader sits behind a cache: a page whose rows
+//! reach into another reader's rows is kept (as `Bytes`, no copy) until that reader takes it.
+//! Under the cache, uncompressed and snappy chunks are cut into pages and decompressed here
+//! (`ChunkPages`, with [`crate::page_header`] and [`crate::snappy`]); other codecs go through
+//! the parquet crate's `SerializedPageReader`.
 //!
 //! A data page's rows are known for columns without repetition (one value or null per row) and
 //! for v2 pages (which state their rows); for the pages of a repeated column that follow a v1
@@ -471,20 +473,13 @@ impl Iterator for OnePageReader {
 
 impl PageIterator for OnePageReader {}
 
-impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
-    fn num_rows(&self) -> usize {
-        self.metadata.row_group(self.row_group).num_rows().max(0) as usize
-    }
-
-    fn column_chunks(&self, i: usize) -> ParquetResult<Box<dyn PageIterator>> {
-        let rg = self.metadata.row_group(self.row_group);
-        let chunk = rg.column(i);
-        let locations = self
-            .metadata
-            .page_index()
-            .and_then(|p| p.page_locations(self.row_group, i).cloned());
-        // Uncompressed and snappy chunks are read by `ChunkPages`; other codecs by the
-        // parquet crate's page reader.
+impl<R: ChunkReader + 'static> SharedRowGroup<R> {
+    /// The page reader of leaf column `i`: uncompressed and snappy chunks are read by
+    /// `ChunkPages`, other codecs by the parquet crate's page reader; either way sharing pages
+    /// with the row group's other readers.
+    pub(crate) fn page_reader(&self, i: usize) -> ParquetResult<Box<dyn PageReader>> {
+        let chunk = self.metadata.row_group(self.row_group).column(i);
+        let descr = chunk.column_descr();
         let inner: Box<dyn PageReader> = match chunk.compression() {
             Compression::UNCOMPRESSED | Compression::SNAPPY => {
                 let (start, len) = chunk.byte_range();
@@ -494,28 +489,43 @@ impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
                     bytes: self.reader.get_bytes(start, len)?,
                     pos: 0,
                     snappy: chunk.compression() == Compression::SNAPPY,
-                    def: chunk.column_descr().max_def_level() > 0,
-                    rep: chunk.column_descr().max_rep_level() > 0,
+                    def: descr.max_def_level() > 0,
+                    rep: descr.max_rep_level() > 0,
                     next: None,
                 })
             }
-            _ => Box::new(SerializedPageReader::new(
-                self.reader.clone(),
-                chunk,
-                self.num_rows(),
-                locations,
-            )?),
+            _ => {
+                let locations = self
+                    .metadata
+                    .page_index()
+                    .and_then(|p| p.page_locations(self.row_group, i).cloned());
+                Box::new(SerializedPageReader::new(
+                    self.reader.clone(),
+                    chunk,
+                    self.num_rows(),
+                    locations,
+                )?)
+            }
         };
-        let reader = SharingPageReader {
+        Ok(Box::new(SharingPageReader {
             inner,
             shared: self.shared.clone(),
             column: i,
             data_pages: 0,
             rows_before: Some(0),
-            flat: chunk.column_descr().max_rep_level() == 0,
+            flat: descr.max_rep_level() == 0,
             deferred: false,
-        };
-        Ok(Box::new(OnePageReader(Some(Box::new(reader)))))
+        }))
+    }
+}
+
+impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
+    fn num_rows(&self) -> usize {
+        self.metadata.row_group(self.row_group).num_rows().max(0) as usize
+    }
+
+    fn column_chunks(&self, i: usize) -> ParquetResult<Box<dyn PageIterator>> {
+        Ok(Box::new(OnePageReader(Some(self.page_reader(i)?))))
     }
 
     fn row_groups(&self) -> Box<dyn Iterator<Item = &RowGroupMetaData> + '_> {

@@ -16,7 +16,7 @@ use arrowfeed_traits::{
 };
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReader, RowGroups, RowSelection, RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReader, RowSelection, RowSelector,
 };
 use parquet::arrow::{FieldLevels, ProjectionMask, parquet_to_arrow_field_levels};
 use parquet::file::metadata::ParquetMetaData;
@@ -375,12 +375,7 @@ impl RowGroupBytes {
                 .iter()
                 .map(|&(leaf, kind, nullable)| {
                     let pages = row_group
-                        .column_chunks(leaf)
-                        .and_then(|mut p| {
-                            p.next().transpose()?.ok_or_else(|| {
-                                parquet::errors::ParquetError::General("no pages".into())
-                            })
-                        })
+                        .page_reader(leaf)
                         .map_err(|e| Error::external(g.path.as_path(), e))?;
                     Ok((pages, kind, nullable))
                 })
