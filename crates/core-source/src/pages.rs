@@ -44,6 +44,9 @@ enum PageKey {
 pub(crate) struct PageCounts {
     pub(crate) decompressed: AtomicU64,
     pub(crate) shared: AtomicU64,
+    /// Snappy blocks our own page reader decompressed, and how many of them in pairs.
+    pub(crate) snappy_blocks: AtomicU64,
+    pub(crate) paired: AtomicU64,
 }
 
 /// The pages of one row group that more than one reader needs, until each has taken them.
@@ -235,6 +238,10 @@ impl PageReader for SharingPageReader {
 
 /// The pages of an uncompressed or snappy column chunk, decompressed here ([`snappy`]) rather
 /// than by the parquet crate: straight into fresh memory, with no zeroing first.
+///
+/// A snappy data page is decompressed together with the next one when the reader will read
+/// both (their rows are known and the next one's reach into the reader's): two blocks decoded
+/// together go ~1.4x as fast as one after the other ([`snappy::decompress_two_into`]).
 struct ChunkPages {
     bytes: Bytes,
     /// Where the next page header starts.
@@ -245,6 +252,13 @@ struct ChunkPages {
     rep: bool,
     /// The next page's header and its length, once peeked.
     next: Option<(PageHeader, usize)>,
+    /// The rows of the row group the reader decodes, if known.
+    wanted: Option<std::ops::Range<u64>>,
+    /// Rows of the data pages taken so far, while every one's rows have been known.
+    rows_before: Option<u64>,
+    /// The page after the one last handed out, decompressed with it (or why not).
+    ahead: Option<(PageHeader, ParquetResult<Bytes>)>,
+    counts: Arc<PageCounts>,
 }
 
 /// Values are laid at this alignment in decompressed data pages (enough for every
@@ -302,17 +316,39 @@ impl ChunkPages {
         let start = self.pos + len;
         let end = start + header.compressed_size;
         self.pos = end;
+        if !matches!(header.kind, PageKind::Dictionary { .. }) {
+            self.rows_before = self
+                .rows_before
+                .zip(rows_of(&header, self.rep))
+                .map(|(a, b)| a + b);
+        }
         Ok(Some((header, self.bytes.slice(start..end))))
     }
 
-    /// The page's data as the parquet crate's decoders take it: levels of a v2 page as they
-    /// are, the rest decompressed.
-    fn decompress(&self, header: &PageHeader, body: Bytes) -> ParquetResult<Bytes> {
+    /// Takes the next page if the reader will read it (its rows reach into the reader's),
+    /// unpacked for decompression.
+    fn take_wanted_next(&mut self) -> Option<(PageHeader, ParquetResult<Unpacked>)> {
+        let (start, wanted) = self.rows_before.zip(self.wanted.clone())?;
+        // An error in the next header is left for the reader to meet when it asks for it.
+        let rep = self.rep;
+        let (header, _) = self.peek().ok()??;
+        let rows = rows_of(header, rep)?;
+        if start >= wanted.end || start + rows <= wanted.start {
+            return None;
+        }
+        let (header, body) = self.take().ok()??;
+        let unpacked = self.unpack(&header, body);
+        Some((header, unpacked))
+    }
+
+    /// The page's data as the parquet crate's decoders take it (levels of a v2 page as they
+    /// are, the rest decompressed), or what it takes to decompress it.
+    fn unpack(&self, header: &PageHeader, body: Bytes) -> ParquetResult<Unpacked> {
         let levels = match header.kind {
             PageKind::DataV2 {
                 is_compressed: false,
                 ..
-            } => return Ok(body),
+            } => return Ok(Unpacked::Ready(body)),
             PageKind::DataV2 {
                 def_levels_byte_len,
                 rep_levels_byte_len,
@@ -321,7 +357,7 @@ impl ChunkPages {
             _ => 0,
         };
         if !self.snappy {
-            return Ok(body);
+            return Ok(Unpacked::Ready(body));
         }
         if levels > body.len() || levels > header.uncompressed_size {
             return Err(corrupt(format!(
@@ -331,7 +367,7 @@ impl ChunkPages {
         let values = header.uncompressed_size - levels;
         if values == 0 {
             // No non-null values: nothing was compressed.
-            return Ok(body.slice(..levels));
+            return Ok(Unpacked::Ready(body.slice(..levels)));
         }
         // Where the values will start, to put them at an aligned address.
         let values_at = match header.kind {
@@ -346,26 +382,16 @@ impl ChunkPages {
         });
         out.resize(pad, 0);
         out.extend_from_slice(&body[..levels]);
-        snappy::decompress_into(&body[levels..], values, &mut out)
-            .map_err(|e| corrupt(e.to_string()))?;
-        Ok(Bytes::from(out).slice(pad..))
+        Ok(Unpacked::Snappy(Packed {
+            out,
+            pad,
+            block: body.slice(levels..),
+            values,
+        }))
     }
-}
 
-impl Iterator for ChunkPages {
-    type Item = ParquetResult<Page>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.get_next_page().transpose()
-    }
-}
-
-impl PageReader for ChunkPages {
-    fn get_next_page(&mut self) -> ParquetResult<Option<Page>> {
-        let Some((header, body)) = self.take()? else {
-            return Ok(None);
-        };
-        let buf = self.decompress(&header, body)?;
+    /// The page handed to the column reader, of its header and data.
+    fn page(&self, header: PageHeader, buf: Bytes) -> ParquetResult<Page> {
         if !self.snappy && buf.len() != header.uncompressed_size {
             return Err(corrupt(format!(
                 "an uncompressed page of {} bytes says it has {}",
@@ -373,7 +399,7 @@ impl PageReader for ChunkPages {
                 header.uncompressed_size
             )));
         }
-        Ok(Some(match header.kind {
+        Ok(match header.kind {
             PageKind::Dictionary {
                 num_values,
                 encoding,
@@ -419,35 +445,148 @@ impl PageReader for ChunkPages {
             PageKind::Other => {
                 return Err(corrupt("internal error: an index page was not skipped"));
             }
-        }))
+        })
+    }
+}
+
+/// A page as [`ChunkPages::unpack`] leaves it.
+enum Unpacked {
+    /// Its data, nothing to decompress.
+    Ready(Bytes),
+    Snappy(Packed),
+}
+
+impl Unpacked {
+    fn decompress(self) -> ParquetResult<Bytes> {
+        match self {
+            Self::Ready(b) => Ok(b),
+            Self::Snappy(p) => p.decompress(),
+        }
+    }
+}
+
+/// A snappy page's values block, and its output with any padding and levels in place.
+struct Packed {
+    out: Vec<u8>,
+    /// Bytes of `out` before the page's data.
+    pad: usize,
+    block: Bytes,
+    /// The decompressed length of `block`.
+    values: usize,
+}
+
+impl Packed {
+    fn decompress(mut self) -> ParquetResult<Bytes> {
+        snappy::decompress_into(&self.block, self.values, &mut self.out)
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(Bytes::from(self.out).slice(self.pad..))
+    }
+
+    /// Both pages, decompressed together; after an error, one at a time to say which failed.
+    fn decompress_two(mut a: Self, mut b: Self) -> (ParquetResult<Bytes>, ParquetResult<Bytes>) {
+        match snappy::decompress_two_into(
+            (&a.block, a.values, &mut a.out),
+            (&b.block, b.values, &mut b.out),
+        ) {
+            Ok(()) => (
+                Ok(Bytes::from(a.out).slice(a.pad..)),
+                Ok(Bytes::from(b.out).slice(b.pad..)),
+            ),
+            Err(_) => (a.decompress(), b.decompress()),
+        }
+    }
+}
+
+impl Iterator for ChunkPages {
+    type Item = ParquetResult<Page>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.get_next_page().transpose()
+    }
+}
+
+impl PageReader for ChunkPages {
+    fn get_next_page(&mut self) -> ParquetResult<Option<Page>> {
+        if let Some((header, buf)) = self.ahead.take() {
+            return buf.and_then(|b| self.page(header, b)).map(Some);
+        }
+        let Some((header, body)) = self.take()? else {
+            return Ok(None);
+        };
+        let counts = self.counts.clone();
+        let single = |p: Unpacked| {
+            if let Unpacked::Snappy(_) = p {
+                counts.snappy_blocks.fetch_add(1, Ordering::Relaxed);
+            }
+            p.decompress()
+        };
+        let buf = match self.unpack(&header, body)? {
+            Unpacked::Snappy(this) => match self.take_wanted_next() {
+                Some((next, Ok(Unpacked::Snappy(that)))) => {
+                    counts.snappy_blocks.fetch_add(2, Ordering::Relaxed);
+                    counts.paired.fetch_add(2, Ordering::Relaxed);
+                    let (this, that) = Packed::decompress_two(this, that);
+                    self.ahead = Some((next, that));
+                    this?
+                }
+                Some((next, that)) => {
+                    self.ahead = Some((next, that.and_then(single)));
+                    single(Unpacked::Snappy(this))?
+                }
+                None => single(Unpacked::Snappy(this))?,
+            },
+            ready => single(ready)?,
+        };
+        self.page(header, buf).map(Some)
     }
 
     fn peek_next_page(&mut self) -> ParquetResult<Option<PageMetadata>> {
-        Ok(self.peek()?.map(|(h, _)| match h.kind {
-            PageKind::Dictionary { .. } | PageKind::Other => PageMetadata {
-                num_rows: None,
-                num_levels: None,
-                is_dict: true,
-            },
-            PageKind::DataV1 { num_values, .. } => PageMetadata {
-                num_rows: None,
-                num_levels: Some(num_values as usize),
-                is_dict: false,
-            },
-            PageKind::DataV2 {
-                num_values,
-                num_rows,
-                ..
-            } => PageMetadata {
-                num_rows: Some(num_rows as usize),
-                num_levels: Some(num_values as usize),
-                is_dict: false,
-            },
-        }))
+        if let Some((h, _)) = &self.ahead {
+            return Ok(Some(metadata(h)));
+        }
+        Ok(self.peek()?.map(|(h, _)| metadata(h)))
     }
 
     fn skip_next_page(&mut self) -> ParquetResult<()> {
+        if self.ahead.take().is_some() {
+            return Ok(());
+        }
         self.take().map(drop)
+    }
+}
+
+/// The rows of a data page, if its header says: a v2 page states them, and a v1 page of a
+/// column without repetition (`rep` false) has one value (or null) per row.
+fn rows_of(header: &PageHeader, rep: bool) -> Option<u64> {
+    match header.kind {
+        PageKind::DataV2 { num_rows, .. } => Some(u64::from(num_rows)),
+        PageKind::DataV1 { num_values, .. } if !rep => Some(u64::from(num_values)),
+        _ => None,
+    }
+}
+
+/// What the parquet crate's column readers see of a page before reading it.
+fn metadata(h: &PageHeader) -> PageMetadata {
+    match h.kind {
+        PageKind::Dictionary { .. } | PageKind::Other => PageMetadata {
+            num_rows: None,
+            num_levels: None,
+            is_dict: true,
+        },
+        PageKind::DataV1 { num_values, .. } => PageMetadata {
+            num_rows: None,
+            num_levels: Some(num_values as usize),
+            is_dict: false,
+        },
+        PageKind::DataV2 {
+            num_values,
+            num_rows,
+            ..
+        } => PageMetadata {
+            num_rows: Some(num_rows as usize),
+            num_levels: Some(num_values as usize),
+            is_dict: false,
+        },
     }
 }
 
@@ -458,6 +597,8 @@ pub(crate) struct SharedRowGroup<R: ChunkReader> {
     pub(crate) metadata: Arc<ParquetMetaData>,
     pub(crate) row_group: usize,
     pub(crate) shared: Arc<SharedPages>,
+    /// The rows of the row group its reader decodes, if known (see [`ChunkPages`]).
+    pub(crate) rows: Option<std::ops::Range<u64>>,
 }
 
 /// The one page reader of a column in a single row group.
@@ -492,6 +633,10 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
                     def: descr.max_def_level() > 0,
                     rep: descr.max_rep_level() > 0,
                     next: None,
+                    wanted: self.rows.clone(),
+                    rows_before: Some(0),
+                    ahead: None,
+                    counts: self.shared.counts.clone(),
                 })
             }
             _ => {

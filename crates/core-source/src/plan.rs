@@ -363,13 +363,16 @@ impl RowGroupBytes {
         let g = &self.group;
         let skip = rows.start - g.first_row;
         let (head, rest) = g.reader_rows(&rows);
-        let row_group = SharedRowGroup {
+        // A reader's pages, knowing which rows of the row group it decodes.
+        let row_group = |rows: std::ops::Range<u64>| SharedRowGroup {
             reader: self.fetched.clone(),
             metadata: g.metadata.metadata().clone(),
             row_group: g.row_group,
             shared: self.pages.clone(),
+            rows: Some(rows),
         };
         if let Some(flat) = &g.flat {
+            let row_group = row_group(skip..skip + head + rest);
             let columns = flat
                 .columns
                 .iter()
@@ -402,7 +405,7 @@ impl RowGroupBytes {
             }
             ParquetRecordBatchReader::try_new_with_row_groups(
                 &g.levels,
-                &row_group,
+                &row_group(skip..skip + select),
                 batch_size.clamp(1, g.rows.max(1)) as usize,
                 selection,
             )
@@ -763,8 +766,10 @@ mod tests {
         path
     }
 
-    /// Runs the plan of `path` with `part_rows`, returning its batches and its page counts.
-    fn run(path: &Path, part_rows: usize) -> (Vec<RecordBatch>, u64, u64) {
+    /// Runs the plan of `path` with `part_rows`, returning its batches and its page counts:
+    /// pages decompressed, taken from another reader, snappy blocks decompressed and those
+    /// decompressed in pairs.
+    fn run(path: &Path, part_rows: usize) -> (Vec<RecordBatch>, [u64; 4]) {
         let plan = ParquetScanPlan::try_new(path, &ReadOptions::default())
             .expect("plan")
             .with_decode_batch_rows(96)
@@ -773,10 +778,15 @@ mod tests {
         let data = Bytes::from(std::fs::read(path).expect("read"));
         let batches = run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))
             .expect("decodes");
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         (
             batches,
-            counts.decompressed.load(Ordering::Relaxed),
-            counts.shared.load(Ordering::Relaxed),
+            [
+                n(&counts.decompressed),
+                n(&counts.shared),
+                n(&counts.snappy_blocks),
+                n(&counts.paired),
+            ],
         )
     }
 
@@ -784,11 +794,11 @@ mod tests {
     fn parts_of_a_row_group_decompress_each_page_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = small_pages(dir.path());
-        let (whole, pages, shared) = run(&path, 0);
+        let (whole, [pages, shared, blocks, paired]) = run(&path, 0);
         assert_eq!(shared, 0, "one reader shares nothing");
         // Cuts every 300 rows (rounded up to batches of 96): mostly mid-page, each part read
         // by one reader (parts start at batch multiples).
-        let (split, split_pages, split_shared) = run(&path, 300);
+        let (split, [split_pages, split_shared, split_blocks, split_paired]) = run(&path, 300);
         assert_eq!(split, whole);
         assert_eq!(
             split_pages, pages,
@@ -797,6 +807,13 @@ mod tests {
         assert!(
             split_shared >= 2 * 6,
             "each of the 6 later parts takes its first page of both columns and the dictionary: {split_shared}"
+        );
+        // Pages decompressed in pairs are pages a reader reads: none is decompressed ahead and
+        // then dropped.
+        assert_eq!((split_blocks, blocks), (pages, pages));
+        assert!(
+            paired * 10 >= blocks * 9 && split_paired * 10 >= blocks * 8,
+            "most pages are decompressed in pairs: {paired} and {split_paired} of {blocks}"
         );
     }
 }

@@ -68,22 +68,33 @@ pub(crate) fn decompress_into(
     expected: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), SnappyError> {
-    let (len, start) = decompressed_len(input)?;
-    // A tag expands to at most 64 bytes from 2 or 3 (a literal never grows): a declared length
-    // past that is a lie, refused before it is allocated.
-    if len != expected || len > (input.len() - start).saturating_mul(32) {
-        return Err(SnappyError::Length);
-    }
-    out.reserve(len + SLACK);
-    let base = out.len();
-    let src = &input[start..];
-    // SAFETY: `dst` is the start of the spare capacity, at least `len + SLACK` bytes. `decode`
-    // writes only below `dst + len + SLACK` and reads back only bytes it has written; on
-    // success it has written all of `dst[..len]`.
+    let mut block = Block::begin(input, expected, out)?;
+    // SAFETY: `begin` reserved `len + SLACK` bytes at `dst`, which `out` owns and which stays
+    // put (`out` is not touched until `end`).
     unsafe {
-        let dst = out.as_mut_ptr().add(base);
-        decode(src, dst, len)?;
-        out.set_len(base + len);
+        block.finish()?;
+        block.end(out);
+    }
+    Ok(())
+}
+
+/// As [`decompress_into`] for two blocks, decoded together (see [`decode_pair`]): faster than
+/// one after the other.
+///
+/// # Errors
+/// A [`SnappyError`] if either block is malformed; both outputs then keep their old lengths.
+/// (Which block failed is not said: decompress them one at a time to know.)
+pub(crate) fn decompress_two_into(
+    (a_in, a_len, a_out): (&[u8], usize, &mut Vec<u8>),
+    (b_in, b_len, b_out): (&[u8], usize, &mut Vec<u8>),
+) -> Result<(), SnappyError> {
+    let mut a = Block::begin(a_in, a_len, a_out)?;
+    let mut b = Block::begin(b_in, b_len, b_out)?;
+    // SAFETY: as in `decompress_into`, for each block and its own vector.
+    unsafe {
+        decode_pair(&mut a, &mut b)?;
+        a.end(a_out);
+        b.end(b_out);
     }
     Ok(())
 }
@@ -109,89 +120,185 @@ const COPY_TAGS: [u16; 256] = {
 /// The low `n` bytes of a little-endian word, for `n` in 0..=4.
 const WORD_MASK: [u32; 5] = [0, 0xff, 0xffff, 0x00ff_ffff, 0xffff_ffff];
 
-/// Decodes the elements `src` into `dst[..len]`.
+/// Decodes two blocks at once, an element of each in turn: each block's elements form a chain
+/// of dependent loads (where one ends says where the next starts), and two independent chains
+/// keep the CPU busy while one waits (on `tpch.parquet`'s pages, ~1.4x the throughput of
+/// decoding them one after the other).
 ///
 /// # Safety
-/// `dst` must be valid for writes of `len + SLACK` bytes.
+/// Each block's `dst` valid for writes of `len + SLACK` bytes, `dst[..op]` written, and the two
+/// not overlapping.
+// Not inlined: inlined into `decompress_two_into` it ran ~20% slower on tpch's pages (1.9
+// against 2.4 GB/s in a loop over every page), the two blocks' state spilling to the stack.
+#[inline(never)]
+unsafe fn decode_pair(a: &mut Block<'_>, b: &mut Block<'_>) -> Result<(), SnappyError> {
+    let (mut ia, mut oa, mut ib, mut ob) = (a.ip, a.op, b.ip, b.op);
+    while a.src.len() - ia >= FAST_INPUT && b.src.len() - ib >= FAST_INPUT {
+        // SAFETY: both have FAST_INPUT bytes left; as this function's.
+        unsafe {
+            fast_step(a.src, a.dst, a.len, &mut ia, &mut oa)?;
+            fast_step(b.src, b.dst, b.len, &mut ib, &mut ob)?;
+        }
+    }
+    (a.ip, a.op, b.ip, b.op) = (ia, oa, ib, ob);
+    // SAFETY: as this function's.
+    unsafe {
+        a.finish()?;
+        b.finish()
+    }
+}
+
+/// A block being decoded: its elements, where they go and how far both have come.
+struct Block<'a> {
+    /// The elements (after the length varint).
+    src: &'a [u8],
+    /// The output's spare capacity: `len + SLACK` bytes.
+    dst: *mut u8,
+    len: usize,
+    ip: usize,
+    op: usize,
+}
+
+/// Input [`fast_step`] needs left: a tag, its 4 following bytes and a 16-byte literal.
+const FAST_INPUT: usize = 21;
+
+/// Decodes the element at `src[*ip..]` with fixed-size reads; only lengths and offsets are
+/// checked.
+///
+/// # Safety
+/// `src.len() - *ip >= FAST_INPUT`, `dst` valid for writes of `len + SLACK` bytes and
+/// `dst[..*op]` written.
 #[inline(always)]
-unsafe fn decode(src: &[u8], dst: *mut u8, len: usize) -> Result<(), SnappyError> {
-    let n = src.len();
+unsafe fn fast_step(
+    src: &[u8],
+    dst: *mut u8,
+    len: usize,
+    ip: &mut usize,
+    op: &mut usize,
+) -> Result<(), SnappyError> {
     let sp = src.as_ptr();
-    let (mut ip, mut op) = (0usize, 0usize);
-    // The fast loop: a tag, its 4 following bytes and a 16-byte literal are all readable, so
-    // every read is a fixed-size load and only lengths and offsets need checking.
-    while n - ip >= 21 {
-        // SAFETY: ip + 21 <= n.
-        let (tag, word) = unsafe {
-            let p = sp.add(ip);
-            (
-                *p,
-                u32::from_le_bytes([*p.add(1), *p.add(2), *p.add(3), *p.add(4)]),
-            )
+    // SAFETY: ip + FAST_INPUT <= n.
+    let (tag, word) = unsafe {
+        let p = sp.add(*ip);
+        (
+            *p,
+            u32::from_le_bytes([*p.add(1), *p.add(2), *p.add(3), *p.add(4)]),
+        )
+    };
+    if tag & 3 == 0 {
+        let lit = (tag >> 2) as usize + 1;
+        if lit <= 16 {
+            if len - *op < lit {
+                return Err(SnappyError::Literal);
+            }
+            // SAFETY: ip + 1 + 16 <= n; op + lit <= len, so op + 16 <= len + SLACK.
+            unsafe { std::ptr::copy_nonoverlapping(sp.add(*ip + 1), dst.add(*op), 16) };
+            *ip += 1 + lit;
+            *op += lit;
+            return Ok(());
+        }
+        let (lit, extra) = if lit > 60 {
+            let extra = lit - 60;
+            ((word & WORD_MASK[extra]) as usize + 1, extra)
+        } else {
+            (lit, 0)
         };
-        if tag & 3 == 0 {
-            let lit = (tag >> 2) as usize + 1;
-            if lit <= 16 {
-                if len - op < lit {
-                    return Err(SnappyError::Literal);
+        *ip += 1 + extra;
+        // SAFETY: as for `literal`; checked inside.
+        unsafe { literal(src, *ip, dst, *op, len, lit)? };
+        *ip += lit;
+        *op += lit;
+        return Ok(());
+    }
+    let e = COPY_TAGS[tag as usize] as usize;
+    let extra = e >> 11;
+    let m = e & 0xff;
+    let offset = (e & 0x700) + (word & WORD_MASK[extra]) as usize;
+    // SAFETY: as for `copy`; checked inside.
+    unsafe { copy(dst, *op, offset, m, len)? };
+    *ip += 1 + extra;
+    *op += m;
+    Ok(())
+}
+
+impl<'a> Block<'a> {
+    /// Checks the length `input` declares (it must be `expected`) and reserves room for it
+    /// (and [`SLACK`]) in `out`'s spare capacity.
+    fn begin(input: &'a [u8], expected: usize, out: &mut Vec<u8>) -> Result<Self, SnappyError> {
+        let (len, start) = decompressed_len(input)?;
+        // A tag expands to at most 64 bytes from 2 or 3 (a literal never grows): a declared
+        // length past that is a lie, refused before it is allocated.
+        if len != expected || len > (input.len() - start).saturating_mul(32) {
+            return Err(SnappyError::Length);
+        }
+        out.reserve(len + SLACK);
+        Ok(Self {
+            src: &input[start..],
+            // SAFETY: out.len() <= capacity; the pointer is to its spare capacity.
+            dst: unsafe { out.as_mut_ptr().add(out.len()) },
+            len,
+            ip: 0,
+            op: 0,
+        })
+    }
+
+    /// Takes the decoded bytes into `out` once decoding has written all of them.
+    ///
+    /// # Safety
+    /// `out` is the vector `begin` was given, not changed since.
+    unsafe fn end(self, out: &mut Vec<u8>) {
+        if self.op == self.len {
+            // SAFETY: the decoder writes dst[..op] in order, so dst[..len], the start of
+            // `out`'s spare capacity, is written.
+            unsafe { out.set_len(out.len() + self.len) };
+        }
+    }
+
+    /// Decodes the rest of the block: fixed-size reads while they fit, then the tail, where a
+    /// fixed-size read could pass the end of the input, with every read checked.
+    ///
+    /// # Safety
+    /// `dst` valid for writes of `len + SLACK` bytes, `dst[..op]` written.
+    #[inline(always)]
+    unsafe fn finish(&mut self) -> Result<(), SnappyError> {
+        let (src, dst, len) = (self.src, self.dst, self.len);
+        let (mut ip, mut op) = (self.ip, self.op);
+        let n = src.len();
+        while n - ip >= FAST_INPUT {
+            // SAFETY: as this function's.
+            unsafe { fast_step(src, dst, len, &mut ip, &mut op)? };
+        }
+        while ip < n {
+            let tag = src[ip];
+            ip += 1;
+            if tag & 3 == 0 {
+                let mut lit = (tag >> 2) as usize + 1;
+                if lit > 60 {
+                    let extra = lit - 60;
+                    lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
+                    ip += extra;
                 }
-                // SAFETY: ip + 1 + 16 <= n; op + lit <= len, so op + 16 <= len + SLACK.
-                unsafe { std::ptr::copy_nonoverlapping(sp.add(ip + 1), dst.add(op), 16) };
-                ip += 1 + lit;
+                // SAFETY: as for `literal`; checked inside.
+                unsafe { literal(src, ip, dst, op, len, lit)? };
+                ip += lit;
                 op += lit;
                 continue;
             }
-            let (lit, extra) = if lit > 60 {
-                let extra = lit - 60;
-                ((word & WORD_MASK[extra]) as usize + 1, extra)
-            } else {
-                (lit, 0)
-            };
-            ip += 1 + extra;
-            // SAFETY: as for `literal`; checked inside.
-            unsafe { literal(src, ip, dst, op, len, lit)? };
-            ip += lit;
-            op += lit;
-            continue;
+            let e = COPY_TAGS[tag as usize] as usize;
+            let extra = e >> 11;
+            let word = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
+            ip += extra;
+            // SAFETY: as for `copy`; checked inside.
+            unsafe { copy(dst, op, (e & 0x700) + word, e & 0xff, len)? };
+            op += e & 0xff;
         }
-        let e = COPY_TAGS[tag as usize] as usize;
-        let extra = e >> 11;
-        let m = e & 0xff;
-        let offset = (e & 0x700) + (word & WORD_MASK[extra]) as usize;
-        ip += 1 + extra;
-        // SAFETY: as for `copy`; checked inside.
-        unsafe { copy(dst, op, offset, m, len)? };
-        op += m;
-    }
-    // The tail, where a fixed-size read could pass the end of the input: every read checked.
-    while ip < n {
-        let tag = src[ip];
-        ip += 1;
-        if tag & 3 == 0 {
-            let mut lit = (tag >> 2) as usize + 1;
-            if lit > 60 {
-                let extra = lit - 60;
-                lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
-                ip += extra;
-            }
-            // SAFETY: as for `literal`; checked inside.
-            unsafe { literal(src, ip, dst, op, len, lit)? };
-            ip += lit;
-            op += lit;
-            continue;
+        self.ip = ip;
+        self.op = op;
+        if op != len {
+            return Err(SnappyError::Short);
         }
-        let e = COPY_TAGS[tag as usize] as usize;
-        let extra = e >> 11;
-        let word = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
-        ip += extra;
-        // SAFETY: as for `copy`; checked inside.
-        unsafe { copy(dst, op, (e & 0x700) + word, e & 0xff, len)? };
-        op += e & 0xff;
+        Ok(())
     }
-    if op != len {
-        return Err(SnappyError::Short);
-    }
-    Ok(())
 }
 
 /// The little-endian number in `bytes` (at most 4 of them).
@@ -339,6 +446,61 @@ mod tests {
             block.truncate(1 + cut % block.len());
             let theirs = snap::raw::Decoder::new().decompress_vec(&block).ok();
             prop_assert_eq!(decompress(&block).ok(), theirs);
+        }
+    }
+
+    proptest! {
+        /// Two blocks decoded together give what each gives alone.
+        #[test]
+        fn pairs_decode_as_one_at_a_time(a in page_like(), b in page_like()) {
+            let mut enc = snap::raw::Encoder::new();
+            let (ba, bb) = (enc.compress_vec(&a).expect("a"), enc.compress_vec(&b).expect("b"));
+            let (mut oa, mut ob) = (vec![7u8], Vec::new());
+            decompress_two_into((&ba, a.len(), &mut oa), (&bb, b.len(), &mut ob))
+                .expect("valid blocks");
+            prop_assert_eq!(&oa[1..], &a[..]);
+            prop_assert_eq!(ob, b);
+        }
+
+        /// A pair with a damaged block is an error exactly when one of its blocks alone is, and
+        /// leaves both outputs as they were.
+        #[test]
+        fn damaged_pairs_fail_as_their_blocks_do(
+            a in page_like(),
+            b in page_like(),
+            flips in proptest::collection::vec((any::<bool>(), any::<usize>(), any::<u8>()), 1..4),
+        ) {
+            let mut enc = snap::raw::Encoder::new();
+            let mut blocks = [enc.compress_vec(&a).expect("a"), enc.compress_vec(&b).expect("b")];
+            let lens = [a.len(), b.len()];
+            for (second, at, x) in flips {
+                let block = &mut blocks[usize::from(second)];
+                let i = at % block.len();
+                block[i] ^= x;
+            }
+            let alone: Vec<Option<Vec<u8>>> = (0..2)
+                .map(|k| {
+                    let mut out = Vec::new();
+                    decompress_into(&blocks[k], lens[k], &mut out).ok().map(|()| out)
+                })
+                .collect();
+            let (mut oa, mut ob) = (vec![1u8, 2], vec![3u8]);
+            let pair = decompress_two_into(
+                (&blocks[0], lens[0], &mut oa),
+                (&blocks[1], lens[1], &mut ob),
+            );
+            match (&alone[0], &alone[1]) {
+                (Some(x), Some(y)) => {
+                    prop_assert!(pair.is_ok());
+                    prop_assert_eq!(&oa[2..], &x[..]);
+                    prop_assert_eq!(&ob[1..], &y[..]);
+                }
+                _ => {
+                    prop_assert!(pair.is_err());
+                    prop_assert_eq!(oa, vec![1u8, 2]);
+                    prop_assert_eq!(ob, vec![3u8]);
+                }
+            }
         }
     }
 
