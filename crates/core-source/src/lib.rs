@@ -68,6 +68,29 @@ pub use plan::{
 };
 pub use write::{BatchWriter, WriteCompression};
 
+/// Internals this crate's benchmarks time on their own; not part of the API, and not stable.
+#[doc(hidden)]
+pub mod bench {
+    /// Each snappy-compressed page of a Parquet file: its compressed block and decompressed
+    /// length (values only for a v2 page, whose levels are not compressed).
+    pub fn snappy_blocks(path: &std::path::Path) -> crate::Result<Vec<(bytes::Bytes, usize)>> {
+        crate::pages::snappy_blocks(path)
+    }
+
+    /// Appends the decompressed `block` to `out`; false if it is malformed.
+    pub fn snappy_decompress(block: &[u8], len: usize, out: &mut Vec<u8>) -> bool {
+        crate::snappy::decompress_into(block, len, out).is_ok()
+    }
+
+    /// As [`snappy_decompress`] for two blocks decoded together.
+    pub fn snappy_decompress_two(
+        a: (&[u8], usize, &mut Vec<u8>),
+        b: (&[u8], usize, &mut Vec<u8>),
+    ) -> bool {
+        crate::snappy::decompress_two_into(a, b).is_ok()
+    }
+}
+
 use arrow_schema::{Schema, SchemaRef};
 use arrowfeed_traits::{Error, Result};
 

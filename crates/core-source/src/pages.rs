@@ -306,7 +306,7 @@ impl ChunkPages {
     }
 
     /// Moves past the next page, returning its header and its (compressed) body.
-    fn take(&mut self) -> ParquetResult<Option<(PageHeader, Bytes)>> {
+    fn take_page(&mut self) -> ParquetResult<Option<(PageHeader, Bytes)>> {
         if self.peek()?.is_none() {
             return Ok(None);
         }
@@ -336,7 +336,7 @@ impl ChunkPages {
         if start >= wanted.end || start + rows <= wanted.start {
             return None;
         }
-        let (header, body) = self.take().ok()??;
+        let (header, body) = self.take_page().ok()??;
         let unpacked = self.unpack(&header, body);
         Some((header, unpacked))
     }
@@ -510,7 +510,7 @@ impl PageReader for ChunkPages {
         if let Some((header, buf)) = self.ahead.take() {
             return buf.and_then(|b| self.page(header, b)).map(Some);
         }
-        let Some((header, body)) = self.take()? else {
+        let Some((header, body)) = self.take_page()? else {
             return Ok(None);
         };
         let counts = self.counts.clone();
@@ -551,7 +551,7 @@ impl PageReader for ChunkPages {
         if self.ahead.take().is_some() {
             return Ok(());
         }
-        self.take().map(drop)
+        self.take_page().map(drop)
     }
 }
 
@@ -588,6 +588,41 @@ fn metadata(h: &PageHeader) -> PageMetadata {
             is_dict: false,
         },
     }
+}
+
+/// Each snappy page of the Parquet file at `path`, for benchmarks: its compressed block and
+/// decompressed length.
+pub(crate) fn snappy_blocks(path: &std::path::Path) -> crate::Result<Vec<(Bytes, usize)>> {
+    use arrowfeed_traits::Error;
+    let data = Bytes::from(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&data)
+        .map_err(|e| Error::external(path, e))?;
+    let mut blocks = Vec::new();
+    for chunk in metadata.row_groups().iter().flat_map(|g| g.columns()) {
+        if chunk.compression() != Compression::SNAPPY {
+            continue;
+        }
+        let (start, len) = chunk.byte_range();
+        let mut pages = ChunkPages {
+            bytes: data.slice(start as usize..(start + len) as usize),
+            pos: 0,
+            snappy: true,
+            def: false,
+            rep: true,
+            next: None,
+            wanted: None,
+            rows_before: None,
+            ahead: None,
+            counts: Arc::default(),
+        };
+        while let Some((header, body)) = pages.take_page().map_err(|e| Error::external(path, e))? {
+            if let Ok(Unpacked::Snappy(p)) = pages.unpack(&header, body) {
+                blocks.push((p.block, p.values));
+            }
+        }
+    }
+    Ok(blocks)
 }
 
 /// One row group of fetched bytes as the parquet crate's [`RowGroups`], its page readers
