@@ -15,6 +15,9 @@ use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::reader::{FileDecoder, StreamReader};
 use arrow_ipc::{Block, CompressionType, MetadataVersion};
 use arrow_schema::{ArrowError, SchemaRef};
+use arrowfeed_traits::ipc::{
+    check_compressed_message, check_prefix, compressed_buffers, message_header,
+};
 use arrowfeed_traits::{Error, Result};
 
 use crate::detect::ARROW_MAGIC;
@@ -42,99 +45,6 @@ fn codec_name(c: CompressionType) -> &'static str {
         CompressionType::ZSTD => "zstd",
         _ => "unknown",
     }
-}
-
-/// The most a compressed buffer can expand, by codec: an LZ4 sequence encodes at most ~255
-/// bytes per byte of input; a Zstandard RLE block, 128 KiB from 4 bytes.
-fn max_expansion(codec: CompressionType) -> u64 {
-    match codec {
-        CompressionType::LZ4_FRAME => 255,
-        _ => 32 << 10,
-    }
-}
-
-/// The compressed buffers of a message: (offset in the body, length, codec) of each non-empty
-/// buffer of a compressed record batch or dictionary batch; none for an uncompressed message.
-fn compressed_buffers(
-    msg: &arrow_ipc::Message<'_>,
-) -> std::result::Result<Vec<(u64, u64, CompressionType)>, String> {
-    let batch = match msg.header_type() {
-        arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
-        arrow_ipc::MessageHeader::DictionaryBatch => {
-            msg.header_as_dictionary_batch().and_then(|d| d.data())
-        }
-        _ => None,
-    };
-    let Some((batch, codec)) = batch.and_then(|b| Some((b, b.compression()?.codec()))) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (k, b) in batch.buffers().iter().flatten().enumerate() {
-        let (offset, len) = (u64::try_from(b.offset()), u64::try_from(b.length()));
-        let (Ok(offset), Ok(len)) = (offset, len) else {
-            return Err(format!("buffer {k} has a negative offset or length"));
-        };
-        if len == 0 {
-            continue;
-        }
-        if len < 8 {
-            return Err(format!(
-                "compressed buffer {k} of {len} bytes is shorter than its 8-byte length prefix"
-            ));
-        }
-        out.push((offset, len, codec));
-    }
-    Ok(out)
-}
-
-/// Checks a compressed buffer's length prefix (the uncompressed length, or -1 for a buffer
-/// stored as is) against what `len` bytes of `codec` data can expand to. arrow-ipc allocates
-/// the declared length before decompressing, and an allocation that fails aborts the process,
-/// so a damaged prefix must be caught here.
-fn check_prefix(
-    prefix: [u8; 8],
-    len: u64,
-    codec: CompressionType,
-) -> std::result::Result<(), String> {
-    let declared = i64::from_le_bytes(prefix);
-    let most = (len - 8)
-        .saturating_mul(max_expansion(codec))
-        .saturating_add(64);
-    if declared == -1 || u64::try_from(declared).is_ok_and(|d| d <= most) {
-        Ok(())
-    } else {
-        Err(format!(
-            "a {len}-byte compressed buffer declares {declared} bytes uncompressed (at most {most} possible)"
-        ))
-    }
-}
-
-/// Checks the compressed buffers of one encapsulated message (metadata of `meta_len` bytes,
-/// then the body) before arrow-ipc decodes it: see [`check_prefix`].
-pub(crate) fn check_compressed_message(
-    block: &[u8],
-    meta_len: usize,
-) -> std::result::Result<(), String> {
-    let meta = block
-        .get(..meta_len)
-        .ok_or("the message is shorter than its header")?;
-    let msg = message_header(meta)?;
-    let body = &block[meta_len..];
-    for (offset, len, codec) in compressed_buffers(&msg)? {
-        let prefix = usize::try_from(offset)
-            .ok()
-            .and_then(|o| body.get(o..o.checked_add(8)?))
-            .ok_or_else(|| {
-                format!(
-                    "a buffer at {offset} lies outside the {}-byte body",
-                    body.len()
-                )
-            })?;
-        let mut p = [0u8; 8];
-        p.copy_from_slice(prefix);
-        check_prefix(p, len, codec)?;
-    }
-    Ok(())
 }
 
 /// Passes an IPC stream through, checking each compressed buffer's length prefix (see
@@ -275,16 +185,6 @@ impl<R: Read> Read for CheckedStream<R> {
             .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))?;
         Ok(n)
     }
-}
-
-/// Parses an encapsulated message header (with or without the continuation marker).
-fn message_header(meta: &[u8]) -> std::result::Result<arrow_ipc::Message<'_>, String> {
-    let header = match meta {
-        [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
-        _ => meta.get(4..),
-    }
-    .ok_or("message header shorter than its length prefix")?;
-    arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))
 }
 
 /// The facts of a record batch message, from its encapsulated header.

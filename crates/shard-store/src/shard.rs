@@ -9,6 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_schema::SchemaRef;
+use arrowfeed_traits::ipc::{check_compressed_message, check_stream_messages};
 use arrowfeed_traits::{Error, Location, Result};
 
 /// How shard bytes are brought into memory.
@@ -202,16 +203,25 @@ fn decode_file(path: &Path, data: &Buffer, schema: &SchemaRef) -> Result<Vec<Rec
             ))),
         }
     };
+    // arrow-ipc allocates what a compressed buffer's prefix declares: checked first, as a
+    // failed allocation aborts the process.
+    let checked = |kind: &str, k: usize, b: &arrow_ipc::Block| -> Result<(usize, usize)> {
+        let (s, l) = block_range(kind, k, b)?;
+        let meta = usize::try_from(b.metaDataLength()).unwrap_or(usize::MAX);
+        check_compressed_message(&data[s..s + l], meta)
+            .map_err(|m| corrupt(format!("{kind} block {k}: {m}")))?;
+        Ok((s, l))
+    };
     let mut decoder = FileDecoder::new(Arc::new(file_schema), footer.version());
     for (k, b) in footer.dictionaries().iter().flatten().enumerate() {
-        let (s, l) = block_range("dictionary", k, b)?;
+        let (s, l) = checked("dictionary", k, b)?;
         decoder
             .read_dictionary(b, &data.slice_with_length(s, l))
             .map_err(|e| Error::arrow_at(path, e))?;
     }
     let mut out = Vec::new();
     for (k, b) in footer.recordBatches().iter().flatten().enumerate() {
-        let (s, l) = block_range("record batch", k, b)?;
+        let (s, l) = checked("record batch", k, b)?;
         match decoder.read_record_batch(b, &data.slice_with_length(s, l)) {
             Ok(Some(batch)) => out.push(batch),
             Ok(None) => {}
@@ -227,6 +237,8 @@ fn decode_file(path: &Path, data: &Buffer, schema: &SchemaRef) -> Result<Vec<Rec
 }
 
 fn decode_stream(path: &Path, data: &Buffer) -> Result<Vec<RecordBatch>> {
+    // As in `decode_file`: compressed buffers' prefixes checked before arrow-ipc allocates.
+    check_stream_messages(data).map_err(|m| Error::corrupt(path, m))?;
     let mut decoder = StreamDecoder::new();
     let mut rest = data.clone();
     let mut out = Vec::new();

@@ -10,6 +10,7 @@ use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
+use arrowfeed_traits::ipc::check_stream_messages;
 use arrowfeed_traits::{Error, Result};
 use futures::Stream;
 
@@ -83,6 +84,7 @@ impl DiskJob {
                 d.schema_end
             };
             let mut head = c.map.slice_with_length(0, upto as usize);
+            check_stream_messages(&head).map_err(|m| Error::corrupt(path, m))?;
             while !head.is_empty() {
                 c.decoder.decode(&mut head).map_err(decode_err)?;
             }
@@ -91,6 +93,9 @@ impl DiskJob {
         let mut body = c
             .map
             .slice_with_length(start as usize, (end - start) as usize);
+        // The file is ours, but a damaged disk page could still declare a compressed buffer
+        // of 2^60 bytes, and arrow-ipc allocating that aborts the process.
+        check_stream_messages(&body).map_err(|m| Error::corrupt(path, m))?;
         while !body.is_empty() {
             if let Some(batch) = c.decoder.decode(&mut body).map_err(decode_err)? {
                 c.next_batch += 1;

@@ -71,6 +71,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testkit` | no | [`testkit`]: conformance checks for `RandomAccess` and `ByteSource` implementations |
+//! | `ipc` | no | `ipc`: checks on Arrow IPC messages before arrow-ipc allocates for them |
 //!
 //! # Why not `object_store`'s traits?
 //! `object_store::ObjectStore` addresses many objects by path and carries an HTTP stack. A scan
@@ -79,6 +80,8 @@
 
 mod byte_source;
 mod error;
+#[cfg(feature = "ipc")]
+pub mod ipc;
 mod memory;
 mod random_access;
 mod scan;

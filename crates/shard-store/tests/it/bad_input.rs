@@ -183,3 +183,119 @@ proptest! {
         }
     }
 }
+
+/// Where the first compressed buffer of the first compressed record batch at or after `from`
+/// starts: its 8-byte uncompressed-length prefix.
+fn first_prefix_at(bytes: &[u8], from: usize) -> usize {
+    let mut pos = from;
+    loop {
+        if bytes[pos..pos + 4] == [0xff; 4] {
+            pos += 4;
+        }
+        let len = i32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        assert!(len > 0, "no compressed record batch in the {} bytes", bytes.len());
+        let meta_end = pos + 4 + len;
+        let msg = arrow_ipc::root_as_message(&bytes[pos + 4..meta_end]).unwrap();
+        if let Some(b) = msg.header_as_record_batch()
+            && b.compression().is_some()
+        {
+            let buf = b.buffers().unwrap().iter().find(|b| b.length() > 0).unwrap();
+            return meta_end + buf.offset() as usize;
+        }
+        pos = meta_end + msg.bodyLength() as usize;
+    }
+}
+
+/// Where an IPC file's first record batch message starts, as its footer says.
+fn first_batch_block(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    let footer_len = i32::from_le_bytes(bytes[n - 10..n - 6].try_into().unwrap()) as usize;
+    let footer = arrow_ipc::root_as_footer(&bytes[n - 10 - footer_len..n - 10]).unwrap();
+    footer.recordBatches().unwrap().get(0).offset() as usize
+}
+
+/// A compressed buffer whose length prefix declares 2^60 bytes: arrow-ipc would allocate that
+/// before decompressing, and the failed allocation would abort the process. Refused first, in
+/// both shard kinds and both load modes.
+#[test]
+fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
+    let huge = (1i64 << 60).to_le_bytes();
+    for mode in [
+        arrowfeed_shard_store::LoadMode::Read,
+        arrowfeed_shard_store::LoadMode::Mmap,
+    ] {
+        // An arrowfeed store with LZ4 shards (IPC files).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        write(
+            &p,
+            input(&[300]),
+            &StoreWriter::new()
+                .shard_rows(100)
+                .batch_rows(40)
+                .compression(arrowfeed_shard_store::ShardCompression::Lz4),
+        );
+        let f = p.join("shard-00001.arrow");
+        let mut bytes = std::fs::read(&f).unwrap();
+        let at = first_prefix_at(&bytes, first_batch_block(&bytes));
+        bytes[at..at + 8].copy_from_slice(&huge);
+        std::fs::write(&f, &bytes).unwrap();
+        let s = ShardStore::open_with(
+            &p,
+            arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
+        )
+        .unwrap();
+        let e = s.take(&[150], None).unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupt { .. })
+                && e.to_string().contains("shard-00001.arrow")
+                && e.to_string().contains("declares"),
+            "{e}"
+        );
+        assert_eq!(
+            s.take(&[5], None).unwrap().num_rows(),
+            1,
+            "shard 0 still reads"
+        );
+
+        // A Hugging Face directory: an LZ4-compressed IPC stream.
+        let hf = dir.path().join("hf");
+        std::fs::create_dir(&hf).unwrap();
+        std::fs::write(
+            hf.join("state.json"),
+            r#"{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}"#,
+        )
+        .unwrap();
+        let batches = input(&[120]);
+        let mut stream = Vec::new();
+        let options = arrow_ipc::writer::IpcWriteOptions::default()
+            .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))
+            .unwrap();
+        let mut w = arrow_ipc::writer::StreamWriter::try_new_with_options(
+            &mut stream,
+            &batches[0].schema(),
+            options,
+        )
+        .unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+        drop(w);
+        let at = first_prefix_at(&stream, 0);
+        stream[at..at + 8].copy_from_slice(&huge);
+        std::fs::write(hf.join("data-00000-of-00001.arrow"), &stream).unwrap();
+        let s = ShardStore::open_with(
+            &hf,
+            arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
+        )
+        .unwrap();
+        let e = s.take(&[3], None).unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupt { .. })
+                && e.to_string().contains("data-00000-of-00001.arrow")
+                && e.to_string().contains("declares"),
+            "{e}"
+        );
+    }
+}
