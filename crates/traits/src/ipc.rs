@@ -226,7 +226,11 @@ mod tests {
         let good = stream(3);
         check_stream_messages(&good).expect("a stream arrow-ipc wrote");
         let at = prefixes(&good);
-        assert_eq!(at.len(), 3 * 3, "id values, s offsets and values (no nulls: no validity)");
+        assert_eq!(
+            at.len(),
+            3 * 3,
+            "id values, s offsets and values (no nulls: no validity)"
+        );
         for &p in &at {
             let mut bad = good.clone();
             bad[p..p + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());

@@ -193,13 +193,22 @@ fn first_prefix_at(bytes: &[u8], from: usize) -> usize {
             pos += 4;
         }
         let len = i32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        assert!(len > 0, "no compressed record batch in the {} bytes", bytes.len());
+        assert!(
+            len > 0,
+            "no compressed record batch in the {} bytes",
+            bytes.len()
+        );
         let meta_end = pos + 4 + len;
         let msg = arrow_ipc::root_as_message(&bytes[pos + 4..meta_end]).unwrap();
         if let Some(b) = msg.header_as_record_batch()
             && b.compression().is_some()
         {
-            let buf = b.buffers().unwrap().iter().find(|b| b.length() > 0).unwrap();
+            let buf = b
+                .buffers()
+                .unwrap()
+                .iter()
+                .find(|b| b.length() > 0)
+                .unwrap();
             return meta_end + buf.offset() as usize;
         }
         pos = meta_end + msg.bodyLength() as usize;
