@@ -233,6 +233,22 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
         arrowfeed_shard_store::LoadMode::Read,
         arrowfeed_shard_store::LoadMode::Mmap,
     ] {
+        // Opens the store at `dir`, and checks that reading `row` is refused naming `shard`.
+        let refused = |dir: &Path, row: u64, shard: &str| {
+            let s = ShardStore::open_with(
+                dir,
+                arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
+            )
+            .unwrap();
+            let e = s.take(&[row], None).unwrap_err();
+            assert!(
+                matches!(e, Error::Corrupt { .. })
+                    && e.to_string().contains(shard)
+                    && e.to_string().contains("declares"),
+                "{e}"
+            );
+            s
+        };
         // An arrowfeed store with LZ4 shards (IPC files).
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s");
@@ -249,18 +265,7 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
         let at = first_prefix_at(&bytes, first_batch_block(&bytes));
         bytes[at..at + 8].copy_from_slice(&huge);
         std::fs::write(&f, &bytes).unwrap();
-        let s = ShardStore::open_with(
-            &p,
-            arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
-        )
-        .unwrap();
-        let e = s.take(&[150], None).unwrap_err();
-        assert!(
-            matches!(e, Error::Corrupt { .. })
-                && e.to_string().contains("shard-00001.arrow")
-                && e.to_string().contains("declares"),
-            "{e}"
-        );
+        let s = refused(&p, 150, "shard-00001.arrow");
         assert_eq!(
             s.take(&[5], None).unwrap().num_rows(),
             1,
@@ -294,17 +299,6 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
         let at = first_prefix_at(&stream, 0);
         stream[at..at + 8].copy_from_slice(&huge);
         std::fs::write(hf.join("data-00000-of-00001.arrow"), &stream).unwrap();
-        let s = ShardStore::open_with(
-            &hf,
-            arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
-        )
-        .unwrap();
-        let e = s.take(&[3], None).unwrap_err();
-        assert!(
-            matches!(e, Error::Corrupt { .. })
-                && e.to_string().contains("data-00000-of-00001.arrow")
-                && e.to_string().contains("declares"),
-            "{e}"
-        );
+        refused(&hf, 3, "data-00000-of-00001.arrow");
     }
 }
