@@ -721,6 +721,90 @@ impl<R: ChunkReader + 'static> RowGroups for SharedRowGroup<R> {
 mod tests {
     use super::*;
 
+    /// A Parquet file of one snappy INT64 column, 1,000 rows in PLAIN pages of 100.
+    fn file() -> Bytes {
+        let batch = arrow_array::RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(arrow_array::Int64Array::from_iter_values(
+                (0..1000).map(|i| i * 7919 % 5000),
+            )) as _,
+        )])
+        .expect("batch");
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut out = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+            .expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        Bytes::from(out)
+    }
+
+    /// The pages one reader of all rows reads from `data`, up to the first error, after
+    /// changing the declared length of data page `damaged`'s snappy block; and how many were
+    /// decompressed in pairs.
+    fn read(data: &Bytes, damaged: Option<usize>) -> (Vec<ParquetResult<Bytes>>, u64) {
+        let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(data)
+            .expect("metadata");
+        let mut bytes = data.to_vec();
+        if let Some(k) = damaged {
+            let (mut pos, _) = metadata.row_group(0).column(0).byte_range();
+            for _ in 0..k {
+                let (h, len) = read_page_header(&bytes[pos as usize..]).expect("header");
+                pos += (len + h.compressed_size) as u64;
+            }
+            let (_, len) = read_page_header(&bytes[pos as usize..]).expect("header");
+            // The block's first byte is its length varint: one more or less than the page's.
+            bytes[pos as usize + len] ^= 1;
+        }
+        let counts = Arc::new(PageCounts::default());
+        let group = SharedRowGroup {
+            reader: Arc::new(Bytes::from(bytes)),
+            metadata: Arc::new(metadata),
+            row_group: 0,
+            shared: Arc::new(SharedPages::new(vec![0, 1000], counts.clone())),
+            rows: Some(0..1000),
+        };
+        let mut reader = group.page_reader(0).expect("page reader");
+        let mut pages = Vec::new();
+        loop {
+            match reader.get_next_page() {
+                Ok(Some(page)) => pages.push(Ok(page.buffer().clone())),
+                Ok(None) => break,
+                Err(e) => {
+                    pages.push(Err(e));
+                    break;
+                }
+            }
+        }
+        (pages, counts.paired.load(Ordering::Relaxed))
+    }
+
+    /// Pages decompressed in pairs are the pages decompressed alone; a damaged one is an error
+    /// in its own turn, whichever of a pair it is, and the pages before it are whole.
+    #[test]
+    fn a_damaged_page_of_a_pair_fails_alone_in_its_turn() {
+        let data = file();
+        let (clean, paired) = read(&data, None);
+        assert_eq!(clean.len(), 10);
+        assert_eq!(paired, 10, "every page decompressed in a pair");
+        let clean: Vec<Bytes> = clean.into_iter().map(|p| p.expect("clean")).collect();
+        for k in 0..10 {
+            let (pages, _) = read(&data, Some(k));
+            assert_eq!(pages.len(), k + 1, "page {k} damaged");
+            for (i, p) in pages.iter().enumerate().take(k) {
+                assert_eq!(p.as_ref().expect("before the damage"), &clean[i]);
+            }
+            let e = pages[k].as_ref().expect_err("the damaged page");
+            assert!(e.to_string().contains("snappy"), "{e}");
+        }
+    }
+
     #[test]
     fn a_page_is_kept_for_each_other_reader_of_its_rows() {
         let s = SharedPages::new(vec![250, 0, 100, 400, 100], Arc::default());
