@@ -479,7 +479,12 @@ impl Packed {
     fn decompress(mut self) -> ParquetResult<Bytes> {
         snappy::decompress_into(&self.block, self.values, &mut self.out)
             .map_err(|e| corrupt(e.to_string()))?;
-        Ok(Bytes::from(self.out).slice(self.pad..))
+        Ok(self.into_data())
+    }
+
+    /// The page's data, once decompressed into `out`.
+    fn into_data(self) -> Bytes {
+        Bytes::from(self.out).slice(self.pad..)
     }
 
     /// Both pages, decompressed together; after an error, one at a time to say which failed.
@@ -488,10 +493,7 @@ impl Packed {
             (&a.block, a.values, &mut a.out),
             (&b.block, b.values, &mut b.out),
         ) {
-            Ok(()) => (
-                Ok(Bytes::from(a.out).slice(a.pad..)),
-                Ok(Bytes::from(b.out).slice(b.pad..)),
-            ),
+            Ok(()) => (Ok(a.into_data()), Ok(b.into_data())),
             Err(_) => (a.decompress(), b.decompress()),
         }
     }
