@@ -9,6 +9,10 @@
 //! checks every length and offset against both buffers first: a damaged or crafted block is an
 //! error, never a read or write out of bounds.
 //!
+//! Each element says where the next one starts, so decoding one block is a chain of dependent
+//! loads; [`decompress_two_into`] decodes two blocks an element of each in turn, and the CPU
+//! overlaps the two chains (the page reader pairs pages its reader will read both of).
+//!
 //! Format: <https://github.com/google/snappy/blob/main/format_description.txt> (a varint of
 //! the decompressed length, then literals and back-references).
 
