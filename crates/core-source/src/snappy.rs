@@ -208,8 +208,22 @@ unsafe fn fast_step(
             (lit, 0)
         };
         *ip += 1 + extra;
-        // SAFETY: as for `literal`; checked inside.
-        unsafe { literal(src, *ip, dst, *op, len, lit)? };
+        if lit <= 64 && src.len() - *ip >= 64 && len - *op >= lit {
+            // A short literal: 16-byte copies, not a call to memcpy.
+            // SAFETY: 64 input bytes from ip are readable; op + lit <= len and the last copy
+            // ends less than 16 bytes past op + lit, inside the slack.
+            unsafe {
+                let (s, d) = (sp.add(*ip), dst.add(*op));
+                let mut k = 0;
+                while k < lit {
+                    std::ptr::copy_nonoverlapping(s.add(k), d.add(k), 16);
+                    k += 16;
+                }
+            }
+        } else {
+            // SAFETY: as for `literal`; checked inside.
+            unsafe { literal(src, *ip, dst, *op, len, lit)? };
+        }
         *ip += lit;
         *op += lit;
         return Ok(());
