@@ -70,7 +70,7 @@ pub(crate) fn encodings_supported(chunk: &ColumnChunkMetaData) -> bool {
 /// # Safety
 /// Every bit pattern of `WIDTH` bytes must be a valid `Self` of size `WIDTH`.
 unsafe trait Native: ArrowNativeType + Default + Send + 'static {
-    const WIDTH: usize;
+    const WIDTH: usize = std::mem::size_of::<Self>();
     fn from_le(b: &[u8]) -> Self;
 
     /// Appends the values stored in `bytes` (a multiple of `WIDTH` long) to `out`.
@@ -96,23 +96,19 @@ unsafe trait Native: ArrowNativeType + Default + Send + 'static {
 }
 
 macro_rules! native {
-    ($t:ty, $w:expr) => {
-        // SAFETY: a primitive number of $w bytes; every bit pattern is one.
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive number; every bit pattern of its size is one.
         unsafe impl Native for $t {
-            const WIDTH: usize = $w;
             #[inline(always)]
             fn from_le(b: &[u8]) -> Self {
-                let mut a = [0u8; $w];
-                a.copy_from_slice(&b[..$w]);
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(&b[..Self::WIDTH]);
                 <$t>::from_le_bytes(a)
             }
         }
-    };
+    )*};
 }
-native!(i32, 4);
-native!(i64, 8);
-native!(f32, 4);
-native!(f64, 8);
+native!(i32, i64, f32, f64);
 
 /// Reads the RLE / bit-packed hybrid encoding (levels and dictionary indices).
 struct Hybrid {

@@ -145,10 +145,7 @@ impl SharingPageReader {
         if meta.is_dict {
             return (PageKey::Dictionary, None);
         }
-        let rows = meta
-            .num_rows
-            .or_else(|| self.flat.then_some(meta.num_levels).flatten())
-            .map(|n| n as u64);
+        let rows = page_rows(meta, self.flat);
         let range = self
             .rows_before
             .zip(rows)
@@ -281,6 +278,30 @@ fn corrupt(message: impl Into<String>) -> ParquetError {
 }
 
 impl ChunkPages {
+    /// The pages of the column chunk `bytes` (snappy-compressed or not), of a column with
+    /// definition levels (`def`) and repetition levels (`rep`), for a reader of the row-group
+    /// rows `wanted` if known.
+    fn new(
+        bytes: Bytes,
+        snappy: bool,
+        (def, rep): (bool, bool),
+        wanted: Option<std::ops::Range<u64>>,
+        counts: Arc<PageCounts>,
+    ) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            snappy,
+            def,
+            rep,
+            next: None,
+            wanted,
+            rows_before: Some(0),
+            ahead: None,
+            counts,
+        }
+    }
+
     /// The next page's header (its length in bytes beside it), skipping pages of kinds no
     /// reader needs.
     fn peek(&mut self) -> ParquetResult<Option<&(PageHeader, usize)>> {
@@ -319,7 +340,7 @@ impl ChunkPages {
         if !matches!(header.kind, PageKind::Dictionary { .. }) {
             self.rows_before = self
                 .rows_before
-                .zip(rows_of(&header, self.rep))
+                .zip(page_rows(&metadata(&header), !self.rep))
                 .map(|(a, b)| a + b);
         }
         Ok(Some((header, self.bytes.slice(start..end))))
@@ -330,9 +351,9 @@ impl ChunkPages {
     fn take_wanted_next(&mut self) -> Option<(PageHeader, ParquetResult<Unpacked>)> {
         let (start, wanted) = self.rows_before.zip(self.wanted.clone())?;
         // An error in the next header is left for the reader to meet when it asks for it.
-        let rep = self.rep;
+        let flat = !self.rep;
         let (header, _) = self.peek().ok()??;
-        let rows = rows_of(header, rep)?;
+        let rows = page_rows(&metadata(header), flat)?;
         if start >= wanted.end || start + rows <= wanted.start {
             return None;
         }
@@ -557,14 +578,12 @@ impl PageReader for ChunkPages {
     }
 }
 
-/// The rows of a data page, if its header says: a v2 page states them, and a v1 page of a
-/// column without repetition (`rep` false) has one value (or null) per row.
-fn rows_of(header: &PageHeader, rep: bool) -> Option<u64> {
-    match header.kind {
-        PageKind::DataV2 { num_rows, .. } => Some(u64::from(num_rows)),
-        PageKind::DataV1 { num_values, .. } if !rep => Some(u64::from(num_values)),
-        _ => None,
-    }
+/// The rows of a data page, if its metadata says: a v2 page states them, and a page of a
+/// column without repetition (`flat`) has one value (or null) per row.
+fn page_rows(meta: &PageMetadata, flat: bool) -> Option<u64> {
+    meta.num_rows
+        .or_else(|| flat.then_some(meta.num_levels).flatten())
+        .map(|n| n as u64)
 }
 
 /// What the parquet crate's column readers see of a page before reading it.
@@ -606,18 +625,14 @@ pub(crate) fn snappy_blocks(path: &std::path::Path) -> crate::Result<Vec<(Bytes,
             continue;
         }
         let (start, len) = chunk.byte_range();
-        let mut pages = ChunkPages {
-            bytes: data.slice(start as usize..(start + len) as usize),
-            pos: 0,
-            snappy: true,
-            def: false,
-            rep: true,
-            next: None,
-            wanted: None,
-            rows_before: None,
-            ahead: None,
-            counts: Arc::default(),
-        };
+        let descr = chunk.column_descr();
+        let mut pages = ChunkPages::new(
+            data.slice(start as usize..(start + len) as usize),
+            true,
+            (descr.max_def_level() > 0, descr.max_rep_level() > 0),
+            None,
+            Arc::default(),
+        );
         while let Some((header, body)) = pages.take_page().map_err(|e| Error::external(path, e))? {
             if let Ok(Unpacked::Snappy(p)) = pages.unpack(&header, body) {
                 blocks.push((p.block, p.values));
@@ -663,18 +678,13 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
                 let (start, len) = chunk.byte_range();
                 let len = usize::try_from(len)
                     .map_err(|_| ParquetError::General(format!("column chunk of {len} bytes")))?;
-                Box::new(ChunkPages {
-                    bytes: self.reader.get_bytes(start, len)?,
-                    pos: 0,
-                    snappy: chunk.compression() == Compression::SNAPPY,
-                    def: descr.max_def_level() > 0,
-                    rep: descr.max_rep_level() > 0,
-                    next: None,
-                    wanted: self.rows.clone(),
-                    rows_before: Some(0),
-                    ahead: None,
-                    counts: self.shared.counts.clone(),
-                })
+                Box::new(ChunkPages::new(
+                    self.reader.get_bytes(start, len)?,
+                    chunk.compression() == Compression::SNAPPY,
+                    (descr.max_def_level() > 0, descr.max_rep_level() > 0),
+                    self.rows.clone(),
+                    self.shared.counts.clone(),
+                ))
             }
             _ => {
                 let locations = self

@@ -184,7 +184,7 @@ proptest! {
     }
 }
 
-/// Where the first compressed buffer of the first compressed record batch at or after `from`
+/// Where the first compressed buffer of the first compressed message at or after `from`
 /// starts: its 8-byte uncompressed-length prefix.
 fn first_prefix_at(bytes: &[u8], from: usize) -> usize {
     let mut pos = from;
@@ -200,16 +200,11 @@ fn first_prefix_at(bytes: &[u8], from: usize) -> usize {
         );
         let meta_end = pos + 4 + len;
         let msg = arrow_ipc::root_as_message(&bytes[pos + 4..meta_end]).unwrap();
-        if let Some(b) = msg.header_as_record_batch()
-            && b.compression().is_some()
+        if let Some(&(offset, ..)) = arrowfeed_traits::ipc::compressed_buffers(&msg)
+            .unwrap()
+            .first()
         {
-            let buf = b
-                .buffers()
-                .unwrap()
-                .iter()
-                .find(|b| b.length() > 0)
-                .unwrap();
-            return meta_end + buf.offset() as usize;
+            return meta_end + offset as usize;
         }
         pos = meta_end + msg.bodyLength() as usize;
     }
