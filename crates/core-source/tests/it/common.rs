@@ -212,12 +212,7 @@ pub fn write(path: &Path, out: Out, schema: &SchemaRef, batches: &[RecordBatch])
             let props = parquet::file::properties::WriterProperties::builder()
                 .set_max_row_group_row_count(Some(50))
                 .build();
-            let mut w =
-                parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
-            for b in batches {
-                w.write(b).unwrap();
-            }
-            w.close().unwrap();
+            write_parquet(path, schema, batches, props);
         }
         Out::IpcFile | Out::IpcFileLz4 => {
             let c = (out == Out::IpcFileLz4).then_some(arrow_ipc::CompressionType::LZ4_FRAME);
@@ -236,6 +231,21 @@ pub fn write(path: &Path, out: Out, schema: &SchemaRef, batches: &[RecordBatch])
             w.finish().unwrap();
         }
     }
+}
+
+/// Writes `batches` to a Parquet file at `path` with `props`.
+pub fn write_parquet(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    props: parquet::file::properties::WriterProperties,
+) {
+    let f = File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
 }
 
 pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBatch {

@@ -5,9 +5,8 @@ use arrowfeed_core_source::{
     IpcScanPlan, LocalFile, ParquetScanPlan, ReadOptions, open_with, run_plan_in_order,
 };
 use arrowfeed_traits::ScanPlan;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -77,19 +76,11 @@ proptest! {
         let schema = schema(&ALL);
         let input = batches(&ALL, &[90, 0, 250, 13], seed);
         let path = dir.path().join("pages.parquet");
-        let props = WriterProperties::builder()
+        let props = pages(codec, v2, page_rows)
             .set_max_row_group_row_count(Some(300))
-            .set_compression(codec)
-            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
             .set_dictionary_enabled(dictionary)
-            .set_data_page_row_count_limit(page_rows)
-            .set_write_batch_size(page_rows)
             .build();
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
-        for b in &input {
-            w.write(b).unwrap();
-        }
-        w.close().unwrap();
+        write_parquet(&path, &schema, &input, props);
         let want: Vec<_> = open_with(&path, &ReadOptions::default()).unwrap().collect::<Result<_, _>>().unwrap();
         let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default())
             .unwrap()
@@ -153,18 +144,12 @@ proptest! {
             Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i % distinct))),
         ]).unwrap();
         let path = dir.path().join("flat.parquet");
-        let props = WriterProperties::builder()
+        let props = pages(codec, v2, page_rows)
             .set_max_row_group_row_count(Some(300))
-            .set_compression(codec)
-            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
             .set_dictionary_enabled(dictionary)
             .set_dictionary_page_size_limit(dict_page_bytes)
-            .set_data_page_row_count_limit(page_rows)
-            .set_write_batch_size(page_rows)
             .build();
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema.clone(), Some(props)).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
+        write_parquet(&path, &schema, &[batch], props);
         let names: Vec<String> = pick.iter().rev().map(|&i| schema.field(i).name().clone()).collect();
         let opts = ReadOptions::default().with_columns(names);
         let want: Vec<_> = open_with(&path, &opts).unwrap().collect::<Result<_, _>>().unwrap();
@@ -204,20 +189,15 @@ proptest! {
             Arc::new(Int64Array::from_iter((0..n).map(|i| (i % 5 != 0).then_some(i * 7919 % 600)))),
             Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64 * 0.37))),
         ]).unwrap();
-        let props = WriterProperties::builder()
-            .set_compression(if snappy { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
-            .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+        let codec = if snappy { Compression::SNAPPY } else { Compression::UNCOMPRESSED };
+        let props = pages(codec, v2, 100)
             .set_dictionary_page_size_limit(512)
             // PLAIN after the dictionary fills (v2 would pick DELTA_BINARY_PACKED, which is
             // left to the parquet crate, whose panics the guard rightly catches).
             .set_encoding(parquet::basic::Encoding::PLAIN)
-            .set_data_page_row_count_limit(100)
-            .set_write_batch_size(100)
             .build();
         let path = dir.path().join("damaged.parquet");
-        let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
+        write_parquet(&path, &schema, &[batch], props);
         let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default()).unwrap().with_part_rows(part_rows);
         let mut bytes = std::fs::read(&path).unwrap();
         // The column chunks: after the magic, before the footer the plan has already read.
@@ -256,6 +236,20 @@ fn parquet_plans_read_only_the_projected_columns() {
 }
 
 /// The bytes a Parquet plan's tasks ask for, summed.
+/// Writer settings of the page tests: `codec`, v1 or v2 data pages of `page_rows` rows.
+fn pages(codec: Compression, v2: bool, page_rows: usize) -> WriterPropertiesBuilder {
+    let version = if v2 {
+        WriterVersion::PARQUET_2_0
+    } else {
+        WriterVersion::PARQUET_1_0
+    };
+    WriterProperties::builder()
+        .set_compression(codec)
+        .set_writer_version(version)
+        .set_data_page_row_count_limit(page_rows)
+        .set_write_batch_size(page_rows)
+}
+
 fn planned_bytes(path: &std::path::Path, options: &ReadOptions) -> u64 {
     ParquetScanPlan::try_new(path, options)
         .unwrap()
