@@ -6,7 +6,8 @@
 //! |---|---|
 //! | [`enum@Error`], [`Result`] | the one error type at every crate boundary, lossless to and from `ArrowError` |
 //! | [`RandomAccess`] | a dataset of known length that can `take` arbitrary rows and `slice` ranges |
-//! | [`ByteSource`] | reads byte ranges of one object (local file, memory map, memory) |
+//! | [`ByteSource`] | reads byte ranges of one object (local file, memory map, memory, object store) |
+//! | [`ObjectDir`] | named objects under one prefix (a directory, an object-store prefix) |
 //! | [`ScanPlan`], [`ReadTask`], [`TaskDecoder`] | a format's plan of what to read and how to decode it |
 //! | [`batch_memory_size`], [`MemoryLedger`] | memory accounting by underlying allocation, for every budget |
 //!
@@ -76,13 +77,15 @@
 //! # Why not `object_store`'s traits?
 //! `object_store::ObjectStore` addresses many objects by path and carries an HTTP stack. A scan
 //! reads one object; [`ByteSource`] is that one object, small enough to implement over a file,
-//! a memory map or a buffer in a few lines, and an object-store adapter fits behind it later.
+//! a memory map or a buffer in a few lines; `arrowfeed-object-store` implements it (and
+//! [`ObjectDir`]) over `object_store`, so only that crate carries the HTTP stack.
 
 mod byte_source;
 mod error;
 #[cfg(feature = "ipc")]
 pub mod ipc;
 mod memory;
+mod object_dir;
 mod random_access;
 mod scan;
 #[cfg(feature = "testkit")]
@@ -91,6 +94,7 @@ pub mod testkit;
 pub use byte_source::{ByteSource, MemorySource, check_range};
 pub use error::{BoxError, Error, Location, Result, panic_message};
 pub use memory::{MemoryLedger, array_memory_size, batch_memory_size};
+pub use object_dir::{MemoryDir, ObjectDir, not_found};
 pub use random_access::{RandomAccess, check_slice, project_schema};
 pub use scan::{DecodePart, Decoded, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
 
@@ -107,6 +111,7 @@ mod tests {
         assert_send_sync::<Error>();
         assert_send_sync::<Box<dyn RandomAccess>>();
         assert_send_sync::<Box<dyn ByteSource>>();
+        assert_send_sync::<Box<dyn ObjectDir>>();
         assert_send::<Box<dyn TaskDecoder>>();
         assert_send::<ReadTask>();
         assert_send::<futures::future::BoxFuture<'static, Result<bytes::Bytes>>>();

@@ -61,6 +61,14 @@ pub trait RandomAccess: Send + Sync {
             n => vec![0..n],
         }
     }
+
+    /// A hint that `rows` will be read soon, roughly in this order. A dataset whose rows live
+    /// in remote storage starts fetching them; one in memory or on a local disk may ignore it
+    /// (the default does). It never fails and never blocks for long: problems surface when the
+    /// rows are read.
+    fn will_need(&self, rows: &[u64]) {
+        let _ = rows;
+    }
 }
 
 impl<T: RandomAccess + ?Sized> RandomAccess for Arc<T> {
@@ -75,6 +83,9 @@ impl<T: RandomAccess + ?Sized> RandomAccess for Arc<T> {
     }
     fn slice(&self, offset: u64, len: u64, projection: Option<&[usize]>) -> Result<RecordBatch> {
         (**self).slice(offset, len, projection)
+    }
+    fn will_need(&self, rows: &[u64]) {
+        (**self).will_need(rows)
     }
     fn partitions(&self) -> Vec<Range<u64>> {
         (**self).partitions()
@@ -93,6 +104,9 @@ impl<T: RandomAccess + ?Sized> RandomAccess for Box<T> {
     }
     fn slice(&self, offset: u64, len: u64, projection: Option<&[usize]>) -> Result<RecordBatch> {
         (**self).slice(offset, len, projection)
+    }
+    fn will_need(&self, rows: &[u64]) {
+        (**self).will_need(rows)
     }
     fn partitions(&self) -> Vec<Range<u64>> {
         (**self).partitions()

@@ -205,3 +205,143 @@ pub fn check_byte_source(src: &dyn ByteSource, expected: &[u8]) {
         }
     }
 }
+
+/// The S3-compatible server tests run against, from the environment `cargo xtask test` sets
+/// when it starts one (SeaweedFS on loopback): `ARROWFEED_TEST_S3_ENDPOINT` (`http://host:port`)
+/// and `ARROWFEED_TEST_S3_BUCKET`, with the credentials in `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`.
+#[derive(Debug, Clone)]
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// A bucket that exists and may be written.
+    pub bucket: String,
+    /// The access key the server accepts.
+    pub access_key: String,
+    /// The secret the server accepts.
+    pub secret_key: String,
+}
+
+impl S3Server {
+    /// `s3://BUCKET/PREFIX`, with `prefix` made unique to this process and call, so tests
+    /// running at once never share objects.
+    pub fn unique_url(&self, prefix: &str) -> String {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("s3://{}/{prefix}-{}-{n}", self.bucket, std::process::id())
+    }
+}
+
+/// The server of [`S3Server`], or `None` when the environment names none. When
+/// `ARROWFEED_REQUIRE_S3=1` is set (as `cargo xtask ci` does), a missing server panics instead:
+/// in CI a test must fail rather than pass for want of its server.
+///
+/// # Panics
+/// As said, when the server is required and not configured.
+pub fn s3_server() -> Option<S3Server> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let found = (|| {
+        Some(S3Server {
+            endpoint: var("ARROWFEED_TEST_S3_ENDPOINT")?,
+            bucket: var("ARROWFEED_TEST_S3_BUCKET")?,
+            access_key: var("AWS_ACCESS_KEY_ID")?,
+            secret_key: var("AWS_SECRET_ACCESS_KEY")?,
+        })
+    })();
+    if found.is_none() {
+        if var("ARROWFEED_REQUIRE_S3").as_deref() == Some("1") {
+            panic!(
+                "ARROWFEED_REQUIRE_S3=1 but no S3 server is configured (ARROWFEED_TEST_S3_ENDPOINT, ARROWFEED_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            );
+        }
+        eprintln!(
+            "note: no S3 server configured; run the tests through `cargo xtask test` to start one"
+        );
+    }
+    found
+}
+
+/// A TCP proxy on loopback in front of a real server, for faults a real server does not make:
+/// [`stop`](Self::stop) closes the listener and every open connection at once, as a server
+/// that goes away does.
+#[derive(Debug)]
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl TcpProxy {
+    /// A proxy forwarding every connection to `upstream` (`host:port`).
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub fn start(upstream: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let upstream = upstream.to_string();
+        let (s, c) = (stopped.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                {
+                    let mut all = c.lock().unwrap_or_else(|p| p.into_inner());
+                    all.extend(client.try_clone());
+                    all.extend(server.try_clone());
+                }
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    })
+                };
+                pipe(client, server);
+                pipe(s2, c2);
+            }
+        });
+        Self {
+            addr,
+            stopped,
+            conns,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes every connection and stops accepting new ones: later connections are refused.
+    pub fn stop(&self) {
+        use std::sync::atomic::Ordering;
+        self.stopped.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(self.addr);
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
