@@ -64,6 +64,18 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     format_from_head(&head[..n]).map_err(|msg| Error::corrupt(path, msg))
 }
 
+/// Detects the format of the object behind `source` from its first bytes (one read of at most
+/// 8 bytes), as [`detect_format`] does for a path.
+///
+/// # Errors
+/// The source's read error, and [`Error::Corrupt`] naming the source if it is empty or matches
+/// no format.
+pub fn detect_format_of(source: &dyn arrowfeed_traits::ByteSource) -> Result<Format> {
+    let size = crate::input::size_blocking(source)?;
+    let head = crate::input::read_blocking(source, 0..size.min(8))?;
+    format_from_head(&head).map_err(|msg| Error::corrupt(source.name(), msg))
+}
+
 fn format_from_head(head: &[u8]) -> std::result::Result<Format, String> {
     if head.is_empty() {
         return Err("the file is empty; expected Parquet or Arrow IPC data".into());

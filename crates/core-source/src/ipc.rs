@@ -5,7 +5,6 @@
 //! allocate more than the file holds. Batches are read with one positioned read per block into
 //! a 64-byte aligned buffer, then decoded zero-copy from it by arrow-ipc's `FileDecoder`.
 
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,11 +17,38 @@ use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::ipc::{
     check_compressed_message, check_prefix, compressed_buffers, message_header,
 };
-use arrowfeed_traits::{Error, Result};
+use arrowfeed_traits::{ByteSource, Error, Result};
 
 use crate::detect::ARROW_MAGIC;
 use crate::guard::no_panic;
+use crate::input::{SourceChunks, SourceReader};
 use crate::local::LocalFile;
+
+/// Bytes per request when an IPC stream is read front to back from a `ByteSource`.
+const STREAM_READ_BYTES: u64 = 8 << 20;
+/// Bytes per request when only a stream's message headers are wanted: small, since the
+/// bodies between them are skipped.
+const STREAM_HEADER_READ_BYTES: u64 = 64 << 10;
+
+/// An arrow IPC error whose cause is a failed read of a source: the source's own error, which
+/// names it, rather than arrow's rendering of it.
+fn from_source_error(e: ArrowError) -> ArrowError {
+    match e {
+        ArrowError::IoError(msg, io) => {
+            let kind = io.kind();
+            if io.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+                let inner = io.into_inner().expect("checked above");
+                match inner.downcast::<Error>() {
+                    Ok(ours) => ours.into_arrow(),
+                    Err(other) => ArrowError::IoError(msg, std::io::Error::new(kind, other)),
+                }
+            } else {
+                ArrowError::IoError(msg, io)
+            }
+        }
+        other => other,
+    }
+}
 
 /// Largest flatbuffer footer or message header accepted (the schema of a very wide table is a
 /// few MiB; anything larger is taken as damage rather than allocated).
@@ -223,7 +249,7 @@ fn batch_info_from_header(
 /// ```
 #[derive(Debug)]
 pub struct IpcFileReader {
-    file: LocalFile,
+    file: Reads,
     decoder: Arc<FileDecoder>,
     schema: SchemaRef,
     blocks: Vec<Block>,
@@ -252,7 +278,7 @@ impl IpcFileReader {
         projection: Option<Vec<usize>>,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let file = LocalFile::open(path)?;
+        let file = Reads::Local(LocalFile::open(path)?);
         no_panic(path, || Self::from_file(file, |_| Ok(projection)))
     }
 
@@ -265,20 +291,30 @@ impl IpcFileReader {
     /// not have.
     pub fn open_with_columns(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
         let path = path.as_ref();
-        let file = LocalFile::open(path)?;
-        no_panic(path, || {
-            Self::from_file(file, |schema| {
-                columns
-                    .map(|names| crate::column_indices(schema, names))
-                    .transpose()
-            })
-        })
+        let file = Reads::Local(LocalFile::open(path)?);
+        no_panic(path, || Self::from_file(file, by_name(columns)))
+    }
+
+    /// Opens the IPC file behind `source` (a remote object, a memory map), reading only
+    /// `columns` (by name) if given: its tail (footer) in one read for most files, and the
+    /// dictionaries.
+    ///
+    /// # Errors
+    /// As [`open_with_columns`](Self::open_with_columns), and the source's read errors.
+    pub fn from_source(source: Arc<dyn ByteSource>, columns: Option<&[String]>) -> Result<Self> {
+        let name = source.name().to_string();
+        let file = Reads::Source {
+            name: PathBuf::from(&name),
+            tail: SourceChunks::new(source.clone())?,
+            source,
+        };
+        no_panic(name.as_str(), || Self::from_file(file, by_name(columns)))
     }
 
     /// Reads the footer and dictionaries of `file`; `projection` picks the columns once the
     /// schema is known.
     fn from_file(
-        file: LocalFile,
+        file: Reads,
         projection: impl FnOnce(&SchemaRef) -> Result<Option<Vec<usize>>>,
     ) -> Result<Self> {
         let path = file.path().to_path_buf();
@@ -290,11 +326,9 @@ impl IpcFileReader {
                 "too short for an Arrow IPC file ({size} bytes; truncated?)"
             )));
         }
-        let mut head = [0u8; 6];
-        file.read_into(0, &mut head)?;
-        let mut tail = [0u8; 10];
-        file.read_into(size - 10, &mut tail)?;
-        if &head != ARROW_MAGIC {
+        let head = file.bytes(0..6)?;
+        let tail = file.bytes(size - 10..size)?;
+        if &head[..] != ARROW_MAGIC {
             return Err(corrupt("missing the ARROW1 magic at the start".into()));
         }
         if &tail[4..] != ARROW_MAGIC {
@@ -313,7 +347,7 @@ impl IpcFileReader {
                 ))
             })?;
         let footer_start = size - 10 - footer_len;
-        let footer_bytes = file.read_blocking(footer_start..size - 10)?;
+        let footer_bytes = file.bytes(footer_start..size - 10)?;
         let footer = arrow_ipc::root_as_footer(&footer_bytes)
             .map_err(|e| corrupt(format!("the footer is not a valid flatbuffer: {e}")))?;
         let fb_schema = footer
@@ -377,7 +411,7 @@ impl IpcFileReader {
         if let Some(dicts) = footer.dictionaries() {
             for (k, b) in dicts.iter().enumerate() {
                 check_block("dictionary", k, b)?;
-                let buf = read_block(&file, b)?;
+                let buf = file.block(b)?;
                 check_compressed_message(&buf, b.metaDataLength() as usize)
                     .map_err(|m| corrupt(format!("dictionary {k}: {m}")))?;
                 decoder
@@ -416,13 +450,17 @@ impl IpcFileReader {
     /// [`Error::Corrupt`] if a header is malformed.
     pub fn batch_infos(&self) -> Result<Vec<IpcBatchInfo>> {
         let path = self.file.path();
+        let headers = self.file.many(
+            self.blocks
+                .iter()
+                .map(|b| b.offset() as u64..(b.offset() + b.metaDataLength() as i64) as u64)
+                .collect(),
+        )?;
         self.blocks
             .iter()
+            .zip(headers)
             .enumerate()
-            .map(|(k, b)| {
-                let meta = self.file.read_blocking(
-                    b.offset() as u64..(b.offset() + b.metaDataLength() as i64) as u64,
-                )?;
+            .map(|(k, (b, meta))| {
                 let bytes = b.metaDataLength() as u64 + b.bodyLength() as u64;
                 batch_info_from_header(&meta, bytes)
                     .map_err(|m| Error::corrupt(path, format!("record batch {k}: {m}")))?
@@ -442,7 +480,7 @@ impl IpcFileReader {
             Error::index_out_of_range(index as u64, self.blocks.len() as u64).or_location(path)
         })?;
         no_panic(path, || {
-            let buf = read_block(&self.file, block)?;
+            let buf = self.file.block(block)?;
             check_compressed_message(&buf, block.metaDataLength() as usize)
                 .map_err(|m| Error::corrupt(path, format!("record batch {index}: {m}")))?;
             match self.decoder.read_record_batch(block, &buf) {
@@ -467,12 +505,70 @@ impl IpcFileReader {
     }
 }
 
-/// Reads one block into a 64-byte aligned buffer, so the decoder can use it without copying.
-fn read_block(file: &LocalFile, block: &Block) -> Result<Buffer> {
-    let len = (block.metaDataLength() as u64 + block.bodyLength() as u64) as usize;
-    let mut buf = MutableBuffer::from_len_zeroed(len);
-    file.read_into(block.offset() as u64, buf.as_slice_mut())?;
-    Ok(buf.into())
+/// Column names to the projection `from_file` wants, once the schema is known.
+fn by_name(columns: Option<&[String]>) -> impl FnOnce(&SchemaRef) -> Result<Option<Vec<usize>>> {
+    move |schema| {
+        columns
+            .map(|names| crate::column_indices(schema, names))
+            .transpose()
+    }
+}
+
+/// Where an IPC file's bytes come from: a local file read with `pread`, or any `ByteSource`
+/// (its tail, where the footer is, read once).
+#[derive(Debug)]
+enum Reads {
+    Local(LocalFile),
+    Source {
+        name: PathBuf,
+        source: Arc<dyn ByteSource>,
+        tail: SourceChunks,
+    },
+}
+
+impl Reads {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Local(f) => f.path(),
+            Self::Source { name, .. } => name,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Self::Local(f) => f.len(),
+            Self::Source { tail, .. } => tail.size(),
+        }
+    }
+
+    fn bytes(&self, range: std::ops::Range<u64>) -> Result<bytes::Bytes> {
+        match self {
+            Self::Local(f) => f.read_blocking(range),
+            Self::Source { tail, .. } => tail.read(range),
+        }
+    }
+
+    fn many(&self, ranges: Vec<std::ops::Range<u64>>) -> Result<Vec<bytes::Bytes>> {
+        match self {
+            Self::Local(f) => ranges.into_iter().map(|r| f.read_blocking(r)).collect(),
+            Self::Source { source, .. } => futures::executor::block_on(source.read_many(ranges)),
+        }
+    }
+
+    /// One block: from a local file into a 64-byte aligned buffer, so the decoder uses it
+    /// without copying; from a source as it arrives (the decoder copies a misaligned buffer).
+    fn block(&self, block: &Block) -> Result<Buffer> {
+        let start = block.offset() as u64;
+        let len = block.metaDataLength() as u64 + block.bodyLength() as u64;
+        match self {
+            Self::Local(file) => {
+                let mut buf = MutableBuffer::from_len_zeroed(len as usize);
+                file.read_into(start, buf.as_slice_mut())?;
+                Ok(buf.into())
+            }
+            Self::Source { .. } => Ok(Buffer::from(self.bytes(start..start + len)?)),
+        }
+    }
 }
 
 impl Iterator for IpcFileReader {
@@ -503,7 +599,7 @@ impl RecordBatchReader for IpcFileReader {
 /// allocation); this adds the file name to every error and turns a decoder panic into an error.
 pub struct IpcStreamReader {
     path: PathBuf,
-    inner: StreamReader<BufReader<CheckedStream<File>>>,
+    inner: StreamReader<BufReader<CheckedStream<Box<dyn Read + Send>>>>,
     schema: SchemaRef,
     finished: bool,
 }
@@ -537,14 +633,38 @@ impl IpcStreamReader {
     ) -> Result<Self> {
         let path = path.as_ref();
         let (file, len) = crate::detect::open_regular_file(path)?;
+        Self::from_read(path.to_path_buf(), Box::new(file), len, projection)
+    }
+
+    /// Opens the IPC stream behind `source` (a remote object, a memory map), reading it front
+    /// to back in requests of 8 MiB, only the columns `projection` if given.
+    ///
+    /// # Errors
+    /// As [`open_with_projection`](Self::open_with_projection), and the source's read errors.
+    pub fn from_source(
+        source: Arc<dyn ByteSource>,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
+        let name = PathBuf::from(source.name());
+        let reader = SourceReader::new(source, STREAM_READ_BYTES)?;
+        let len = reader.size();
+        Self::from_read(name, Box::new(reader), len, projection)
+    }
+
+    fn from_read(
+        path: PathBuf,
+        read: Box<dyn Read + Send>,
+        len: u64,
+        projection: Option<Vec<usize>>,
+    ) -> Result<Self> {
         if len == 0 {
             return Err(Error::corrupt(
-                path,
+                &path,
                 "the file is empty; expected an Arrow IPC stream",
             ));
         }
-        let reader = BufReader::with_capacity(1 << 20, CheckedStream::new(file));
-        let inner = no_panic(path, || {
+        let reader = BufReader::with_capacity(1 << 20, CheckedStream::new(read));
+        let inner = no_panic(&path, || {
             // Check the projection against the schema first, for an error that says what is wrong.
             StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {
                 ArrowError::SchemaError(_) | ArrowError::InvalidArgumentError(_)
@@ -552,12 +672,12 @@ impl IpcStreamReader {
                 {
                     Error::invalid_argument(format!("{}: {e}", path.display()))
                 }
-                e => Error::arrow_at(path, e),
+                e => Error::arrow_at(&path, from_source_error(e)),
             })
         })?;
         let schema = inner.schema();
         Ok(Self {
-            path: path.to_path_buf(),
+            path,
             inner,
             schema,
             finished: false,
@@ -583,7 +703,7 @@ impl Iterator for IpcStreamReader {
             inner
                 .next()
                 .transpose()
-                .map_err(|e| Error::arrow_at(path, e))
+                .map_err(|e| Error::arrow_at(path, from_source_error(e)))
         });
         crate::end_on_none_or_error(&mut self.finished, r)
     }
@@ -602,7 +722,23 @@ impl RecordBatchReader for IpcStreamReader {
 /// [`Error::Corrupt`] naming the file if a message length points past the end.
 pub fn stream_batch_infos(path: &Path) -> Result<Vec<IpcBatchInfo>> {
     let (file, size) = crate::detect::open_regular_file(path)?;
-    let mut r = BufReader::new(file);
+    walk_stream(path, BufReader::new(file), size)
+}
+
+/// [`stream_batch_infos`] of the IPC stream behind `source`: reads message headers and skips
+/// bodies, in requests of at most 8 MiB.
+///
+/// # Errors
+/// As [`stream_batch_infos`], and the source's read errors.
+pub fn stream_batch_infos_of(source: Arc<dyn ByteSource>) -> Result<Vec<IpcBatchInfo>> {
+    let name = PathBuf::from(source.name());
+    let reader = SourceReader::new(source, STREAM_HEADER_READ_BYTES)?;
+    let size = reader.size();
+    walk_stream(&name, reader, size)
+}
+
+/// The walk of [`stream_batch_infos`] over any reader of a `size`-byte stream.
+fn walk_stream(path: &Path, mut r: impl Read + Seek, size: u64) -> Result<Vec<IpcBatchInfo>> {
     let mut pos = 0u64;
     let mut out = Vec::new();
     let corrupt = |m: String| Error::corrupt(path, m);

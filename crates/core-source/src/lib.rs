@@ -46,6 +46,7 @@
 mod detect;
 mod flat;
 mod guard;
+mod input;
 mod ipc;
 mod local;
 mod memtable;
@@ -54,18 +55,23 @@ mod page_header;
 mod pages;
 mod parquet;
 mod plan;
+mod plan_reader;
 mod snappy;
 mod write;
 
-pub use detect::{Format, detect_format};
-pub use ipc::{IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos};
+pub use detect::{Format, detect_format, detect_format_of};
+pub use ipc::{
+    IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos, stream_batch_infos_of,
+};
 pub use local::{LocalFile, MmapFile};
 pub use memtable::{MemTable, MemTableReader};
-pub use open::{ReadOptions, Source, SourceInfo, info, open, open_many, open_with};
-pub use parquet::ParquetReader;
-pub use plan::{
-    DEFAULT_PIECE_BYTES, IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM, run_plan_in_order,
+pub use open::{
+    Input, ReadOptions, Source, SourceInfo, info, info_source, open, open_inputs, open_many,
+    open_source, open_with,
 };
+pub use parquet::ParquetReader;
+pub use plan::{DEFAULT_PIECE_BYTES, IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};
+pub use plan_reader::{PlanReader, run_plan_in_order};
 pub use write::{BatchWriter, WriteCompression};
 
 /// Internals this crate's benchmarks time on their own; not part of the API, and not stable.

@@ -2,14 +2,15 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, Schema, SchemaRef};
-use arrowfeed_traits::{Error, Result};
+use arrowfeed_traits::{ByteSource, Error, Result};
 
-use crate::ipc::{IpcFileReader, IpcStreamReader, stream_batch_infos};
-use crate::parquet::ParquetReader;
-use crate::{Format, detect_format};
+use crate::ipc::{IpcFileReader, IpcStreamReader, stream_batch_infos, stream_batch_infos_of};
+use crate::parquet::{ParquetFooter, ParquetReader, parquet_info};
+use crate::{Format, ParquetScanPlan, PlanReader, detect_format, detect_format_of};
 
 /// What to read from a source. `Default` reads every column of every row group in the file's
 /// own batches (Parquet: 8,192 rows).
@@ -74,6 +75,46 @@ pub struct SourceInfo {
     pub created_by: Option<String>,
 }
 
+/// What to open: a file on this machine, or any [`ByteSource`] (a remote object, a memory map,
+/// bytes in memory). Paths and sources convert into it, so [`open_inputs`] takes either.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Input {
+    /// A local file, read with the parquet crate's and this crate's file readers.
+    Path(PathBuf),
+    /// An object read through its `ByteSource`: footers from one read of its tail, data by
+    /// ranges, never the whole object first.
+    Source(Arc<dyn ByteSource>),
+}
+
+impl Input {
+    /// The path, or the source's name: what errors and [`Source::paths`] show.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Self::Path(p) => p.clone(),
+            Self::Source(s) => PathBuf::from(s.name()),
+        }
+    }
+}
+
+impl From<PathBuf> for Input {
+    fn from(p: PathBuf) -> Self {
+        Self::Path(p)
+    }
+}
+
+impl From<&Path> for Input {
+    fn from(p: &Path) -> Self {
+        Self::Path(p.to_path_buf())
+    }
+}
+
+impl From<Arc<dyn ByteSource>> for Input {
+    fn from(s: Arc<dyn ByteSource>) -> Self {
+        Self::Source(s)
+    }
+}
+
 /// Reads the facts `arrowfeed info` shows about the file at `path`, without decoding its data.
 ///
 /// # Errors
@@ -84,6 +125,9 @@ pub fn info(path: impl AsRef<Path>) -> Result<SourceInfo> {
     match format {
         Format::Parquet => Ok(ParquetReader::open(path, &ReadOptions::default())?.info()),
         Format::ArrowFile | Format::ArrowStream => {
+            let file_bytes = std::fs::metadata(path)
+                .map_err(|e| Error::io(path, e))?
+                .len();
             let (schema, batches) = if format == Format::ArrowFile {
                 let r = IpcFileReader::open(path)?;
                 (RecordBatchReader::schema(&r), r.batch_infos()?)
@@ -91,33 +135,83 @@ pub fn info(path: impl AsRef<Path>) -> Result<SourceInfo> {
                 let r = IpcStreamReader::open(path)?;
                 (RecordBatchReader::schema(&r), stream_batch_infos(path)?)
             };
-            let file_bytes = std::fs::metadata(path)
-                .map_err(|e| Error::io(path, e))?
-                .len();
-            let mut compression: Vec<String> = batches
-                .iter()
-                .map(|b| b.compression.unwrap_or("none").to_string())
-                .collect();
-            compression.sort();
-            compression.dedup();
-            Ok(SourceInfo {
-                path: path.to_path_buf(),
-                format,
-                schema,
-                rows: Some(batches.iter().map(|b| b.rows).sum()),
-                file_bytes,
-                unit: "record batches",
-                unit_rows: batches.iter().map(|b| b.rows).collect(),
-                compression,
-                created_by: None,
-            })
+            Ok(ipc_info(path, format, schema, batches, file_bytes))
         }
+    }
+}
+
+/// [`info`] of the object behind `source`: footers through the source, no data read (an IPC
+/// stream's message headers are read, its bodies skipped).
+///
+/// # Errors
+/// As [`open_source`].
+pub fn info_source(source: Arc<dyn ByteSource>) -> Result<SourceInfo> {
+    let name = PathBuf::from(source.name());
+    let format = detect_format_of(source.as_ref())?;
+    match format {
+        Format::Parquet => {
+            let footer = ParquetFooter::from_source(&source, &ReadOptions::default())?;
+            Ok(parquet_info(
+                &name,
+                footer.metadata.metadata(),
+                footer.file_bytes,
+                footer.projection.schema,
+            ))
+        }
+        Format::ArrowFile | Format::ArrowStream => {
+            let file_bytes = futures::executor::block_on(source.size())?;
+            let (schema, batches) = if format == Format::ArrowFile {
+                let r = IpcFileReader::from_source(source.clone(), None)?;
+                (RecordBatchReader::schema(&r), r.batch_infos()?)
+            } else {
+                let r = IpcStreamReader::from_source(source.clone(), None)?;
+                (
+                    RecordBatchReader::schema(&r),
+                    stream_batch_infos_of(source)?,
+                )
+            };
+            Ok(ipc_info(&name, format, schema, batches, file_bytes))
+        }
+    }
+}
+
+/// [`SourceInfo`] of an IPC file or stream from its batches' headers.
+fn ipc_info(
+    path: &Path,
+    format: Format,
+    schema: SchemaRef,
+    batches: Vec<crate::IpcBatchInfo>,
+    file_bytes: u64,
+) -> SourceInfo {
+    let mut compression: Vec<String> = batches
+        .iter()
+        .map(|b| b.compression.unwrap_or("none").to_string())
+        .collect();
+    compression.sort();
+    compression.dedup();
+    SourceInfo {
+        path: path.to_path_buf(),
+        format,
+        schema,
+        rows: Some(batches.iter().map(|b| b.rows).sum()),
+        file_bytes,
+        unit: "record batches",
+        unit_rows: batches.iter().map(|b| b.rows).collect(),
+        compression,
+        created_by: None,
     }
 }
 
 type BoxReader = Box<dyn RecordBatchReader + Send>;
 
-fn open_one(path: &Path, options: &ReadOptions) -> Result<(Format, BoxReader)> {
+fn open_one(input: &Input, options: &ReadOptions) -> Result<(Format, BoxReader)> {
+    match input {
+        Input::Path(path) => open_path(path, options),
+        Input::Source(source) => open_source_one(source, options),
+    }
+}
+
+fn open_path(path: &Path, options: &ReadOptions) -> Result<(Format, BoxReader)> {
     let format = detect_format(path)?;
     let reader: BoxReader = match format {
         Format::Parquet => {
@@ -142,6 +236,53 @@ fn open_one(path: &Path, options: &ReadOptions) -> Result<(Format, BoxReader)> {
         }
     };
     Ok((format, reader))
+}
+
+fn open_source_one(
+    source: &Arc<dyn ByteSource>,
+    options: &ReadOptions,
+) -> Result<(Format, BoxReader)> {
+    let format = detect_format_of(source.as_ref())?;
+    let reader: BoxReader = match format {
+        Format::Parquet => {
+            // Row groups whole: this reader decodes on one thread, so parts buy nothing.
+            let plan = ParquetScanPlan::from_source(source, options)?.with_part_rows(0);
+            Box::new(
+                PlanReader::new(Box::new(plan), source.clone())
+                    .exact_batches(options.parquet_batch_size()),
+            )
+        }
+        Format::ArrowFile => Box::new(IpcFileReader::from_source(
+            source.clone(),
+            options.columns.as_deref(),
+        )?),
+        Format::ArrowStream => {
+            let projection = match &options.columns {
+                None => None,
+                Some(names) => {
+                    let r = IpcStreamReader::from_source(source.clone(), None)?;
+                    let schema = RecordBatchReader::schema(&r);
+                    Some(
+                        crate::column_indices(&schema, names)
+                            .map_err(|e| e.or_location(source.name()))?,
+                    )
+                }
+            };
+            Box::new(IpcStreamReader::from_source(source.clone(), projection)?)
+        }
+    };
+    Ok((format, reader))
+}
+
+/// Opens the object behind `source` (a remote object, a memory map, bytes in memory) as
+/// [`open_with`] opens a file: format from its first bytes, footers from one read of its tail,
+/// column data by ranges (Parquet: a row group's projected column chunks in one batched read),
+/// never the whole object first.
+///
+/// # Errors
+/// As [`open_with`], and the source's read errors.
+pub fn open_source(source: Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Source> {
+    open_inputs([Input::Source(source)], options)
 }
 
 /// Opens the Parquet or Arrow IPC (file or stream) file at `path`, detecting the format from
@@ -190,31 +331,44 @@ pub fn open_many<P: AsRef<Path>>(
     paths: impl IntoIterator<Item = P>,
     options: &ReadOptions,
 ) -> Result<Source> {
-    let paths: Vec<PathBuf> = paths
-        .into_iter()
-        .map(|p| p.as_ref().to_path_buf())
-        .collect();
-    let Some(first) = paths.first() else {
+    open_inputs(
+        paths
+            .into_iter()
+            .map(|p| Input::Path(p.as_ref().to_path_buf())),
+        options,
+    )
+}
+
+/// Opens several inputs — paths and sources, mixed — as one source, as [`open_many`] does.
+///
+/// # Errors
+/// As [`open_many`].
+pub fn open_inputs(
+    inputs: impl IntoIterator<Item = Input>,
+    options: &ReadOptions,
+) -> Result<Source> {
+    let inputs: Vec<Input> = inputs.into_iter().collect();
+    let Some(first) = inputs.first() else {
         return Err(Error::invalid_argument("no input files given"));
     };
     let (format, reader) = open_one(first, options)?;
     let schema = reader.schema();
-    for other in &paths[1..] {
+    for other in &inputs[1..] {
         let (_, r) = open_one(other, options)?;
         if let Some(diff) = schema_difference(&schema, &r.schema()) {
             return Err(Error::invalid_argument(format!(
                 "{} and {} have different schemas: {diff}",
-                first.display(),
-                other.display()
+                first.name().display(),
+                other.name().display()
             )));
         }
     }
     Ok(Source {
         schema,
         format,
-        paths: paths.clone(),
+        paths: inputs.iter().map(Input::name).collect(),
         current: Some(reader),
-        pending: paths.into_iter().skip(1).collect(),
+        pending: inputs.into_iter().skip(1).collect(),
         options: options.clone(),
         carry: None,
         finished: false,
@@ -261,7 +415,7 @@ pub struct Source {
     format: Format,
     paths: Vec<PathBuf>,
     current: Option<BoxReader>,
-    pending: VecDeque<PathBuf>,
+    pending: VecDeque<Input>,
     options: ReadOptions,
     /// A batch longer than the batch size, and how many of its rows were handed out.
     carry: Option<(RecordBatch, usize)>,
@@ -295,13 +449,13 @@ impl Source {
         }
         loop {
             let Some(reader) = self.current.as_mut() else {
-                let Some(path) = self.pending.pop_front() else {
+                let Some(input) = self.pending.pop_front() else {
                     return Ok(None);
                 };
-                let (_, r) = open_one(&path, &self.options)?;
+                let (_, r) = open_one(&input, &self.options)?;
                 if let Some(diff) = schema_difference(&self.schema, &r.schema()) {
                     return Err(Error::corrupt(
-                        &path,
+                        &input.name(),
                         format!("the schema changed since it was opened: {diff}"),
                     ));
                 }

@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{Error, Result};
+use arrowfeed_traits::{ByteSource, Error, Result};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::ChunkReader;
 
 use crate::guard::no_panic;
+use crate::input::SourceChunks;
 use crate::{Format, ReadOptions, SourceInfo};
 
 /// Reads a Parquet file as Arrow record batches.
@@ -70,13 +72,19 @@ impl ParquetReader {
     /// row group that does not exist.
     pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
-        let opened = OpenedParquet::open(path, options)?;
-        no_panic(path, || Self::build(path, opened, options))
+        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
+        let name = path.display().to_string();
+        let footer = ParquetFooter::read(&name, &file, file_bytes, options)?;
+        no_panic(path, || Self::build(path, file, footer, options))
     }
 
-    fn build(path: &Path, opened: OpenedParquet, options: &ReadOptions) -> Result<Self> {
-        let OpenedParquet {
-            file,
+    fn build(
+        path: &Path,
+        file: File,
+        footer: ParquetFooter,
+        options: &ReadOptions,
+    ) -> Result<Self> {
+        let ParquetFooter {
             file_bytes,
             metadata: md,
             projection:
@@ -85,7 +93,7 @@ impl ParquetReader {
                     reorder,
                     schema,
                 },
-        } = opened;
+        } = footer;
         let metadata = md.metadata().clone();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, md)
             .with_batch_size(options.parquet_batch_size().max(1))
@@ -121,47 +129,66 @@ impl ParquetReader {
     }
 }
 
-/// A Parquet file opened for decoding: its footer read and checked, the asked columns resolved
-/// and the asked row groups known to exist. What [`ParquetReader`] and the scan plan share.
-pub(crate) struct OpenedParquet {
-    pub(crate) file: File,
+/// A Parquet file's footer read and checked, the asked columns resolved and the asked row
+/// groups known to exist: what [`ParquetReader`] and the scan plan share.
+pub(crate) struct ParquetFooter {
     pub(crate) file_bytes: u64,
     pub(crate) metadata: ArrowReaderMetadata,
     pub(crate) projection: Projection,
 }
 
-impl OpenedParquet {
-    /// Opens `path` for `options`' columns and row groups.
-    pub(crate) fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
-        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
-        no_panic(path, || {
-            let metadata = load_metadata(path, &file, file_bytes)?;
-            let projection = resolve_columns(path, &metadata, options.columns.as_deref())?;
+impl ParquetFooter {
+    /// Reads the footer of the `file_bytes`-byte file `name` through `reader`, for `options`'
+    /// columns and row groups.
+    pub(crate) fn read<R: ChunkReader>(
+        name: &str,
+        reader: &R,
+        file_bytes: u64,
+        options: &ReadOptions,
+    ) -> Result<Self> {
+        no_panic(name, || {
+            let metadata = load_metadata(name, reader, file_bytes)?;
+            let projection = resolve_columns(name, &metadata, options.columns.as_deref())?;
             if let Some(rgs) = &options.row_groups {
-                check_row_groups(path, metadata.metadata(), rgs)?;
+                check_row_groups(name, metadata.metadata(), rgs)?;
             }
             Ok(Self {
-                file,
                 file_bytes,
                 metadata,
                 projection,
             })
         })
     }
+
+    /// Reads the footer of the object behind `source`: one read of its tail for most files.
+    pub(crate) fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
+        let chunks = SourceChunks::new(source.clone())?;
+        Self::read(source.name(), &chunks, chunks.size(), options)
+    }
 }
 
 /// Reads and checks a Parquet file's footer: long enough to be Parquet, and every column chunk
 /// inside the file, before any of them is read.
-fn load_metadata(path: &Path, file: &File, file_bytes: u64) -> Result<ArrowReaderMetadata> {
+fn load_metadata<R: ChunkReader>(
+    name: &str,
+    reader: &R,
+    file_bytes: u64,
+) -> Result<ArrowReaderMetadata> {
     if file_bytes < 12 {
         return Err(Error::corrupt(
-            path,
+            name,
             format!("too short for a Parquet file ({file_bytes} bytes; truncated?)"),
         ));
     }
-    let md = ArrowReaderMetadata::load(file, ArrowReaderOptions::new())
-        .map_err(|e| Error::external(path, e))?;
-    check_chunk_ranges(path, md.metadata(), file_bytes)?;
+    let md = ArrowReaderMetadata::load(reader, ArrowReaderOptions::new()).map_err(|e| match e {
+        // A read of the source failed: its own error says what and where.
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => Error::external(name, parquet::errors::ParquetError::External(other)),
+        },
+        e => Error::external(name, e),
+    })?;
+    check_chunk_ranges(name, md.metadata(), file_bytes)?;
     Ok(md)
 }
 
@@ -177,7 +204,7 @@ pub(crate) struct Projection {
 
 /// Resolves `columns` (all when `None`) against the file described by `md`.
 fn resolve_columns(
-    path: &Path,
+    path: &str,
     md: &ArrowReaderMetadata,
     columns: Option<&[String]>,
 ) -> Result<Projection> {
@@ -216,19 +243,18 @@ fn resolve_columns(
 }
 
 /// Rejects row groups the file does not have.
-fn check_row_groups(path: &Path, md: &ParquetMetaData, row_groups: &[usize]) -> Result<()> {
+fn check_row_groups(path: &str, md: &ParquetMetaData, row_groups: &[usize]) -> Result<()> {
     let n = md.num_row_groups();
     match row_groups.iter().find(|&&g| g >= n) {
         Some(bad) => Err(Error::invalid_argument(format!(
-            "{}: row group {bad} does not exist (the file has {n})",
-            path.display()
+            "{path}: row group {bad} does not exist (the file has {n})"
         ))),
         None => Ok(()),
     }
 }
 
 /// Rejects metadata whose column chunks point outside the file, before any of them is read.
-fn check_chunk_ranges(path: &Path, md: &ParquetMetaData, file_bytes: u64) -> Result<()> {
+fn check_chunk_ranges(path: &str, md: &ParquetMetaData, file_bytes: u64) -> Result<()> {
     for (g, rg) in md.row_groups().iter().enumerate() {
         if rg.num_rows() < 0 {
             return Err(Error::corrupt(

@@ -3,7 +3,7 @@
 //! also be run in order on one thread, which is how the tests check it against the readers.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -12,7 +12,8 @@ use arrow_ipc::Block;
 use arrow_ipc::reader::FileDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{
-    DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan, TaskDecoder,
+    ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
+    TaskDecoder,
 };
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
@@ -27,7 +28,7 @@ use crate::flat::{FlatReader, Kind};
 use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
 use crate::pages::{PageCounts, SharedPages, SharedRowGroup};
-use crate::parquet::{OpenedParquet, Projection};
+use crate::parquet::{ParquetFooter, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
@@ -41,7 +42,7 @@ use crate::parquet::{OpenedParquet, Projection};
 /// decoders. Either way the output equals `ParquetReader`'s; every length and index read from
 /// a page is checked.
 pub struct ParquetScanPlan {
-    path: Arc<PathBuf>,
+    name: Arc<str>,
     file_bytes: u64,
     metadata: Arc<ArrowReaderMetadata>,
     mask: ProjectionMask,
@@ -76,7 +77,7 @@ pub const DEFAULT_PIECE_BYTES: usize = 4 << 20;
 impl std::fmt::Debug for ParquetScanPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetScanPlan")
-            .field("path", &self.path)
+            .field("name", &self.name)
             .field("row_groups", &self.row_groups)
             .finish_non_exhaustive()
     }
@@ -90,7 +91,24 @@ impl ParquetScanPlan {
     /// As [`ParquetReader::open`](crate::ParquetReader::open).
     pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
         let path = path.as_ref();
-        let OpenedParquet {
+        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
+        let name = path.display().to_string();
+        let footer = ParquetFooter::read(&name, &file, file_bytes, options)?;
+        Self::from_footer(name.into(), footer, options)
+    }
+
+    /// Plans a scan of the Parquet object behind `source` (a remote object, a memory map):
+    /// reads its footer through the source now, from one read of its tail for most files.
+    ///
+    /// # Errors
+    /// As [`try_new`](Self::try_new), and the source's read errors.
+    pub fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
+        let footer = ParquetFooter::from_source(source, options)?;
+        Self::from_footer(source.name().into(), footer, options)
+    }
+
+    fn from_footer(name: Arc<str>, footer: ParquetFooter, options: &ReadOptions) -> Result<Self> {
+        let ParquetFooter {
             file_bytes,
             metadata: arrow_md,
             projection:
@@ -99,15 +117,14 @@ impl ParquetScanPlan {
                     reorder,
                     schema,
                 },
-            ..
-        } = OpenedParquet::open(path, options)?;
+        } = footer;
         let md = arrow_md.metadata().clone();
         let levels = parquet_to_arrow_field_levels(
             md.file_metadata().schema_descr(),
             mask.clone(),
             Some(arrow_md.schema().fields()),
         )
-        .map_err(|e| Error::external(path, e))?;
+        .map_err(|e| Error::external(&*name, e))?;
         let repeated = md
             .file_metadata()
             .schema_descr()
@@ -125,7 +142,7 @@ impl ParquetScanPlan {
             .map(|&g| md.row_group(g).num_rows().max(0) as u64)
             .sum();
         Ok(Self {
-            path: Arc::new(path.to_path_buf()),
+            name,
             file_bytes,
             metadata: Arc::new(arrow_md),
             mask,
@@ -238,7 +255,7 @@ impl Iterator for ParquetScanPlan {
             rows: self.next_row..self.next_row + rows,
             decoder: Box::new(ParquetRowGroupDecoder {
                 group: RowGroup {
-                    path: self.path.clone(),
+                    name: self.name.clone(),
                     metadata: self.metadata.clone(),
                     levels: self.levels.clone(),
                     reorder: self.reorder.clone(),
@@ -271,7 +288,7 @@ impl ScanPlan for ParquetScanPlan {
 
 /// One row group of the plan and how to decode it with the parquet crate's decoders.
 struct RowGroup {
-    path: Arc<PathBuf>,
+    name: Arc<str>,
     metadata: Arc<ArrowReaderMetadata>,
     levels: Arc<FieldLevels>,
     reorder: Option<Vec<usize>>,
@@ -379,7 +396,7 @@ impl RowGroupBytes {
                 .map(|&(leaf, kind, nullable)| {
                     let pages = row_group
                         .page_reader(leaf)
-                        .map_err(|e| Error::external(g.path.as_path(), e))?;
+                        .map_err(|e| Error::external(&*g.name, e))?;
                     Ok((pages, kind, nullable))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -410,7 +427,7 @@ impl RowGroupBytes {
                 selection,
             )
             .map(|r| Box::new(r) as Batches)
-            .map_err(|e| Error::external(g.path.as_path(), e))
+            .map_err(|e| Error::external(&*g.name, e))
         };
         let mut readers = VecDeque::with_capacity(2);
         if head > 0 {
@@ -438,7 +455,7 @@ impl PartDecoder for PartReader {
     fn decode(mut self: Box<Self>) -> Result<PartDecoded> {
         let rg = self.rg.clone();
         let g = &rg.group;
-        let out = no_panic(g.path.as_path(), || {
+        let out = no_panic(&*g.name, || {
             let readers = match &mut self.readers {
                 Some(r) => r,
                 None => self.readers.insert(rg.readers(self.rows.clone())?),
@@ -453,7 +470,7 @@ impl PartDecoder for PartReader {
                     readers.pop_front();
                     continue;
                 };
-                let b = b.map_err(|e| Error::arrow_at(g.path.as_path(), e))?;
+                let b = b.map_err(|e| Error::arrow_at(&*g.name, e))?;
                 let b = match &g.reorder {
                     Some(p) => b.project(p)?,
                     None => b,
@@ -524,7 +541,7 @@ impl TaskDecoder for ParquetRowGroupDecoder {
         if bytes.len() != self.ranges.len() {
             return Err(Error::invalid_argument(format!(
                 "{}: the decoder got {} ranges, asked for {}",
-                self.group.path.display(),
+                self.group.name,
                 bytes.len(),
                 self.ranges.len()
             )));
@@ -583,7 +600,7 @@ impl TaskDecoder for ParquetRowGroupDecoder {
 
 /// A plan that reads an Arrow IPC file one record batch block per task.
 pub struct IpcScanPlan {
-    path: Arc<PathBuf>,
+    name: Arc<str>,
     decoder: Arc<FileDecoder>,
     schema: SchemaRef,
     blocks: VecDeque<(Block, u64)>,
@@ -594,7 +611,7 @@ pub struct IpcScanPlan {
 impl std::fmt::Debug for IpcScanPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcScanPlan")
-            .field("path", &self.path)
+            .field("name", &self.name)
             .field("blocks", &self.blocks.len())
             .finish_non_exhaustive()
     }
@@ -607,8 +624,20 @@ impl IpcScanPlan {
     /// # Errors
     /// As [`IpcFileReader::open`].
     pub fn try_new(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
-        let path = path.as_ref();
-        let reader = IpcFileReader::open_with_columns(path, columns)?;
+        Self::from_reader(IpcFileReader::open_with_columns(path, columns)?)
+    }
+
+    /// Plans a scan of the Arrow IPC file behind `source`, reading its footer, dictionaries
+    /// and record batch headers through the source now.
+    ///
+    /// # Errors
+    /// As [`try_new`](Self::try_new), and the source's read errors.
+    pub fn from_source(source: &Arc<dyn ByteSource>, columns: Option<&[String]>) -> Result<Self> {
+        Self::from_reader(IpcFileReader::from_source(source.clone(), columns)?)
+    }
+
+    fn from_reader(reader: IpcFileReader) -> Result<Self> {
+        let name: Arc<str> = reader.path().display().to_string().into();
         let infos = reader.batch_infos()?;
         let (decoder, schema, blocks) = reader.into_parts();
         let blocks: VecDeque<(Block, u64)> = blocks
@@ -617,7 +646,7 @@ impl IpcScanPlan {
             .collect();
         let total_rows = blocks.iter().map(|(_, r)| r).sum();
         Ok(Self {
-            path: Arc::new(path.to_path_buf()),
+            name,
             decoder,
             schema,
             blocks,
@@ -634,7 +663,7 @@ impl Iterator for IpcScanPlan {
         let (block, rows) = self.blocks.pop_front()?;
         let start = block.offset() as u64;
         let len = block.metaDataLength() as u64 + block.bodyLength() as u64;
-        let (path, decoder) = (self.path.clone(), self.decoder.clone());
+        let (name, decoder) = (self.name.clone(), self.decoder.clone());
         #[allow(clippy::single_range_in_vec_init, reason = "one byte range: the block")]
         let ranges = vec![start..start + len];
         let task = ReadTask {
@@ -642,9 +671,9 @@ impl Iterator for IpcScanPlan {
             priority: self.next_row,
             rows: self.next_row..self.next_row + rows,
             decoder: Box::new(move |bytes: Vec<Bytes>| -> Result<Decoded> {
-                let path = path.as_path();
+                let path = &*name;
                 let data = bytes.into_iter().next().ok_or_else(|| {
-                    Error::invalid_argument(format!("{}: no bytes for the block", path.display()))
+                    Error::invalid_argument(format!("{path}: no bytes for the block"))
                 })?;
                 let buf = Buffer::from(data);
                 arrowfeed_traits::ipc::check_compressed_message(
@@ -673,63 +702,11 @@ impl ScanPlan for IpcScanPlan {
     }
 }
 
-/// Runs `plan` in order on this thread, reading through `read(range)`: the reference an engine's
-/// output must equal, and a simple way to use a plan without one.
-///
-/// # Errors
-/// The first error of the plan, a read, or a decoder.
-pub fn run_plan_in_order(
-    plan: impl ScanPlan,
-    mut read: impl FnMut(std::ops::Range<u64>) -> Result<Bytes>,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    for task in plan {
-        let task = task?;
-        let mut ranges = task.ranges;
-        let mut decoder = task.decoder;
-        loop {
-            let bytes = ranges
-                .iter()
-                .map(|r| read(r.clone()))
-                .collect::<Result<Vec<_>>>()?;
-            match decoder.decode(bytes)? {
-                Decoded::Batches(b) => {
-                    out.extend(b);
-                    break;
-                }
-                Decoded::Parts(parts) => {
-                    for p in parts {
-                        let mut decoder = p.decoder;
-                        loop {
-                            match decoder.decode()? {
-                                PartDecoded::Done(b) => {
-                                    out.extend(b);
-                                    break;
-                                }
-                                PartDecoded::More(b, next) => {
-                                    out.extend(b);
-                                    decoder = next;
-                                }
-                            }
-                        }
-                    }
-                    break;
-                }
-                Decoded::NeedMore {
-                    ranges: more,
-                    decoder: next,
-                } => {
-                    ranges = more;
-                    decoder = next;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use crate::run_plan_in_order;
     use std::sync::atomic::Ordering;
 
     use arrow_array::{Int64Array, StringArray};

@@ -7,3 +7,4 @@ mod malformed;
 mod options;
 mod plans;
 mod roundtrip;
+mod sources;
