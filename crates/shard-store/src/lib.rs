@@ -39,12 +39,14 @@
 //! read of a lost page raises `SIGBUS`; use [`LoadMode::Read`] (via [`OpenOptions`]) for files
 //! others may change.
 
+mod cache;
 mod manifest;
 mod shard;
 mod store;
 mod verify;
 mod writer;
 
+pub use cache::{CacheMetrics, CacheOptions, DEFAULT_CACHE_LIMIT, parse_size};
 pub use manifest::{FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ShardEntry};
 pub use shard::LoadMode;
 pub use store::{OpenOptions, ShardIter, ShardStore, StoreFormat};

@@ -61,6 +61,19 @@ pub(crate) fn load_bytes(
     prefault: bool,
 ) -> Result<Buffer> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    load_file(file, path, expected, mode, prefault)
+}
+
+/// Brings the open `file` (at `path`, for messages) into memory as a `Buffer`, checking its
+/// size first. A map keeps `file` open for as long as any array made from it lives, with
+/// whatever lock the file holds (the shard cache's readers hold a shared one).
+pub(crate) fn load_file(
+    file: File,
+    path: &Path,
+    expected: Option<u64>,
+    mode: LoadMode,
+    prefault: bool,
+) -> Result<Buffer> {
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if let Some(want) = expected
         && len != want
@@ -96,9 +109,19 @@ pub(crate) fn load_bytes(
                 .expect("a successful mmap is never null");
             // SAFETY: `ptr` points at `n` readable bytes owned by `mmap`, which the buffer keeps
             // alive for as long as any array made from it.
-            Ok(unsafe { Buffer::from_custom_allocation(ptr, n, Arc::new(mmap)) })
+            Ok(unsafe { Buffer::from_custom_allocation(ptr, n, Arc::new(Mapped { mmap, file })) })
         }
     }
+}
+
+/// A map and the file it maps: the owner of a mapped shard's buffer.
+#[allow(
+    dead_code,
+    reason = "held for their lifetimes: the map's pages and the file's lock"
+)]
+struct Mapped {
+    mmap: memmap2::Mmap,
+    file: File,
 }
 
 /// Decodes a whole shard; every length read from it is checked against its size first.

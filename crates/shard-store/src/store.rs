@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use arrowfeed_traits::{Error, RandomAccess, Result, check_slice, project_schema};
+use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result, check_slice, project_schema};
 use serde_json::Value;
 
+use crate::cache::{CacheEntry, CacheMetrics, CacheOptions, ShardCache};
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, scan_stream};
+use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file, scan_stream};
 
 /// What kind of directory a store was opened from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,8 @@ struct Lru {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
+    /// Set for a store read from object storage through the local shard cache.
+    cache: Option<Arc<ShardCache>>,
     format: StoreFormat,
     schema: SchemaRef,
     kind: ShardKind,
@@ -111,6 +114,14 @@ struct Inner {
     compression: String,
     options: OpenOptions,
     lru: Mutex<Lru>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(c) = &self.cache {
+            c.close();
+        }
+    }
 }
 
 /// A sharded dataset opened for reading: an arrowfeed store or a Hugging Face `save_to_disk`
@@ -203,6 +214,99 @@ impl ShardStore {
                 "not a shard store (no manifest.json) nor a Hugging Face datasets directory (no state.json)",
             ));
         };
+        Ok(Self::from_parts(
+            dir.to_path_buf(),
+            None,
+            (format, schema, kind, shards, compression),
+            options,
+        ))
+    }
+
+    /// Opens the store under the object-store prefix `objects` (`s3://bucket/train`): reads
+    /// its manifest now, and each shard into the local shard cache when first used (or ahead of
+    /// use, on a [`RandomAccess::will_need`] hint such as the Loader gives).
+    ///
+    /// The cache (see [`CacheOptions`]) holds at most its limit in bytes on disk, evicting the
+    /// least recently used shards that no reader holds; downloads use parallel range
+    /// requests, are checked against the manifest's xxh3 and published atomically; several
+    /// processes may share one cache directory. A shard larger than the limit is an error.
+    ///
+    /// # Errors
+    /// The directory's errors for the manifest (`NotFound` naming its URL when there is none);
+    /// [`Error::Corrupt`] for a malformed manifest; [`Error::InvalidArgument`] for bad cache
+    /// options or a Hugging Face directory (read those from a local copy).
+    pub fn open_remote(
+        objects: Arc<dyn ObjectDir>,
+        options: OpenOptions,
+        cache: &CacheOptions,
+    ) -> Result<Self> {
+        let url = objects.url().trim_end_matches('/').to_string();
+        let dir = PathBuf::from(&url);
+        let text = match futures::executor::block_on(objects.get(MANIFEST_FILE)) {
+            Ok(t) => t,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                if futures::executor::block_on(objects.open("state.json")).is_ok() {
+                    return Err(Error::invalid_argument(format!(
+                        "{url}: Hugging Face directories are read from local disk; copy it down, or convert it to a shard store"
+                    )));
+                }
+                return Err(Error::corrupt(
+                    dir.as_path(),
+                    "not a shard store (no manifest.json)",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let text = std::str::from_utf8(&text)
+            .map_err(|e| Error::corrupt_with(objects.url_of(MANIFEST_FILE), "not UTF-8", e))?;
+        let m = Manifest::parse(&dir, text)?;
+        let entries = m
+            .shards
+            .iter()
+            .map(|s| CacheEntry {
+                name: s.file.clone(),
+                bytes: s.bytes,
+                xxh3: s.xxh3,
+            })
+            .collect();
+        let shards = m
+            .shards
+            .iter()
+            .map(|s| ShardMeta {
+                file: s.file.clone(),
+                path: PathBuf::from(objects.url_of(&s.file)),
+                rows: s.rows,
+                bytes: Some(s.bytes),
+                xxh3: Some(s.xxh3),
+            })
+            .collect();
+        let cache = ShardCache::new(objects, entries, cache)?;
+        Ok(Self::from_parts(
+            dir,
+            Some(cache),
+            (
+                StoreFormat::Arrowfeed,
+                m.schema,
+                ShardKind::File,
+                shards,
+                m.compression,
+            ),
+            options,
+        ))
+    }
+
+    fn from_parts(
+        dir: PathBuf,
+        cache: Option<Arc<ShardCache>>,
+        (format, schema, kind, shards, compression): (
+            StoreFormat,
+            SchemaRef,
+            ShardKind,
+            Vec<ShardMeta>,
+            String,
+        ),
+        options: OpenOptions,
+    ) -> Self {
         let mut starts = Vec::with_capacity(shards.len() + 1);
         let mut total = 0u64;
         for s in &shards {
@@ -210,9 +314,10 @@ impl ShardStore {
             total += s.rows;
         }
         starts.push(total);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
+                dir,
+                cache,
                 format,
                 schema,
                 kind,
@@ -222,7 +327,46 @@ impl ShardStore {
                 options,
                 lru: Mutex::new(Lru::default()),
             }),
-        })
+        }
+    }
+
+    /// True for a store read from object storage ([`open_remote`](Self::open_remote)).
+    pub fn is_remote(&self) -> bool {
+        self.inner.cache.is_some()
+    }
+
+    /// The shard cache's counters, for a remote store: hits, downloads (and how many ahead of
+    /// use), bytes, evictions, and the time readers waited for shards to arrive.
+    pub fn cache_metrics(&self) -> Option<CacheMetrics> {
+        self.inner.cache.as_ref().map(|c| c.metrics())
+    }
+
+    /// The object-store prefix a remote store reads from.
+    pub(crate) fn objects(&self) -> Option<Arc<dyn ObjectDir>> {
+        self.inner.cache.as_ref().map(|c| c.objects())
+    }
+
+    /// The shard cache's root directory and byte limit, for a remote store.
+    pub fn cache_location(&self) -> Option<(&Path, u64)> {
+        self.inner.cache.as_ref().map(|c| (c.root(), c.limit()))
+    }
+
+    /// Closes open shards nobody but the store holds; true if it closed any.
+    fn release_idle(&self) -> bool {
+        let mut lru = self.lock();
+        let idle: Vec<usize> = lru
+            .open
+            .iter()
+            .filter(|(_, sh)| Arc::strong_count(sh) == 1)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in &idle {
+            lru.open.remove(k);
+            if let Some(p) = lru.order.iter().position(|o| o == k) {
+                lru.order.remove(p);
+            }
+        }
+        !idle.is_empty()
     }
 
     /// The directory.
@@ -297,12 +441,24 @@ impl ShardStore {
             }
         }
         let meta = &self.inner.shards[s];
-        let bytes = load_bytes(
-            &meta.path,
-            meta.bytes,
-            self.inner.options.mode,
-            self.inner.options.prefault,
-        )?;
+        let bytes = match &self.inner.cache {
+            None => load_bytes(
+                &meta.path,
+                meta.bytes,
+                self.inner.options.mode,
+                self.inner.options.prefault,
+            )?,
+            Some(cache) => {
+                let held = cache.get(s, &|| self.release_idle())?;
+                load_file(
+                    held.file,
+                    &held.path,
+                    meta.bytes,
+                    self.inner.options.mode,
+                    self.inner.options.prefault,
+                )?
+            }
+        };
         let loaded = decode(&meta.path, &bytes, self.inner.kind, &self.inner.schema)?;
         let rows = *loaded.starts.last().expect("starts ends with the total");
         if rows != meta.rows {
@@ -542,6 +698,9 @@ impl RandomAccess for ShardStore {
         if indices.windows(2).all(|w| w[1] == w[0] + 1) {
             return self.slice(indices[0], indices.len() as u64, projection);
         }
+        if self.inner.cache.is_some() {
+            return self.take_shard_by_shard(indices, projection, &schema);
+        }
         let mut loaded: HashMap<usize, Arc<LoadedShard>> = HashMap::new();
         let mut source_of: HashMap<(usize, usize), usize> = HashMap::new();
         let mut sources: Vec<RecordBatch> = Vec::new();
@@ -628,6 +787,23 @@ impl RandomAccess for ShardStore {
         batch_of(&schema, columns, len as usize)
     }
 
+    /// For a remote store, asks the shard cache to download the shards holding `rows` ahead of
+    /// use, in the order they first appear; a local store ignores it.
+    fn will_need(&self, rows: &[u64]) {
+        let Some(cache) = &self.inner.cache else {
+            return;
+        };
+        let n = self.num_rows();
+        let mut shards: Vec<usize> = Vec::new();
+        for &r in rows.iter().filter(|&&r| r < n) {
+            let (s, _) = self.route(r);
+            if !shards.contains(&s) {
+                shards.push(s);
+            }
+        }
+        cache.want(&shards);
+    }
+
     fn partitions(&self) -> Vec<Range<u64>> {
         self.inner
             .starts
@@ -635,6 +811,78 @@ impl RandomAccess for ShardStore {
             .filter(|w| w[1] > w[0])
             .map(|w| w[0]..w[1])
             .collect()
+    }
+}
+
+impl ShardStore {
+    /// `take` holding one shard at a time: the rows of each shard are gathered while it is
+    /// open, then put in the asked order. How a remote store gathers across more shards than
+    /// its cache holds (a global shuffle), at the cost of copying the gathered rows twice.
+    fn take_shard_by_shard(
+        &self,
+        indices: &[u64],
+        projection: Option<&[usize]>,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        // Each shard's rows in the order first asked, and where each output row comes from.
+        let mut order: Vec<usize> = Vec::new();
+        let mut rows_of: HashMap<usize, Vec<u64>> = HashMap::new();
+        let mut positions = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let (s, local) = self.route(i);
+            let rows = rows_of.entry(s).or_insert_with(|| {
+                order.push(s);
+                Vec::new()
+            });
+            rows.push(local);
+            positions.push((s, rows.len() - 1));
+        }
+        let mut part_of: HashMap<usize, usize> = HashMap::new();
+        let mut parts: Vec<RecordBatch> = Vec::with_capacity(order.len());
+        for &s in &order {
+            let shard = self.shard(s)?;
+            let local = &rows_of[&s];
+            let mut sources: Vec<RecordBatch> = Vec::new();
+            let mut source_of: HashMap<usize, usize> = HashMap::new();
+            let mut pos = Vec::with_capacity(local.len());
+            for &r in local {
+                let (b, row) = shard.locate(r);
+                let k = *source_of.entry(b).or_insert_with(|| {
+                    sources.push(shard.batches[b].clone());
+                    sources.len() - 1
+                });
+                pos.push((k, row));
+            }
+            let sources = match projection {
+                Some(p) => sources
+                    .iter()
+                    .map(|b| b.project(p))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+                None => sources,
+            };
+            let columns = (0..schema.fields().len())
+                .map(|c| {
+                    gather_column(sources.iter().map(|b| b.column(c).as_ref()).collect(), &pos)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            part_of.insert(s, parts.len());
+            parts.push(batch_of(schema, columns, local.len())?);
+            // The shard is let go here, before the next is opened.
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
+        let positions: Vec<(usize, usize)> =
+            positions.iter().map(|&(s, r)| (part_of[&s], r)).collect();
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                gather_column(
+                    parts.iter().map(|b| b.column(c).as_ref()).collect(),
+                    &positions,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(schema, columns, indices.len())
     }
 }
 

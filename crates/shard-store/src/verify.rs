@@ -33,12 +33,23 @@ impl ShardStore {
     ///
     /// # Errors
     /// None for damaged shards (they are in the report); reserved for failures to run at all.
+    ///
+    /// A remote store's shards are read from object storage (not from the cache), so what is
+    /// checked is what every later download gets.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
+        let objects = self.objects();
         for meta in self.shard_metas() {
             report.checked += 1;
-            let problem = match self.format() {
-                StoreFormat::Arrowfeed => {
+            let problem = match (self.format(), &objects) {
+                (StoreFormat::Arrowfeed, Some(objects)) => check_remote(
+                    objects.as_ref(),
+                    &meta.file,
+                    meta.bytes,
+                    meta.xxh3,
+                    &mut report.bytes,
+                ),
+                (StoreFormat::Arrowfeed, None) => {
                     check_checksum(&meta.path, meta.bytes, meta.xxh3, &mut report.bytes)
                 }
                 _ => load_bytes(&meta.path, None, LoadMode::Read, false)
@@ -60,6 +71,38 @@ impl ShardStore {
         }
         Ok(report)
     }
+}
+
+/// [`check_checksum`] of the object `name` under `objects`, read in 8 MiB requests.
+fn check_remote(
+    objects: &dyn arrowfeed_traits::ObjectDir,
+    name: &str,
+    bytes: Option<u64>,
+    xxh3: Option<u64>,
+    read: &mut u64,
+) -> Option<String> {
+    use futures::executor::block_on;
+    let source = match block_on(objects.open(name)) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("cannot open: {e}")),
+    };
+    let size = match block_on(source.size()) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("cannot open: {e}")),
+    };
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let step = 8u64 << 20;
+    let mut at = 0;
+    while at < size {
+        let end = (at + step).min(size);
+        match block_on(source.read(at..end)) {
+            Ok(b) => hasher.update(&b),
+            Err(e) => return Some(format!("read failed: {e}")),
+        }
+        at = end;
+    }
+    *read += size;
+    compare(size, hasher.digest(), bytes, xxh3)
 }
 
 fn check_checksum(
@@ -87,12 +130,16 @@ fn check_checksum(
         }
     }
     *read += n;
+    compare(n, hasher.digest(), bytes, xxh3)
+}
+
+/// What is wrong with a shard of `n` bytes and checksum `got`, if anything.
+fn compare(n: u64, got: u64, bytes: Option<u64>, xxh3: Option<u64>) -> Option<String> {
     if let Some(want) = bytes
         && n != want
     {
         return Some(format!("{n} bytes, the manifest says {want}"));
     }
-    let got = hasher.digest();
     match xxh3 {
         Some(want) if want != got => Some(format!(
             "checksum mismatch: xxh3 {got:016x}, the manifest says {want:016x}"

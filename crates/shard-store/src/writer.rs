@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow_schema::SchemaRef;
-use arrowfeed_traits::{Error, Result};
+use arrowfeed_traits::{Error, ObjectDir, Result};
 
 use crate::manifest::{MANIFEST_FILE, Manifest, ShardEntry};
 
@@ -180,21 +180,92 @@ impl StoreWriter {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let r = self.write_into(&tmp, input, &mut progress).and_then(|m| {
-            publish(&tmp, dir, &parent, &name, seq)?;
-            Ok(m)
-        });
+        let r = self
+            .write_into(&tmp, input, &mut progress, "", &mut |_, _| Ok(()))
+            .and_then(|m| {
+                publish(&tmp, dir, &parent, &name, seq)?;
+                Ok(m)
+            });
         if r.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         r
     }
 
+    /// Writes every batch of `input` as a store under the object-store prefix `objects`
+    /// (`s3://bucket/train`); returns its manifest.
+    ///
+    /// Shards are written to a local staging directory one at a time, uploaded as each is
+    /// finished (multipart for large ones) and removed locally, so the staging space is one
+    /// shard. The manifest is uploaded last: until then a reader finds the previous store or
+    /// none, never a half one. Shard names carry a token of this write, so a reader of the
+    /// previous manifest never reads a shard of this one; the previous store's shards are left
+    /// where they are.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if a store exists there and overwriting was not asked for;
+    /// the input's error; the directory's upload errors, naming the object.
+    pub fn write_to(
+        &self,
+        objects: &dyn ObjectDir,
+        input: impl RecordBatchReader,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Manifest> {
+        use futures::executor::block_on;
+        match block_on(objects.open(MANIFEST_FILE)) {
+            Ok(_) if !self.overwrite => {
+                return Err(Error::invalid_argument(format!(
+                    "{} already holds a store; ask for overwrite to replace it",
+                    objects.url()
+                )));
+            }
+            Ok(_) => {}
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let token = format!(
+            "-{:08x}",
+            xxhash_rust::xxh3::xxh3_64(
+                &[nanos, u64::from(std::process::id()), seq]
+                    .map(u64::to_le_bytes)
+                    .concat()
+            ) as u32
+        );
+        let staging =
+            std::env::temp_dir().join(format!(".arrowfeed-upload-{}-{seq}", std::process::id()));
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        let r = self
+            .write_into(
+                &staging,
+                input,
+                &mut progress,
+                &token,
+                &mut |path, entry| {
+                    block_on(objects.put_file(&entry.file, path))?;
+                    std::fs::remove_file(path).map_err(|e| Error::io(path, e))
+                },
+            )
+            .and_then(|m| {
+                block_on(objects.put_file(MANIFEST_FILE, &staging.join(MANIFEST_FILE)))?;
+                Ok(m)
+            });
+        let _ = std::fs::remove_dir_all(&staging);
+        r
+    }
+
+    /// Writes the shards and manifest into `tmp`, naming shards `shard-NNNNN{token}.arrow`
+    /// and calling `on_shard` with each one's path and entry once it is complete.
     fn write_into(
         &self,
         tmp: &Path,
         input: impl RecordBatchReader,
         progress: &mut impl FnMut(u64),
+        token: &str,
+        on_shard: &mut dyn FnMut(&Path, &ShardEntry) -> Result<()>,
     ) -> Result<Manifest> {
         let schema = input.schema();
         let mut shards: Vec<ShardEntry> = Vec::new();
@@ -214,7 +285,7 @@ impl StoreWriter {
                     .min(room.max(1));
                 let piece = batch.slice(done, n);
                 if open.is_none() {
-                    open = Some(self.open_shard(tmp, shards.len(), &schema)?);
+                    open = Some(self.open_shard(tmp, shards.len(), token, &schema)?);
                 }
                 let o = open.as_mut().expect("opened above");
                 o.writer
@@ -226,13 +297,20 @@ impl StoreWriter {
                 let full = o.writer.get_ref().written >= self.shard_bytes
                     || self.shard_rows.is_some_and(|m| o.rows >= m);
                 if full {
-                    shards.push(close_shard(open.take().expect("open"))?);
+                    let o = open.take().expect("open");
+                    let path = o.path.clone();
+                    let entry = close_shard(o)?;
+                    on_shard(&path, &entry)?;
+                    shards.push(entry);
                 }
             }
             progress(total);
         }
         if let Some(o) = open.take() {
-            shards.push(close_shard(o)?);
+            let path = o.path.clone();
+            let entry = close_shard(o)?;
+            on_shard(&path, &entry)?;
+            shards.push(entry);
         }
         let manifest = Manifest {
             schema,
@@ -248,8 +326,14 @@ impl StoreWriter {
         Ok(manifest)
     }
 
-    fn open_shard(&self, tmp: &Path, k: usize, schema: &SchemaRef) -> Result<OpenShard> {
-        let file = format!("shard-{k:05}.arrow");
+    fn open_shard(
+        &self,
+        tmp: &Path,
+        k: usize,
+        token: &str,
+        schema: &SchemaRef,
+    ) -> Result<OpenShard> {
+        let file = format!("shard-{k:05}{token}.arrow");
         let path = tmp.join(&file);
         let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let codec = match self.compression {

@@ -5,3 +5,4 @@ mod bad_input;
 mod common;
 mod crash;
 mod random_access;
+mod remote;
