@@ -135,6 +135,7 @@ pub struct LoaderBuilder {
     projection: Option<Vec<usize>>,
     workers: usize,
     memory_budget: usize,
+    read_ahead_rows: Option<u64>,
 }
 
 impl fmt::Debug for LoaderBuilder {
@@ -199,6 +200,15 @@ impl LoaderBuilder {
         self
     }
 
+    /// How far ahead of the batch being gathered the Loader tells the dataset which rows come
+    /// next ([`RandomAccess::will_need`]), in rows of the epoch's order: a remote shard store
+    /// downloads their shards meanwhile. Default: two partitions' worth, or with
+    /// [`Shuffle::Local`] one more than a window's; 0 gives no hints.
+    pub fn read_ahead_rows(mut self, rows: u64) -> Self {
+        self.read_ahead_rows = Some(rows);
+        self
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
@@ -247,9 +257,25 @@ impl LoaderBuilder {
         } else {
             rows_per_rank.div_ceil(bs)
         };
+        let partitions = self.dataset.partitions();
+        let read_ahead_rows = self.read_ahead_rows.unwrap_or_else(|| {
+            let largest = partitions
+                .iter()
+                .map(|p| p.end - p.start)
+                .max()
+                .unwrap_or(0);
+            let span = match self.shuffle {
+                Shuffle::Local { window } => window as u64 + 1,
+                _ => 2,
+            };
+            largest.saturating_mul(span)
+        });
+        // Batches of this rank ahead: each covers `batch_size * world_size` rows of the order.
+        let read_ahead = read_ahead_rows.div_ceil(bs.saturating_mul(w).max(1));
         Ok(Loader {
             inner: Arc::new(Plan {
-                partitions: self.dataset.partitions(),
+                partitions,
+                read_ahead,
                 dataset: self.dataset,
                 schema,
                 n,
@@ -273,6 +299,8 @@ impl LoaderBuilder {
 struct Plan {
     dataset: Arc<dyn RandomAccess>,
     partitions: Vec<std::ops::Range<u64>>,
+    /// Batches ahead of the one being gathered whose rows the dataset is told of.
+    read_ahead: u64,
     schema: SchemaRef,
     n: u64,
     batch_size: u64,
@@ -304,6 +332,13 @@ impl Plan {
             }
         }
         (rows, pad)
+    }
+
+    /// Tells the dataset the rows of batch `k` will be needed soon.
+    fn hint(&self, order: &EpochOrder, k: u64) {
+        if k < self.batches {
+            self.dataset.will_need(&self.batch_rows(order, k).0);
+        }
     }
 
     fn gather(&self, order: &EpochOrder, k: u64) -> Result<RecordBatch> {
@@ -379,6 +414,7 @@ impl Loader {
             projection: None,
             workers: 2,
             memory_budget: 256 << 20,
+            read_ahead_rows: None,
         }
     }
 
@@ -434,6 +470,18 @@ impl Loader {
         let gather_nanos = Arc::new(AtomicU64::new(0));
         let left = plan.batches - state.position;
         let workers = (self.workers as u64).min(left.max(1)) as usize;
+        // Each worker hints its own batch `ahead` batches on before gathering one, so a hint
+        // always precedes its gather on the same thread; the first `ahead` batches are hinted
+        // here, at once, so their shards arrive together. (Bounded, for huge read-aheads.)
+        let ahead = plan.read_ahead.div_ceil(workers as u64) * workers as u64;
+        if ahead > 0 {
+            let cap = (1u64 << 20).div_ceil(plan.batch_size).max(1);
+            let end = (state.position + ahead.min(cap)).min(plan.batches);
+            let rows: Vec<u64> = (state.position..end)
+                .flat_map(|k| plan.batch_rows(&order, k).0)
+                .collect();
+            plan.dataset.will_need(&rows);
+        }
         let sources: Vec<Box<dyn RecordBatchReader + Send>> = (0..workers as u64)
             .map(|w| {
                 Box::new(WorkerSource {
@@ -441,6 +489,7 @@ impl Loader {
                     order: order.clone(),
                     next: state.position + w,
                     stride: workers as u64,
+                    ahead,
                     gather_nanos: gather_nanos.clone(),
                 }) as Box<dyn RecordBatchReader + Send>
             })
@@ -471,6 +520,8 @@ struct WorkerSource {
     order: Arc<EpochOrder>,
     next: u64,
     stride: u64,
+    /// Batches ahead of `next` to hint: a multiple of `stride`, so one of this worker's own.
+    ahead: u64,
     gather_nanos: Arc<AtomicU64>,
 }
 
@@ -480,6 +531,9 @@ impl Iterator for WorkerSource {
     fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.plan.batches {
             return None;
+        }
+        if self.ahead > 0 {
+            self.plan.hint(&self.order, self.next + self.ahead);
         }
         let t = Instant::now();
         let r = self.plan.gather(&self.order, self.next);

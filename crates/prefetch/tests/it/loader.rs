@@ -284,3 +284,100 @@ async fn the_stream_keeps_state_and_resumes() {
     got.extend(rest);
     assert_eq!(collect(got.into_iter()), want);
 }
+
+/// A dataset that records the rows it was told of (`will_need`) and checks, on every `take`,
+/// that each row was hinted first.
+struct Hinted {
+    inner: Arc<MemTable>,
+    hinted: std::sync::Mutex<HashSet<u64>>,
+    unhinted_takes: std::sync::atomic::AtomicU64,
+}
+
+impl RandomAccess for Hinted {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.inner.schema()
+    }
+    fn num_rows(&self) -> u64 {
+        self.inner.num_rows()
+    }
+    fn take(
+        &self,
+        indices: &[u64],
+        projection: Option<&[usize]>,
+    ) -> arrowfeed_traits::Result<RecordBatch> {
+        let hinted = self.hinted.lock().unwrap();
+        if indices.iter().any(|i| !hinted.contains(i)) {
+            self.unhinted_takes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        drop(hinted);
+        self.inner.take(indices, projection)
+    }
+    fn slice(
+        &self,
+        offset: u64,
+        len: u64,
+        projection: Option<&[usize]>,
+    ) -> arrowfeed_traits::Result<RecordBatch> {
+        self.inner.slice(offset, len, projection)
+    }
+    fn partitions(&self) -> Vec<std::ops::Range<u64>> {
+        self.inner.partitions()
+    }
+    fn will_need(&self, rows: &[u64]) {
+        self.hinted.lock().unwrap().extend(rows.iter().copied());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// With read-ahead on, every batch's rows were hinted to the dataset before it was
+    /// gathered, from any resume position, any rank and worker count; with it off, none is.
+    #[test]
+    fn every_batch_is_hinted_before_it_is_gathered(
+        n in 1usize..600,
+        part in 1usize..80,
+        batch in 1usize..40,
+        shuffle in arb_shuffle(),
+        (world, rank) in (1u64..4).prop_flat_map(|w| (Just(w), 0..w)),
+        workers in 1usize..4,
+        ahead in prop_oneof![Just(None), (1u64..300).prop_map(Some)],
+        start_frac in 0.0f64..1.0,
+    ) {
+        let ds = Arc::new(Hinted {
+            inner: table(n, part),
+            hinted: Default::default(),
+            unhinted_takes: Default::default(),
+        });
+        let mut b = Loader::builder(ds.clone())
+            .batch_size(batch)
+            .shuffle(shuffle)
+            .seed(5)
+            .rank(rank, world)
+            .workers(workers);
+        if let Some(rows) = ahead {
+            b = b.read_ahead_rows(rows);
+        }
+        let loader = b.build().unwrap();
+        let start = (loader.batches_per_epoch() as f64 * start_frac) as u64;
+        let state = LoaderState { seed: 5, epoch: 1, position: start };
+        let got = collect(loader.resume(state).unwrap());
+        prop_assert_eq!(got.len() as u64, loader.batches_per_epoch() - start);
+        prop_assert_eq!(ds.unhinted_takes.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+        let off = Arc::new(Hinted {
+            inner: table(n, part),
+            hinted: Default::default(),
+            unhinted_takes: Default::default(),
+        });
+        let loader = Loader::builder(off.clone())
+            .batch_size(batch)
+            .shuffle(shuffle)
+            .read_ahead_rows(0)
+            .build()
+            .unwrap();
+        collect(loader.epoch(0).unwrap());
+        prop_assert!(off.hinted.lock().unwrap().is_empty());
+    }
+}
