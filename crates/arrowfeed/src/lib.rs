@@ -13,6 +13,15 @@
 //! | [`spill`] | `arrowfeed-spill` | `spill` | replayable memory-then-disk spill with live readers |
 //! | [`shard_store`] | `arrowfeed-shard-store` | `shard-store` | sharded, memory-mapped IPC datasets with random access |
 //! | [`decode_sched`] | `arrowfeed-decode-sched` | `decode-sched` | the scan engine: prioritised, coalesced, budgeted I/O and parallel decode |
+//! | [`object_store`] | `arrowfeed-object-store` | `object-store` (off by default) | S3, GCS, Azure and HTTP(S) objects as byte sources and directories |
+//!
+//! # Paths and URLs
+//! Every entry point here — [`open`], [`open_with`], [`open_many`], [`info`], [`scan`],
+//! [`store`], [`loader`], [`write_store`] — takes a local path or, with the `object-store`
+//! feature, a URL: `s3://bucket/key`, `gs://…`, `az://…`, `abfs://…`, `https://…`,
+//! `file://…`. Credentials and endpoints come from the standard environment (`AWS_*`,
+//! `GOOGLE_*`, `AZURE_*`; see [`object_store`]). A remote file is read by ranges, never
+//! downloaded first; a remote shard store streams its shards through a bounded local cache.
 //!
 //! # Example
 //! ```
@@ -52,16 +61,26 @@ pub use arrowfeed_shard_store as shard_store;
 #[cfg(feature = "decode-sched")]
 pub use arrowfeed_decode_sched as decode_sched;
 
+#[cfg(feature = "object-store")]
+pub use arrowfeed_object_store as object_store;
+
+mod inputs;
+
 #[cfg(feature = "core-source")]
-pub use arrowfeed_core_source::{
-    ReadOptions, Source, SourceInfo, info, open, open_many, open_with,
-};
+pub use arrowfeed_core_source::{Input, ReadOptions, Source, SourceInfo};
+#[cfg(feature = "core-source")]
+pub use inputs::{info, input, open, open_many, open_with};
+pub use inputs::{is_store, is_url, objects, upload};
+#[cfg(feature = "shard-store")]
+pub use inputs::{store, store_with, write_store};
 
 /// A [`Loader`](arrowfeed_prefetch::Loader) over the shard store (or Hugging Face
-/// `save_to_disk` directory) at `dir`: the main job in one call.
+/// `save_to_disk` directory) at `path_or_url`: the main job in one call. Over a remote store
+/// the Loader's read-ahead downloads the shards of coming batches into the shard cache while
+/// the current ones are consumed.
 ///
 /// ```no_run
-/// let loader = arrowfeed::loader("data/train")?.batch_size(256).seed(42).workers(2).build()?;
+/// let loader = arrowfeed::loader("s3://bucket/train")?.batch_size(256).seed(42).workers(2).build()?;
 /// for batch in loader.epoch(0)? {
 ///     let batch = batch?; // train on it
 /// }
@@ -69,24 +88,28 @@ pub use arrowfeed_core_source::{
 /// ```
 ///
 /// # Errors
-/// As [`ShardStore::open`](arrowfeed_shard_store::ShardStore::open).
+/// As [`store`].
 #[cfg(all(feature = "prefetch", feature = "shard-store"))]
-pub fn loader(dir: impl AsRef<std::path::Path>) -> Result<arrowfeed_prefetch::LoaderBuilder> {
-    let store = arrowfeed_shard_store::ShardStore::open(dir)?;
+pub fn loader(
+    path_or_url: impl AsRef<std::path::Path>,
+) -> Result<arrowfeed_prefetch::LoaderBuilder> {
+    let store = store(path_or_url)?;
     Ok(arrowfeed_prefetch::Loader::builder(std::sync::Arc::new(
         store,
     )))
 }
 
-/// A scan of the Parquet or Arrow IPC file at `path` on the engine ([`decode_sched::Scan`]):
-/// only `options.columns` are read (Parquet: only their column chunks' bytes), only
-/// `options.row_groups` for Parquet, and the output has batches of exactly
-/// `options.batch_size` rows (default 8,192). Tune the returned [`decode_sched::Scan`]
+/// A scan of the Parquet or Arrow IPC file at `path_or_url` on the engine
+/// ([`decode_sched::Scan`]): only `options.columns` are read (Parquet: only their column
+/// chunks' bytes), only `options.row_groups` for Parquet, and the output has batches of
+/// exactly `options.batch_size` rows (default 8,192). Tune the returned [`decode_sched::Scan`]
 /// (parallelism, budget) before starting it.
 ///
-/// The file is read through a memory map ([`source::MmapFile`]): zero-copy, and the fastest
-/// way to scan a local file, with the hazard of memory maps (another process truncating the
-/// file while it is mapped raises `SIGBUS`).
+/// The file is opened once, as one [`ByteSource`](traits::ByteSource) that format detection,
+/// the plan's footer and every data read go through. A local file is read through a memory map
+/// ([`source::MmapFile`]): zero-copy, and the fastest way to scan it, with the hazard of
+/// memory maps (another process truncating the file while it is mapped raises `SIGBUS`). A
+/// remote file is read by range requests, several in flight.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -109,31 +132,49 @@ pub fn loader(dir: impl AsRef<std::path::Path>) -> Result<arrowfeed_prefetch::Lo
 /// # Errors
 /// [`Error::InvalidArgument`] for a file that is neither Parquet nor an Arrow IPC file (IPC
 /// streams have no footer to plan from: read them with [`open`]); otherwise as
-/// [`source::ParquetScanPlan::try_new`] and [`source::IpcScanPlan::try_new`].
+/// [`source::ParquetScanPlan::from_source`] and [`source::IpcScanPlan::from_source`].
 #[cfg(all(feature = "core-source", feature = "decode-sched"))]
 pub fn scan(
-    path: impl AsRef<std::path::Path>,
+    path_or_url: impl AsRef<std::path::Path>,
     options: &ReadOptions,
 ) -> Result<decode_sched::Scan> {
-    use arrowfeed_core_source::{IpcScanPlan, MmapFile, ParquetScanPlan};
-    let path = path.as_ref();
+    use arrowfeed_core_source::MmapFile;
+    let source: std::sync::Arc<dyn traits::ByteSource> =
+        match inputs::classify(path_or_url.as_ref()) {
+            inputs::Where::Local(p) => std::sync::Arc::new(MmapFile::open(p)?),
+            inputs::Where::Remote(url) => inputs::remote_file(&url)?,
+        };
+    scan_source(source, options)
+}
+
+/// [`scan`] of any [`ByteSource`](traits::ByteSource): the source is the one every read of
+/// the scan goes through.
+///
+/// # Errors
+/// As [`scan`].
+#[cfg(all(feature = "core-source", feature = "decode-sched"))]
+pub fn scan_source(
+    source: std::sync::Arc<dyn traits::ByteSource>,
+    options: &ReadOptions,
+) -> Result<decode_sched::Scan> {
+    use arrowfeed_core_source::{IpcScanPlan, ParquetScanPlan};
     let batch_size = options.batch_size.unwrap_or(8192).max(1);
-    let plan: Box<dyn traits::ScanPlan> = match source::detect_format(path)? {
+    let plan: Box<dyn traits::ScanPlan> = match source::detect_format_of(source.as_ref())? {
         // The plan decodes batches of the options' batch size too, so they break where output
         // batches do and the engine hands them on as they are (no copy where row groups meet).
-        source::Format::Parquet => Box::new(ParquetScanPlan::try_new(path, options)?),
-        source::Format::ArrowFile => {
-            Box::new(IpcScanPlan::try_new(path, options.columns.as_deref())?)
-        }
+        source::Format::Parquet => Box::new(ParquetScanPlan::from_source(&source, options)?),
+        source::Format::ArrowFile => Box::new(IpcScanPlan::from_source(
+            &source,
+            options.columns.as_deref(),
+        )?),
         other => {
             return Err(Error::invalid_argument(format!(
                 "{}: scans run on Parquet and Arrow IPC files; this is {}",
-                path.display(),
+                source.name(),
                 other.name()
             )));
         }
     };
-    let source = std::sync::Arc::new(MmapFile::open(path)?);
     Ok(decode_sched::Scan::from_parts(source, plan).batch_size(batch_size))
 }
 
@@ -143,9 +184,11 @@ pub mod prelude {
 
     #[cfg(feature = "core-source")]
     pub use arrowfeed_core_source::{
-        BatchWriter, Format, LocalFile, MemTable, ReadOptions, Source, WriteCompression, open,
-        open_many, open_with,
+        BatchWriter, Format, LocalFile, MemTable, ReadOptions, Source, WriteCompression,
     };
+
+    #[cfg(feature = "core-source")]
+    pub use crate::{open, open_many, open_with};
 
     #[cfg(feature = "prefetch")]
     pub use arrowfeed_prefetch::{
@@ -156,7 +199,7 @@ pub mod prelude {
     pub use arrowfeed_spill::{Spill, SpillCompression, SpillHandle, SpillReader, SpillWriter};
 
     #[cfg(feature = "shard-store")]
-    pub use arrowfeed_shard_store::{ShardStore, StoreWriter};
+    pub use arrowfeed_shard_store::{CacheOptions, ShardStore, StoreWriter};
 
     #[cfg(feature = "decode-sched")]
     pub use arrowfeed_decode_sched::{Scan, ScanReader, ScanStream};
