@@ -12,6 +12,13 @@ IPC file, IPC stream), checks that:
     hold a type);
 and that bad inputs exit 1 with `error: <path>: ...` and usage errors exit 2.
 
+With an S3 server in the environment (ARROWFEED_TEST_S3_ENDPOINT, ARROWFEED_TEST_S3_BUCKET and
+the AWS_* credentials, as `cargo xtask ci` sets them), every file is also uploaded with pyarrow's
+own S3 filesystem and read back through the CLI by URL: `info` agrees with the local file and a
+conversion of the URL equals the conversion of the path; and a conversion written to an s3://
+URL is read back by pyarrow from the server. ARROWFEED_REQUIRE_S3=1 makes a missing server a
+failure.
+
 Usage: interop.py PATH-TO-ARROWFEED-BINARY
 """
 import decimal
@@ -223,6 +230,66 @@ def check_file(kind, path, d, orig):
         os.remove(out)
 
 
+def s3():
+    """pyarrow's S3 filesystem on the test server, and the bucket; None when there is none."""
+    endpoint = os.environ.get("ARROWFEED_TEST_S3_ENDPOINT")
+    bucket = os.environ.get("ARROWFEED_TEST_S3_BUCKET")
+    if not endpoint or not bucket:
+        if os.environ.get("ARROWFEED_REQUIRE_S3") == "1":
+            fail("ARROWFEED_REQUIRE_S3=1 but no S3 server is configured")
+        return None
+    import pyarrow.fs
+    scheme, host = endpoint.split("://", 1)
+    fs = pyarrow.fs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                                 secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                                 endpoint_override=host, scheme=scheme, region="us-east-1")
+    return fs, bucket
+
+
+S3 = None
+remote_checked = 0
+
+
+def check_remote(kind, path, d, want):
+    """The file at `path`, uploaded by pyarrow, read through the CLI by URL."""
+    global remote_checked
+    fs, bucket = S3
+    key = f"{bucket}/interop-{os.getpid()}/{os.path.basename(path)}"
+    with open(path, "rb") as src, fs.open_output_stream(key) as dst:
+        dst.write(src.read())
+    url = "s3://" + key
+    local, remote = cli("info", path, "--json"), cli("info", url, "--json")
+    if remote.returncode != 0:
+        return fail(f"info {url}: exit {remote.returncode}: {remote.stderr.strip()}")
+    a, b = json.loads(local.stdout), json.loads(remote.stdout)
+    a.pop("path"), b.pop("path")
+    if a != b:
+        return fail(f"info {url} differs from the local file's:\n  {a}\n  {b}")
+    ext = "parquet" if kind == "parquet" else "arrow"
+    from_path, from_url = os.path.join(d, "p." + ext), os.path.join(d, "u." + ext)
+    r1, r2 = cli("convert", path, "--out", from_path), cli("convert", url, "--out", from_url)
+    if r1.returncode != r2.returncode:
+        return fail(f"convert {url}: exit {r2.returncode}, the path gave {r1.returncode}: {r2.stderr.strip()}")
+    if r1.returncode == 0:
+        if not read_any(from_url).equals(read_any(from_path)):
+            return fail(f"convert {url}: differs from the conversion of the path")
+        os.remove(from_path), os.remove(from_url)
+    # And written to the server by the CLI, read back by pyarrow.
+    if want.num_rows and kind != "parquet":
+        out_key = key + ".out.arrow"
+        local_out = os.path.join(d, "local-out.arrow")
+        r = cli("convert", path, "--out", "s3://" + out_key)
+        if r.returncode != 0:
+            return fail(f"convert {path} -> s3://{out_key}: {r.stderr.strip()}")
+        cli("convert", path, "--out", local_out)
+        with fs.open_input_file(out_key) as f:
+            got = ipc.open_file(f).read_all()
+        if not got.equals(read_any(local_out)):
+            return fail(f"convert {path} -> s3://{out_key}: pyarrow reads back other data than the local conversion")
+        os.remove(local_out)
+    remote_checked += 1
+
+
 def check_errors(d):
     bad = os.path.join(d, "bad.parquet")
     with open(bad, "wb") as f:
@@ -288,15 +355,20 @@ def check_huggingface(d):
 
 
 def main():
+    global S3
+    S3 = s3()
     with tempfile.TemporaryDirectory() as d:
         check_huggingface(d)
         for name, table in tables():
             print(f"interop: {name} ({table.num_rows} rows, {table.num_columns} columns)", file=sys.stderr)
             for kind, path in write_variants(name, table, d):
                 check_file(kind, path, d, table)
+                if S3:
+                    check_remote(kind, path, d, read_any(path))
         check_no_batches(d)
         check_errors(d)
     print(f"interop: {checked} conversions read back equal by pyarrow {pa.__version__}; "
+          f"{remote_checked} files read by URL from S3 as from disk; "
           f"{len(failures)} failures", file=sys.stderr)
     print(f"{checked} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)

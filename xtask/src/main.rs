@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod services;
 mod tidy;
+
+use services::S3Server;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -15,9 +18,10 @@ commands:
   fmt              cargo fmt --check
   tidy             layering and manifest rules (see docs/architecture.md)
   clippy           clippy on all targets and features, warnings denied
-  test             the workspace's tests
+  test             the workspace's tests (starts an S3 server on loopback for them)
   doc              rustdoc with warnings denied
-  interop          pyarrow-written files through the arrowfeed CLI (makes a venv under target/)
+  interop          pyarrow-written files through the arrowfeed CLI, from disk and from S3
+                   (makes a venv under target/, starts an S3 server)
   deny             cargo deny check bans licenses sources (installs cargo-deny if missing)
   deny-advisories  cargo deny check advisories (needs the advisory database from the network)
   package          publish dry-run of every crate, in dependency order";
@@ -29,14 +33,15 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let root = project_root();
+    let mut ctx = Ctx::default();
     let result = match cmd.as_str() {
         "ci" => ci(&root),
         "fmt" => fmt(&root),
         "tidy" => tidy::run(&root),
         "clippy" => clippy(&root),
-        "test" => test(&root),
+        "test" => test(&root, &mut ctx),
         "doc" => doc(&root),
-        "interop" => interop(&root),
+        "interop" => interop(&root, &mut ctx),
         "deny" => deny(&root, &["bans", "licenses", "sources"]),
         "deny-advisories" => deny(&root, &["advisories"]),
         "package" => package(&root),
@@ -60,8 +65,24 @@ fn main() -> ExitCode {
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+/// What steps share: the S3 server, started by the first step that needs it and stopped when
+/// the run ends (or fails).
+#[derive(Default)]
+struct Ctx {
+    s3: Option<S3Server>,
+}
+
+impl Ctx {
+    fn s3(&mut self, root: &Path) -> Result<&S3Server> {
+        if self.s3.is_none() {
+            self.s3 = Some(S3Server::start(root)?);
+        }
+        Ok(self.s3.as_ref().expect("started above"))
+    }
+}
+
 /// One step of `ci`.
-type Step = fn(&Path) -> Result;
+type Step = fn(&Path, &mut Ctx) -> Result;
 
 fn project_root() -> PathBuf {
     // `cargo run` sets CARGO_MANIFEST_DIR for the running binary; prefer it over the path baked
@@ -93,23 +114,25 @@ fn run(root: &Path, cmd: &mut Command) -> Result {
 
 fn ci(root: &Path) -> Result {
     let steps: [(&str, Step); 8] = [
-        ("fmt", fmt),
-        ("tidy", tidy::run),
-        ("clippy", clippy),
+        ("fmt", |r, _| fmt(r)),
+        ("tidy", |r, _| tidy::run(r)),
+        ("clippy", |r, _| clippy(r)),
         ("test", test),
-        ("doc", doc),
+        ("doc", |r, _| doc(r)),
         ("interop", interop),
-        ("deny", |r| deny(r, &["bans", "licenses", "sources"])),
-        ("package", package),
+        ("deny", |r, _| deny(r, &["bans", "licenses", "sources"])),
+        ("package", |r, _| package(r)),
     ];
     let all = Instant::now();
     let mut times = Vec::new();
+    let mut ctx = Ctx::default();
     for (name, step) in steps {
         eprintln!("\n==> {name}");
         let t = Instant::now();
-        step(root).map_err(|e| format!("step {name}: {e}"))?;
+        step(root, &mut ctx).map_err(|e| format!("step {name}: {e}"))?;
         times.push((name, t.elapsed().as_secs_f64()));
     }
+    drop(ctx);
     eprintln!("\nci passed in {:.0} s:", all.elapsed().as_secs_f64());
     for (name, s) in times {
         eprintln!("  {name:<8} {s:>6.0} s");
@@ -136,10 +159,13 @@ fn clippy(root: &Path) -> Result {
     )
 }
 
-fn test(root: &Path) -> Result {
+/// The workspace's tests, with an S3 server on loopback for those that read object storage
+/// (they fail, rather than pass, without it: `ARROWFEED_REQUIRE_S3=1`).
+fn test(root: &Path, ctx: &mut Ctx) -> Result {
+    let s3 = ctx.s3(root)?;
     run(
         root,
-        cargo().args(["test", "--workspace", "--all-features"]),
+        s3.apply(&mut cargo()).args(["test", "--workspace", "--all-features"]),
     )
 }
 
@@ -155,43 +181,19 @@ fn doc(root: &Path) -> Result {
 /// Builds the CLI, makes a Python venv with pyarrow under `target/`, and runs
 /// `xtask/interop.py`, which writes files of every type pyarrow can write and checks what the
 /// CLI does with them.
-fn interop(root: &Path) -> Result {
+fn interop(root: &Path, ctx: &mut Ctx) -> Result {
     // The same features as the test build, so the binary it made is reused.
     run(
         root,
         cargo().args(["build", "--package", "arrowfeed-cli", "--all-features"]),
     )?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let venv = target.join("interop-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        run(
-            root,
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        )?;
-    }
-    let has_pyarrow = Command::new(&python)
-        .args(["-c", "import pyarrow, datasets"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_pyarrow {
-        run(
-            root,
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "pyarrow==26.0.1",
-                "datasets==5.2.0",
-            ]),
-        )?;
-    }
+    let target = services::target_dir(root);
+    let python = services::venv(root)?;
+    let s3 = ctx.s3(root)?;
     let bin = target.join("debug/arrowfeed");
     run(
         root,
-        Command::new(&python)
+        s3.apply(&mut Command::new(&python))
             .arg(root.join("xtask/interop.py"))
             .arg(bin),
     )?;

@@ -9,13 +9,19 @@ use serde_json::Value;
 use crate::Result;
 
 /// The crates that may depend only on the vocabulary, never on each other.
-const FEATURE_CRATES: [&str; 5] = [
+const FEATURE_CRATES: [&str; 6] = [
     "arrowfeed-core-source",
     "arrowfeed-prefetch",
     "arrowfeed-spill",
     "arrowfeed-shard-store",
     "arrowfeed-decode-sched",
+    "arrowfeed-object-store",
 ];
+/// The one crate that carries the HTTP stack; every other reaches remote bytes through the
+/// traits (`ByteSource`, `ObjectDir`).
+const OBJECT_STORE: &str = "arrowfeed-object-store";
+/// Crates that are the HTTP stack.
+const HTTP_STACK: [&str; 4] = ["object_store", "reqwest", "hyper", "rustls"];
 const TRAITS: &str = "arrowfeed-traits";
 const FACADE: &str = "arrowfeed";
 const CLI: &str = "arrowfeed-cli";
@@ -116,6 +122,9 @@ fn check_packages(meta: &Value, problems: &mut Vec<String>) {
             }
             if FEATURE_CRATES.contains(&name) && is_internal && dep != TRAITS {
                 problems.push(format!("[layering] feature crate {name} may depend only on {TRAITS} among the arrowfeed crates, but depends on {dep}; composition belongs in the facade or the CLI"));
+            }
+            if name != OBJECT_STORE && HTTP_STACK.contains(&dep) {
+                problems.push(format!("[layering] {name} depends on {dep}; only {OBJECT_STORE} carries the HTTP stack, the others read remote bytes through ByteSource and ObjectDir"));
             }
             if name == FACADE && (dep == CLI || dep == FACADE) {
                 problems.push(format!("[layering] the facade must not depend on {dep}"));

@@ -280,7 +280,15 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
     use arrowfeed::prefetch::Loader;
     use arrowfeed::traits::RandomAccess;
     let started = Instant::now();
-    let ra = random_access(path)?;
+    let store = if crate::input::is_store(path)? {
+        Some(std::sync::Arc::new(crate::input::open_store(path)?))
+    } else {
+        None
+    };
+    let ra: std::sync::Arc<dyn RandomAccess> = match &store {
+        Some(s) => s.clone(),
+        None => random_access(path)?,
+    };
     let proj = projection(&ra.schema(), a.columns).map_err(|e| Failure::at(path, e))?;
     let mut b = Loader::builder(ra)
         .batch_size(a.batch_size)
@@ -309,16 +317,33 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
     }
     let sum = tally.summary(t0.elapsed().as_secs_f64());
     let m = it.metrics();
+    let cache = store.as_ref().and_then(|s| s.cache_metrics());
     if as_json {
+        let cache = cache.map(|c| {
+            json!({"hits": c.hits, "downloads": c.downloads, "read_ahead": c.read_ahead,
+                "bytes_downloaded": c.bytes_downloaded, "evictions": c.evictions,
+                "wait_s": c.wait.as_secs_f64()})
+        });
         sum.write_json(json!({"mode": "epoch", "path": path.display().to_string(),
             "batch_size": a.batch_size, "workers": a.workers, "seed": a.seed, "epoch": a.epoch,
             "rank": a.rank, "world_size": a.world_size, "open_s": open_s,
             "consumer_wait_s": m.consumer_wait.as_secs_f64(), "gather_s": m.gather.as_secs_f64(),
             "peak_buffered_bytes": m.peak_bytes, "peak_rss_bytes": crate::demo::peak_rss_bytes(),
-            "peak_heap_bytes_sampled": peak_anon}))
+            "peak_heap_bytes_sampled": peak_anon, "cache": cache}))
     } else {
+        let cache = cache.map_or(String::new(), |c| {
+            format!(
+                "  shard cache: {} downloads ({} ahead of use), {:.1} MB, {} hits, {} evictions; readers waited {:.3} s for shards\n",
+                c.downloads,
+                c.read_ahead,
+                c.bytes_downloaded as f64 / 1e6,
+                c.hits,
+                c.evictions,
+                c.wait.as_secs_f64()
+            )
+        });
         write_stdout(&format!(
-            "epoch {} of {}: {} rows in {} batches, {:.3} s\n  {}\n  {m}\n",
+            "epoch {} of {}: {} rows in {} batches, {:.3} s\n  {}\n  {m}\n{cache}",
             a.epoch,
             path.display(),
             sum.rows,

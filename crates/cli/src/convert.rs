@@ -11,9 +11,54 @@ use serde_json::json;
 
 use crate::{CliResult, CompressionArg, Failure};
 
-/// True when OUT names a shard store: an existing directory, or a name without extension.
+/// True when OUT names a shard store: an existing directory, or a name without extension
+/// (for a URL, its last part).
 fn is_store_target(out: &Path) -> bool {
+    if arrowfeed::is_url(&out.to_string_lossy()) {
+        let s = out.to_string_lossy();
+        let last = s.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        return s.ends_with('/') || Path::new(last).extension().is_none();
+    }
     out.is_dir() || out.extension().is_none()
+}
+
+/// Where a file output is written: OUT itself, or for a URL a local file next to the system's
+/// temporary files, uploaded when complete.
+struct FileTarget {
+    local: PathBuf,
+    url: Option<String>,
+    _staging: Option<tempfile::TempDir>,
+}
+
+impl FileTarget {
+    fn new(out: &Path) -> CliResult<Self> {
+        let s = out.to_string_lossy();
+        if !arrowfeed::is_url(&s) {
+            return Ok(Self {
+                local: out.to_path_buf(),
+                url: None,
+                _staging: None,
+            });
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".arrowfeed-upload-")
+            .tempdir()
+            .map_err(|e| Failure::Run(format!("<temporary directory>: {e}")))?;
+        let name = s.rsplit('/').next().unwrap_or("out");
+        Ok(Self {
+            local: staging.path().join(name),
+            url: Some(s.into_owned()),
+            _staging: Some(staging),
+        })
+    }
+
+    /// Uploads the finished file when OUT is a URL.
+    fn publish(&self, out: &Path) -> CliResult {
+        if let Some(url) = &self.url {
+            arrowfeed::upload(&self.local, url).map_err(|e| Failure::at(out, e))?;
+        }
+        Ok(())
+    }
 }
 
 #[allow(
@@ -54,8 +99,9 @@ pub(crate) fn run(
 
     let progress = progress_bar(inputs);
     let started = Instant::now();
-    let mut writer =
-        BatchWriter::create(out, format, schema, compression).map_err(|e| Failure::at(out, e))?;
+    let target = FileTarget::new(out)?;
+    let mut writer = BatchWriter::create(&target.local, format, schema, compression)
+        .map_err(|e| Failure::at(out, e))?;
     let mut rows = 0u64;
     let mut batches = 0u64;
     for batch in source {
@@ -71,11 +117,12 @@ pub(crate) fn run(
         }
     }
     writer.finish().map_err(|e| Failure::at(out, e))?;
+    let bytes = std::fs::metadata(&target.local).map(|m| m.len()).unwrap_or(0);
+    target.publish(out)?;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     if as_json {
         let v = json!({"out": out.display().to_string(), "format": format.name(), "rows": rows,
                        "batches": batches, "file_bytes": bytes, "seconds": seconds});
@@ -114,12 +161,11 @@ fn to_store(
         });
     let progress = progress_bar(inputs);
     let started = Instant::now();
-    let manifest = writer
-        .write_with_progress(out, source, |rows| {
-            if let Some(p) = &progress {
-                p.set_position(rows);
-            }
-        })
+    let manifest = arrowfeed::write_store(out, source, &writer, |rows| {
+        if let Some(p) = &progress {
+            p.set_position(rows);
+        }
+    })
         .map_err(|e| match e {
             arrowfeed::Error::InvalidArgument { .. } | arrowfeed::Error::Io { .. } => {
                 Failure::at(out, e)
@@ -163,8 +209,8 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
     let total: u64 = inputs
         .iter()
         .map(|p| {
-            if p.is_dir() {
-                arrowfeed::shard_store::ShardStore::open(p)
+            if crate::input::is_store(p).unwrap_or(false) {
+                crate::input::open_store(p)
                     .map(|s| arrowfeed::traits::RandomAccess::num_rows(&s))
                     .unwrap_or(0)
             } else {

@@ -9,7 +9,7 @@ use crate::{CliResult, Failure};
 
 fn store(path: &Path, as_json: bool) -> CliResult {
     use arrowfeed::traits::RandomAccess;
-    let store = arrowfeed::shard_store::ShardStore::open(path).map_err(|e| Failure::at(path, e))?;
+    let store = crate::input::open_store(path)?;
     let schema = store.schema();
     let columns: Vec<_> = schema
         .fields()
@@ -54,7 +54,7 @@ fn store(path: &Path, as_json: bool) -> CliResult {
 }
 
 pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
-    if path.is_dir() {
+    if crate::input::is_store(path)? {
         return store(path, as_json);
     }
     let info = arrowfeed::info(path).map_err(|e| Failure::at(path, e))?;

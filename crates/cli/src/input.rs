@@ -1,31 +1,62 @@
-//! Opening what the commands read: files through `arrowfeed::open`, directories as shard
-//! stores (arrowfeed or Hugging Face).
+//! Opening what the commands read: files through `arrowfeed::open`, directories (and remote
+//! prefixes holding a manifest) as shard stores (arrowfeed or Hugging Face). Paths and URLs
+//! alike.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed::ReadOptions;
-use arrowfeed::shard_store::ShardStore;
+use arrowfeed::shard_store::{CacheOptions, OpenOptions, ShardStore};
 use arrowfeed::source::MemTable;
 use arrowfeed::traits::RandomAccess;
 
 use crate::{CliResult, Failure};
 
-/// A reader of every row of `inputs` (files, or a single store directory), in order.
+/// The shard cache settings of this run (`--cache-dir`, `--cache-limit`; unset, the
+/// environment's `ARROWFEED_CACHE_DIR` and `ARROWFEED_CACHE_LIMIT`).
+static CACHE: OnceLock<CacheOptions> = OnceLock::new();
+
+/// Sets the shard cache settings for the run (once, before any store is opened).
+pub(crate) fn set_cache(dir: Option<PathBuf>, limit: Option<u64>) {
+    let mut c = CacheOptions::default();
+    c.dir = dir;
+    c.limit = limit;
+    let _ = CACHE.set(c);
+}
+
+/// True when `path` names a store: a local directory, or a remote prefix with a manifest.
+pub(crate) fn is_store(path: &Path) -> CliResult<bool> {
+    arrowfeed::is_store(path).map_err(|e| Failure::at(path, e))
+}
+
+/// The store (or Hugging Face directory) at `path`, local or remote.
+pub(crate) fn open_store(path: &Path) -> CliResult<ShardStore> {
+    let cache = CACHE.get_or_init(CacheOptions::default);
+    arrowfeed::store_with(path, OpenOptions::default(), cache).map_err(|e| Failure::at(path, e))
+}
+
+/// A reader of every row of `inputs` (files, or a single store), in order.
 pub(crate) fn sequential(
     inputs: &[std::path::PathBuf],
     columns: Option<Vec<String>>,
 ) -> CliResult<Box<dyn RecordBatchReader + Send>> {
-    if let Some(dir) = inputs.iter().find(|p| p.is_dir()) {
+    let mut store_input = None;
+    for p in inputs {
+        if is_store(p)? {
+            store_input = Some(p);
+            break;
+        }
+    }
+    if let Some(dir) = store_input {
         if inputs.len() > 1 {
             return Err(Failure::Usage(format!(
-                "{}: a store directory must be the only input",
+                "{}: a store must be the only input",
                 dir.display()
             )));
         }
-        let store = ShardStore::open(dir).map_err(|e| Failure::at(dir, e))?;
+        let store = open_store(dir)?;
         let projection = projection(&store.schema(), columns).map_err(|e| Failure::at(dir, e))?;
         let it = store.iter_shards(None);
         return Ok(match projection {
@@ -49,12 +80,10 @@ pub(crate) fn sequential(
     Ok(Box::new(source))
 }
 
-/// `path` as a random-access dataset: a store directory, or a file read into memory.
+/// `path` as a random-access dataset: a store, or a file read into memory.
 pub(crate) fn random_access(path: &Path) -> CliResult<Arc<dyn RandomAccess>> {
-    if path.is_dir() {
-        return Ok(Arc::new(
-            ShardStore::open(path).map_err(|e| Failure::at(path, e))?,
-        ));
+    if is_store(path)? {
+        return Ok(Arc::new(open_store(path)?));
     }
     let source = arrowfeed::open(path).map_err(|e| Failure::at(path, e))?;
     Ok(Arc::new(

@@ -34,11 +34,22 @@ mod verify;
 
 /// Keeps Arrow data flowing: inspect, print, convert and benchmark Parquet and Arrow IPC files
 /// and shard stores, and feed training loops. Start with `arrowfeed demo`.
+///
+/// Every path may be a URL: s3://bucket/key, gs://, az://, abfs://, https://, file://
+/// (credentials and endpoints from the environment: AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...).
 #[derive(Debug, Parser)]
 #[command(name = "arrowfeed", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where remote stores' shards are cached (default: $ARROWFEED_CACHE_DIR, else
+    /// ~/.cache/arrowfeed).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Bytes the shard cache may hold on disk, e.g. 20GiB (default: $ARROWFEED_CACHE_LIMIT,
+    /// else 16GiB).
+    #[arg(long, global = true, value_parser = parse_size)]
+    cache_limit: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +302,7 @@ impl Failure {
 pub(crate) type CliResult<T = ()> = Result<T, Failure>;
 
 fn run(cli: Cli) -> CliResult {
+    input::set_cache(cli.cache_dir, cli.cache_limit);
     match cli.command {
         Command::Info { path, json } => info::run(&path, json),
         Command::Cat {

@@ -7,10 +7,13 @@ use serde_json::json;
 use crate::{CliResult, Failure};
 
 pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
-    if !path.is_dir() {
-        return Err(Failure::at(path, "verify checks a shard store directory"));
+    if !crate::input::is_store(path)? {
+        return Err(Failure::at(
+            path,
+            "verify checks a shard store (a directory, or a remote prefix with a manifest.json)",
+        ));
     }
-    let store = arrowfeed::shard_store::ShardStore::open(path).map_err(|e| Failure::at(path, e))?;
+    let store = crate::input::open_store(path)?;
     let report = store.verify().map_err(|e| Failure::at(path, e))?;
     if as_json {
         let bad: Vec<_> = report
