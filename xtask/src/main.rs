@@ -165,7 +165,8 @@ fn test(root: &Path, ctx: &mut Ctx) -> Result {
     let s3 = ctx.s3(root)?;
     run(
         root,
-        s3.apply(&mut cargo()).args(["test", "--workspace", "--all-features"]),
+        s3.apply(&mut cargo())
+            .args(["test", "--workspace", "--all-features"]),
     )
 }
 

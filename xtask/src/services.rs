@@ -78,7 +78,12 @@ impl S3Server {
         let mut cmd = Command::new(&weed);
         cmd.arg("mini")
             .arg(format!("-dir={}", data.join("store").display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false"])
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-webdav=false",
+                "-admin.ui=false",
+            ])
             .arg(flag("master.port", ports[0]))
             .arg(flag("volume.port", ports[1]))
             .arg(flag("filer.port", ports[2]))

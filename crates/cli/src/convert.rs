@@ -16,7 +16,11 @@ use crate::{CliResult, CompressionArg, Failure};
 fn is_store_target(out: &Path) -> bool {
     if arrowfeed::is_url(&out.to_string_lossy()) {
         let s = out.to_string_lossy();
-        let last = s.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let last = s
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
         return s.ends_with('/') || Path::new(last).extension().is_none();
     }
     out.is_dir() || out.extension().is_none()
@@ -117,7 +121,9 @@ pub(crate) fn run(
         }
     }
     writer.finish().map_err(|e| Failure::at(out, e))?;
-    let bytes = std::fs::metadata(&target.local).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(&target.local)
+        .map(|m| m.len())
+        .unwrap_or(0);
     target.publish(out)?;
     if let Some(p) = progress {
         p.finish_and_clear();
@@ -166,12 +172,12 @@ fn to_store(
             p.set_position(rows);
         }
     })
-        .map_err(|e| match e {
-            arrowfeed::Error::InvalidArgument { .. } | arrowfeed::Error::Io { .. } => {
-                Failure::at(out, e)
-            }
-            e => Failure::at(first, e),
-        })?;
+    .map_err(|e| match e {
+        arrowfeed::Error::InvalidArgument { .. } | arrowfeed::Error::Io { .. } => {
+            Failure::at(out, e)
+        }
+        e => Failure::at(first, e),
+    })?;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
