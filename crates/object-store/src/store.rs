@@ -9,7 +9,8 @@ use object_store::path::Path as ObjectPath;
 
 use crate::RemoteOptions;
 
-/// The URL schemes [`is_url`] recognises and [`connect`] serves.
+/// The URL schemes [`is_url`] recognises (and the sources of this crate serve, but `file`,
+/// which is a local path).
 pub const SCHEMES: [&str; 11] = [
     "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https", "file",
 ];
