@@ -447,6 +447,19 @@ impl Loader {
     /// [`Error::InvalidArgument`] if the state's seed is not this loader's or its position is
     /// past the epoch.
     pub fn resume(&self, state: LoaderState) -> Result<LoaderIter> {
+        self.resume_share(state, 0, 1)
+    }
+
+    /// One share of the batches from `state` on: of the batches `state.position`,
+    /// `state.position + 1`, ..., those `offset, offset + shares, offset + 2 * shares, ...`
+    /// places on — what one of `shares` consumers (a PyTorch DataLoader's worker processes,
+    /// say) iterates so that together they deliver each batch exactly once. Only this share's
+    /// batches are gathered. [`LoaderIter::state`] then counts this share's batches.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume), and [`Error::InvalidArgument`] for `shares == 0` or
+    /// `offset >= shares`.
+    pub fn resume_share(&self, state: LoaderState, offset: u64, shares: u64) -> Result<LoaderIter> {
         let plan = &self.inner;
         if state.seed != plan.seed {
             return Err(Error::invalid_argument(format!(
@@ -460,6 +473,11 @@ impl Loader {
                 state.position, plan.batches
             )));
         }
+        if shares == 0 || offset >= shares {
+            return Err(Error::invalid_argument(format!(
+                "share {offset} of {shares}: the share must be below the number of shares"
+            )));
+        }
         let order = Arc::new(EpochOrder::new(
             plan.shuffle,
             plan.n,
@@ -468,16 +486,20 @@ impl Loader {
             state.epoch,
         ));
         let gather_nanos = Arc::new(AtomicU64::new(0));
-        let left = plan.batches - state.position;
+        let first = state.position + offset;
+        let left = plan.batches.saturating_sub(first).div_ceil(shares);
         let workers = (self.workers as u64).min(left.max(1)) as usize;
+        let stride = shares * workers as u64;
         // Each worker hints its own batch `ahead` batches on before gathering one, so a hint
-        // always precedes its gather on the same thread; the first `ahead` batches are hinted
-        // here, at once, so their shards arrive together. (Bounded, for huge read-aheads.)
-        let ahead = plan.read_ahead.div_ceil(workers as u64) * workers as u64;
+        // always precedes its gather on the same thread; this share's first `ahead` batches
+        // are hinted here, at once, so their shards arrive together. (Bounded, for huge
+        // read-aheads.)
+        let ahead = plan.read_ahead.div_ceil(stride) * stride;
         if ahead > 0 {
             let cap = (1u64 << 20).div_ceil(plan.batch_size).max(1);
-            let end = (state.position + ahead.min(cap)).min(plan.batches);
-            let rows: Vec<u64> = (state.position..end)
+            let end = (first + ahead.min(cap * shares)).min(plan.batches);
+            let rows: Vec<u64> = (first..end)
+                .step_by(shares as usize)
                 .flat_map(|k| plan.batch_rows(&order, k).0)
                 .collect();
             plan.dataset.will_need(&rows);
@@ -487,8 +509,8 @@ impl Loader {
                 Box::new(WorkerSource {
                     plan: plan.clone(),
                     order: order.clone(),
-                    next: state.position + w,
-                    stride: workers as u64,
+                    next: first + w * shares,
+                    stride,
                     ahead,
                     gather_nanos: gather_nanos.clone(),
                 }) as Box<dyn RecordBatchReader + Send>

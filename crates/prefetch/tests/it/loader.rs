@@ -381,3 +381,58 @@ proptest! {
         prop_assert!(off.hinted.lock().unwrap().is_empty());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// `shares` consumers each iterating their share deliver, taken in turn, exactly the
+    /// batches of one consumer iterating everything; each share gathers only its own batches
+    /// and hints them before gathering.
+    #[test]
+    fn shares_of_an_epoch_interleave_to_the_whole_epoch(
+        n in 1usize..500,
+        part in 1usize..60,
+        batch in 1usize..30,
+        shuffle in arb_shuffle(),
+        shares in 1u64..5,
+        workers in 1usize..4,
+        start_frac in 0.0f64..1.0,
+    ) {
+        let build = |ds: Arc<dyn RandomAccess>| {
+            Loader::builder(ds)
+                .batch_size(batch)
+                .shuffle(shuffle)
+                .seed(3)
+                .workers(workers)
+                .read_ahead_rows(200)
+                .build()
+                .unwrap()
+        };
+        let loader = build(table(n, part));
+        let start = (loader.batches_per_epoch() as f64 * start_frac) as u64;
+        let state = LoaderState { seed: 3, epoch: 2, position: start };
+        let whole = collect(loader.resume(state).unwrap());
+        let mut parts = Vec::new();
+        for offset in 0..shares {
+            let ds = Arc::new(Hinted {
+                inner: table(n, part),
+                hinted: Default::default(),
+                unhinted_takes: Default::default(),
+            });
+            let share = collect(build(ds.clone()).resume_share(state, offset, shares).unwrap());
+            prop_assert_eq!(ds.unhinted_takes.load(std::sync::atomic::Ordering::Relaxed), 0);
+            parts.push(share);
+        }
+        let mut interleaved = Vec::new();
+        let longest = parts.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..longest {
+            for p in &parts {
+                if let Some(b) = p.get(i) {
+                    interleaved.push(b.clone());
+                }
+            }
+        }
+        prop_assert_eq!(interleaved, whole);
+        prop_assert!(loader.resume_share(state, shares, shares).is_err());
+    }
+}
