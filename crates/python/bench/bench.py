@@ -86,8 +86,15 @@ def shuffled_epoch(a):
                                          num_workers=2, collate_fn=lambda rows: rows)
         prep = time.perf_counter() - t_prep
         t0 = s = time.perf_counter()
+        def column(values):
+            if isinstance(values[0], (np.ndarray, bytes, str)) and np.ndim(values[0]) != 0:
+                out = np.empty(len(values), dtype=object)
+                out[:] = values
+                return out
+            return np.asarray(values)
+
         for rows in dl:
-            cols = {k: np.array([r[k] for r in rows], dtype=object) for k in rows[0]}
+            cols = {k: column([r[k] for r in rows]) for k in rows[0]}
             touch_numpy(cols, t)
             lat.append(time.perf_counter() - s)
             s = time.perf_counter()
