@@ -224,18 +224,29 @@ fn open_path(path: &Path, options: &ReadOptions) -> Result<(Format, BoxReader)> 
             options.columns.as_deref(),
         )?),
         Format::ArrowStream => {
-            // Resolve names against the stream's own schema: open once to read it.
-            let projection = match &options.columns {
-                None => None,
-                Some(names) => {
-                    let schema = RecordBatchReader::schema(&IpcStreamReader::open(path)?);
-                    Some(crate::column_indices(&schema, names).map_err(|e| e.or_location(path))?)
-                }
-            };
+            let projection = stream_projection(options, &path.display().to_string(), || {
+                Ok(RecordBatchReader::schema(&IpcStreamReader::open(path)?))
+            })?;
             Box::new(IpcStreamReader::open_with_projection(path, projection)?)
         }
     };
     Ok((format, reader))
+}
+
+/// The columns `options` asks for as indices into an IPC stream's schema: a stream has no
+/// footer, so `schema_of` opens it once to read its schema message.
+fn stream_projection(
+    options: &ReadOptions,
+    name: &str,
+    schema_of: impl FnOnce() -> Result<SchemaRef>,
+) -> Result<Option<Vec<usize>>> {
+    let Some(names) = &options.columns else {
+        return Ok(None);
+    };
+    let schema = schema_of()?;
+    Ok(Some(
+        crate::column_indices(&schema, names).map_err(|e| e.or_location(name))?,
+    ))
 }
 
 fn open_source_one(
@@ -257,17 +268,12 @@ fn open_source_one(
             options.columns.as_deref(),
         )?),
         Format::ArrowStream => {
-            let projection = match &options.columns {
-                None => None,
-                Some(names) => {
-                    let r = IpcStreamReader::from_source(source.clone(), None)?;
-                    let schema = RecordBatchReader::schema(&r);
-                    Some(
-                        crate::column_indices(&schema, names)
-                            .map_err(|e| e.or_location(source.name()))?,
-                    )
-                }
-            };
+            let projection = stream_projection(options, source.name(), || {
+                Ok(RecordBatchReader::schema(&IpcStreamReader::from_source(
+                    source.clone(),
+                    None,
+                )?))
+            })?;
             Box::new(IpcStreamReader::from_source(source.clone(), projection)?)
         }
     };

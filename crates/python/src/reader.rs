@@ -67,6 +67,29 @@ pub(crate) fn next_item(py: Python<'_>, rx: &Batches) -> PyResult<Option<RecordB
     }
 }
 
+/// `__next__` of an object holding `rx`: the next batch as a `pyarrow.RecordBatch`,
+/// `StopIteration` at the end; after the end or an error the channel is dropped (its thread
+/// stops), and every later call is a `StopIteration`.
+pub(crate) fn next_pyarrow<'py>(
+    py: Python<'py>,
+    rx: &mut Option<Batches>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(batches) = rx.as_ref() else {
+        return Err(PyStopIteration::new_err(()));
+    };
+    match next_item(py, batches) {
+        Ok(Some(b)) => to_pyarrow(py, b),
+        Ok(None) => {
+            *rx = None;
+            Err(PyStopIteration::new_err(()))
+        }
+        Err(e) => {
+            *rx = None;
+            Err(e)
+        }
+    }
+}
+
 /// The rest of a channel as a `RecordBatchReader`, for the C stream export.
 struct ChannelReader {
     schema: SchemaRef,
@@ -134,20 +157,7 @@ impl Reader {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let Some(rx) = &self.rx else {
-            return Err(PyStopIteration::new_err(()));
-        };
-        match next_item(py, rx) {
-            Ok(Some(b)) => to_pyarrow(py, b),
-            Ok(None) => {
-                self.rx = None;
-                Err(PyStopIteration::new_err(()))
-            }
-            Err(e) => {
-                self.rx = None;
-                Err(e)
-            }
-        }
+        next_pyarrow(py, &mut self.rx)
     }
 
     /// The batches not read yet, as an `arrow_array_stream` capsule (the Arrow PyCapsule

@@ -8,12 +8,12 @@ use arrow_schema::SchemaRef;
 use arrowfeed::prefetch::{Loader as RustLoader, LoaderState, Remainder, Shuffle};
 use arrowfeed::shard_store::{CacheOptions, OpenOptions, ShardStore};
 use arrowfeed::traits::RandomAccess;
-use pyo3::exceptions::{PyStopIteration, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::capsule::{schema_to_pyarrow, to_pyarrow};
 use crate::errors::IntoPy;
-use crate::reader::{Batches, next_item, spawn_reader};
+use crate::reader::{Batches, next_pyarrow, spawn_reader};
 
 type Item = Result<arrow_array::RecordBatch, arrow_schema::ArrowError>;
 
@@ -363,19 +363,6 @@ impl Epoch {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let Some(rx) = &self.rx else {
-            return Err(PyStopIteration::new_err(()));
-        };
-        match next_item(py, rx) {
-            Ok(Some(b)) => to_pyarrow(py, b),
-            Ok(None) => {
-                self.rx = None;
-                Err(PyStopIteration::new_err(()))
-            }
-            Err(e) => {
-                self.rx = None;
-                Err(e)
-            }
-        }
+        next_pyarrow(py, &mut self.rx)
     }
 }
