@@ -199,8 +199,9 @@ enum Command {
         /// scan (engine): decode threads (default: the number of CPUs).
         #[arg(long)]
         decode_parallelism: Option<usize>,
-        /// scan (engine): MiB of reads whose batches are not consumed yet.
-        #[arg(long, default_value_t = 1024)]
+        /// scan (engine): MiB the scan may hold (decoded batches waiting, decoding, and
+        /// fetched bytes unless the file is memory-mapped).
+        #[arg(long, default_value_t = 256)]
         memory_budget_mib: u64,
         /// Print one JSON object instead of text.
         #[arg(long)]

@@ -298,4 +298,8 @@ impl ByteSource for MmapFile {
     fn is_blocking(&self) -> bool {
         true
     }
+
+    fn reads_are_views(&self) -> bool {
+        true
+    }
 }

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::{
-    ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
-    TaskDecoder, panic_message,
+    ByteSource, DecodePart, Decoded, Error, MemoryLedger, PartDecoded, PartDecoder, ReadTask,
+    Result, ScanPlan, TaskDecoder, panic_message,
 };
 use bytes::Bytes;
 
@@ -37,6 +37,9 @@ pub(crate) struct Config {
     pub(crate) coalesce_gap: u64,
     pub(crate) max_request: u64,
     pub(crate) max_tasks: usize,
+    /// Fetched bytes count against the budget: the source's reads are fresh allocations, not
+    /// views of a map (see `ByteSource::reads_are_views`). Filled in when the scan starts.
+    pub(crate) fetch_counts: bool,
 }
 
 /// A physical read in the I/O queue. Ordered so that the smallest key is served first:
@@ -222,6 +225,13 @@ pub(crate) struct State {
     /// Outputs (unsplit tasks and parts) that decoding has started and the consumer has not
     /// finished taking: what [`DECODE_AHEAD_PER_THREAD`] bounds.
     open: usize,
+    /// The decoded batches in `done`, each allocation counted once.
+    decoded: MemoryLedger,
+    /// Decode jobs running.
+    running: usize,
+    /// The largest decoded output seen: what a job started ahead of the consumer is assumed to
+    /// add.
+    piece_estimate: u64,
 }
 
 /// Condition variables, kept outside the state so they can be signalled while it is locked.
@@ -247,8 +257,45 @@ fn cost(ranges: &[Range<u64>]) -> u64 {
 }
 
 impl State {
+    /// Memory the scan holds by the budget's count: decoded batches waiting for the consumer,
+    /// and the fetched bytes of tasks not yet consumed when they are the scan's own.
+    fn held(&self, config: &Config) -> u64 {
+        let fetched = if config.fetch_counts { self.charged } else { 0 };
+        (self.decoded.bytes() as u64).saturating_add(fetched)
+    }
+
+    /// True when reads costing `cost` fit in the budget beside what the scan holds. Reads of
+    /// views of a map cost no memory; only the task limit holds them back.
     fn fits(&self, config: &Config, cost: u64) -> bool {
-        self.charged.saturating_add(cost) <= config.budget
+        !config.fetch_counts || self.held(config).saturating_add(cost) <= config.budget
+    }
+
+    /// True when one more decode job started ahead of the consumer still fits in the budget
+    /// beside what the scan holds, what the jobs running will add and the batch the consumer
+    /// holds, each of those last taken as a [`piece_estimate`](Self::piece_estimate).
+    fn decode_room(&self, config: &Config) -> bool {
+        let pieces = self.running as u64 + 2;
+        let room = self.piece_estimate.saturating_mul(pieces);
+        self.held(config).saturating_add(room) <= config.budget
+    }
+
+    /// The decode-queue key of the job whose output the consumer waits for, if that output is
+    /// not decoded yet.
+    fn head_job(&self) -> Option<(u64, usize)> {
+        if self
+            .done
+            .contains_key(&(self.head, self.head_part, self.head_chunk))
+        {
+            return None;
+        }
+        let whole = self.tasks.get(&self.head)?.parts.is_empty();
+        Some((self.head, if whole { 0 } else { self.head_part + 1 }))
+    }
+
+    /// Records the memory held after a change, for [`ScanMetrics::peak_memory_bytes`].
+    fn note_memory(&mut self, config: &Config) {
+        let held = self.held(config);
+        self.metrics.peak_memory_bytes = self.metrics.peak_memory_bytes.max(held);
     }
 
     fn wake_consumer(&mut self, signals: &Signals) {
@@ -394,6 +441,7 @@ impl State {
         });
         let head_charge = self.tasks.get(&self.head).map_or(0, |t| t.charge);
         self.metrics.peak_budget_bytes = self.metrics.peak_budget_bytes.max(self.charged);
+        self.note_memory(&shared.config);
         self.metrics.peak_budget_bytes_beyond_head = self
             .metrics
             .peak_budget_bytes_beyond_head
@@ -473,6 +521,12 @@ impl State {
             .and_then(|t| t.parts.get(part))
             .map_or(0, |p| p.chunks);
         self.done.retain(|&k, _| k < (seq, part, chunk));
+        self.decoded = MemoryLedger::default();
+        for out in self.done.values() {
+            for b in out.batches.iter().flatten() {
+                self.decoded.add(b);
+            }
+        }
         if let Some(t) = self.tasks.get_mut(&seq) {
             t.end_part = part;
             t.decoder = None;
@@ -497,16 +551,25 @@ impl State {
         shared.signals.decode.notify_all();
     }
 
-    /// The next decode job to run: the first in the decode queue, or, once decoding is as far
-    /// ahead of the consumer as allowed, the first that continues a started part or belongs to
-    /// the task the consumer waits for (which keeps the consumer moving, so the limit cannot
-    /// deadlock).
+    /// The next decode job to run.
+    ///
+    /// The first in the decode queue while the budget has room for one more job ahead
+    /// ([`decode_room`](Self::decode_room)) and decoding is less far ahead of the consumer than
+    /// [`DECODE_AHEAD_PER_THREAD`] allows; past that limit, the first that continues a started
+    /// part or belongs to the task the consumer waits for. Without room in the budget, only the
+    /// job the consumer waits for. That job always runs, which keeps the consumer moving, so
+    /// neither limit can deadlock.
     fn next_decode(&mut self, config: &Config) -> Option<DecodeKey> {
-        if self.open
-            < config
-                .decode_parallelism
-                .saturating_mul(DECODE_AHEAD_PER_THREAD)
-        {
+        let head_job = self.head_job();
+        let ahead = |k: &DecodeKey| {
+            let Reverse((_, seq, slot)) = *k;
+            head_job != Some((seq, slot))
+        };
+        let room = self.decode_room(config);
+        let limit = config
+            .decode_parallelism
+            .saturating_mul(DECODE_AHEAD_PER_THREAD);
+        if room && self.open < limit {
             return self.decode_queue.pop();
         }
         let (head, tasks) = (self.head, &self.tasks);
@@ -519,7 +582,10 @@ impl State {
         let first = self
             .decode_queue
             .iter()
-            .filter(|Reverse((_, seq, slot))| *seq == head || started(*seq, *slot))
+            .filter(|k| {
+                let Reverse((_, seq, slot)) = **k;
+                !ahead(k) || (room && (seq == head || started(seq, slot)))
+            })
             .max()
             .copied()?;
         self.decode_queue.retain(|k| *k != first);
@@ -544,6 +610,9 @@ impl State {
         let last = t.parts.get(part).is_none_or(|p| p.done);
         t.update_finished();
         self.metrics.pieces += 1;
+        let bytes: usize = batches.iter().map(|b| self.decoded.add(b)).sum();
+        self.piece_estimate = self.piece_estimate.max(bytes as u64);
+        self.note_memory(&shared.config);
         self.done.insert(
             (seq, part, chunk),
             Output {
@@ -596,6 +665,9 @@ impl Shared {
                 read_started: Instant::now(),
                 threads: Vec::new(),
                 open: 0,
+                decoded: MemoryLedger::default(),
+                running: 0,
+                piece_estimate: 0,
             }),
             signals: Signals {
                 io: Condvar::new(),
@@ -663,6 +735,7 @@ impl Shared {
         st.followups.clear();
         st.tasks.clear();
         st.done.clear();
+        st.decoded = MemoryLedger::default();
         st.charged = 0;
         let threads = std::mem::take(&mut st.threads);
         drop(st);
@@ -786,6 +859,7 @@ impl Shared {
                         if job.starts_output() {
                             st.open += 1;
                         }
+                        st.running += 1;
                         break (seq, job);
                     }
                     continue;
@@ -851,6 +925,7 @@ impl Shared {
             let elapsed = started.elapsed();
             st = self.lock();
             st.metrics.decode_time += elapsed;
+            st.running -= 1;
             if !st.tasks.contains_key(&seq) {
                 continue;
             }
@@ -1025,6 +1100,12 @@ impl Shared {
             let key = (st.head, st.head_part, st.head_chunk);
             let (head, head_part, _) = key;
             if let Some(out) = st.done.remove(&key) {
+                for b in out.batches.iter().flatten() {
+                    st.decoded.remove(b);
+                }
+                // Decoding may wait for room in the budget, for the consumer to catch up, or
+                // for a new head.
+                self.signals.decode.notify_all();
                 if !(out.last || out.batches.is_err()) {
                     st.head_chunk += 1;
                     break Ok(Some(out.batches));
@@ -1046,8 +1127,6 @@ impl Shared {
                 } else {
                     st.head_part += 1;
                 }
-                // Decoding may wait for the consumer to catch up, or for a new head.
-                self.signals.decode.notify_all();
                 break Ok(Some(out.batches));
             }
             if st.cancelled || st.end_seq == Some(head) {

@@ -15,12 +15,15 @@
 //!   first (plans use the row position, so rows complete in order); ranges closer than
 //!   `coalesce_gap` become one request and ranges longer than `max_request_bytes` are split
 //!   into parallel requests.
-//! - **A byte budget** is charged when a task's reads are issued and released when the
-//!   consumer takes the task's batches — not when the bytes arrive — so decoded data waiting to
-//!   be consumed counts against it. A request of the task the consumer is waiting for is always
-//!   admitted, even past the budget; that rule is what keeps a budget smaller than one task
-//!   from deadlocking. (For plans whose priorities follow row order, as the core-source plans'
-//!   do, that task holds the lowest priority in flight.)
+//! - **A memory budget** bounds what the scan holds: the decoded batches waiting for the
+//!   consumer (each allocation counted once), the decoding in progress, and the fetched bytes
+//!   of tasks not yet consumed (charged when the reads are issued, released when the consumer
+//!   takes the task's last batches) unless the source's reads are views of a memory map.
+//!   Reads and decode work start only while they fit. The work the consumer waits for — its
+//!   task's reads, the decoding of its next piece — always starts, even past the budget; that
+//!   rule is what keeps a budget smaller than one task or one piece from deadlocking. (For
+//!   plans whose priorities follow row order, as the core-source plans' do, that task holds
+//!   the lowest priority in flight.)
 //! - **Decoding** runs on `decode_parallelism` threads; results are put back in plan order.
 //!   When a decoder asks for more bytes (`Decoded::NeedMore`: offsets first, then values) the
 //!   reads jump the queue, since the task already holds budget. A decoder may split its task
@@ -100,8 +103,8 @@ pub use latency::LatencySource;
 use engine::{Config, Shared};
 use rebatch::Rebatch;
 
-/// The default byte budget: 1 GiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+/// The default memory budget: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 /// The default gap below which two ranges are read as one request: 1 MiB.
 pub const DEFAULT_COALESCE_GAP: u64 = 1 << 20;
 /// The default largest request for sources that are not blocking (remote-like): 16 MiB.
@@ -159,6 +162,7 @@ impl Scan {
                 coalesce_gap: DEFAULT_COALESCE_GAP,
                 max_request: u64::MAX,
                 max_tasks: 256,
+                fetch_counts: true,
             },
         }
     }
@@ -181,8 +185,15 @@ impl Scan {
         self
     }
 
-    /// Bytes of issued reads whose batches the consumer has not taken yet. Exceeded only by
-    /// the task the consumer waits for (see the crate docs); 0 reads one task at a time.
+    /// Bytes the scan may hold: decoded batches waiting for the consumer, the decoding in
+    /// progress and the consumer's batch (each reckoned as the largest decoded piece so far),
+    /// and fetched bytes of tasks not yet consumed unless the source's reads are views of a
+    /// map ([`ByteSource::reads_are_views`]). Exceeded only by the work the consumer waits for
+    /// (see the crate docs); 0 reads and decodes one piece at a time.
+    ///
+    /// What it does not see: the decoders' own working buffers (decompressed pages, the
+    /// parquet crate's level and value buffers) and memory the allocator keeps after it is
+    /// freed.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.config.budget = bytes;
         self
@@ -236,6 +247,7 @@ impl Scan {
                 "max_request_bytes must be at least 1",
             ));
         }
+        self.config.fetch_counts = !self.source.reads_are_views();
         self.config.max_request = self.max_request.unwrap_or(if self.source.is_blocking() {
             u64::MAX
         } else {
@@ -298,6 +310,12 @@ pub struct ScanMetrics {
     /// The most budget charged at once by tasks other than the one the consumer waited for:
     /// never above the budget.
     pub peak_budget_bytes_beyond_head: u64,
+    /// The most memory held at once by the budget's count: decoded batches waiting for the
+    /// consumer (each allocation once, `batch_memory_size`), and fetched bytes of tasks not
+    /// yet consumed unless the source's reads are views of a map. At most the budget plus the
+    /// task and the decoded piece the consumer waits for, plus what decode jobs started ahead
+    /// decoded beyond the largest piece seen before them.
+    pub peak_memory_bytes: u64,
 }
 
 /// The output of a [`Scan`] as a blocking iterator (and `RecordBatchReader`).

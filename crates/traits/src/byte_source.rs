@@ -49,6 +49,14 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     fn is_blocking(&self) -> bool {
         false
     }
+
+    /// True when the bytes [`read`](Self::read) returns are views of memory the source holds
+    /// anyway (a memory map of a file: page cache the kernel may reclaim), so that holding
+    /// them costs no memory of the reader's own. Memory budgets then leave fetched bytes out.
+    /// The default is false: each read's bytes are a fresh allocation.
+    fn reads_are_views(&self) -> bool {
+        false
+    }
 }
 
 impl<T: ByteSource + ?Sized> ByteSource for Arc<T> {
@@ -66,6 +74,9 @@ impl<T: ByteSource + ?Sized> ByteSource for Arc<T> {
     }
     fn is_blocking(&self) -> bool {
         (**self).is_blocking()
+    }
+    fn reads_are_views(&self) -> bool {
+        (**self).reads_are_views()
     }
 }
 

@@ -441,12 +441,25 @@ fn run(scan: Scan) -> Outcome {
     }
 }
 
+/// The most memory a scan of `specs` may hold by its own count with `decode` threads: the
+/// budget, plus the fetch of the task the consumer waits for, plus a piece of output per decode
+/// thread (a job started ahead of the consumer before any piece told its size, or the
+/// consumer's own). A piece has at most 60 rows of 8 bytes, in an allocation rounded up to 64.
+fn memory_bound(specs: &[TaskSpec], budget: u64, decode: usize) -> u64 {
+    let fetch = |s: &TaskSpec| -> u64 { s.stages.iter().flatten().map(|&(_, len)| len).sum() };
+    let task = specs.iter().map(fetch).max().unwrap_or(0);
+    budget
+        .saturating_add(task)
+        .saturating_add(512 * decode as u64)
+}
+
 fn check(
     out: &Outcome,
     specs: &[TaskSpec],
     bs: usize,
     budget: u64,
     io: usize,
+    decode: usize,
 ) -> std::result::Result<(), TestCaseError> {
     let (rows, failing) = expected(specs);
     let values: Vec<i64> = out
@@ -485,6 +498,12 @@ fn check(
         out.metrics.peak_budget_bytes_beyond_head <= budget,
         "beyond-head peak {} over budget {budget}",
         out.metrics.peak_budget_bytes_beyond_head
+    );
+    let bound = memory_bound(specs, budget, decode);
+    prop_assert!(
+        out.metrics.peak_memory_bytes <= bound,
+        "peak memory {} over {bound} (budget {budget})",
+        out.metrics.peak_memory_bytes
     );
     prop_assert!(
         (1..=io as u64).contains(&out.metrics.io_threads),
@@ -529,7 +548,7 @@ proptest! {
                 .max_tasks_in_flight(max_tasks);
             run(scan)
         });
-        check(&out, &specs, bs, budget, io)?;
+        check(&out, &specs, bs, budget, io, decode)?;
     }
 
     /// The async stream gives exactly what the blocking reader gives.
@@ -649,6 +668,58 @@ fn a_budget_smaller_than_one_task_reads_one_task_at_a_time() {
         "only the head task was admitted at a time"
     );
     assert_eq!(out.metrics.peak_budget_bytes_beyond_head, 0);
+}
+
+/// Ten tasks of one part each, 64 Ki rows handed out in 8 pieces of 64 KiB, and a consumer
+/// that waits 50 ms before its first batch and 1 ms after each: decoding would run far ahead
+/// of it (a started part goes on to its end) if the budget did not count decoded batches.
+#[test]
+fn a_budget_bounds_the_decoded_batches_waiting_for_a_slow_consumer() {
+    const PIECE: u64 = 8192 * 8;
+    let specs: Vec<TaskSpec> = (0..10)
+        .map(|_| TaskSpec {
+            rows: 8 * 8192,
+            stages: vec![vec![(0, 100)]],
+            pieces: 8,
+            parts: 1,
+            stream: true,
+            priority: None,
+            failure: Failure::None,
+        })
+        .collect();
+    for budget in [0, 4 * PIECE, 16 * PIECE] {
+        let plan = Plan::new(specs.clone());
+        let (rows, metrics) = within(Duration::from_secs(20), move || {
+            let mut reader = Scan::new(MemorySource::new("memory", data()), plan)
+                .batch_size(8192)
+                .decode_parallelism(2)
+                .memory_budget(budget)
+                .reader()
+                .expect("valid settings");
+            std::thread::sleep(Duration::from_millis(50));
+            let mut rows = 0;
+            while let Some(b) = reader.next_batch().expect("no error") {
+                rows += b.num_rows();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (rows, reader.metrics())
+        });
+        assert_eq!(rows, 10 * 8 * 8192);
+        // The consumer's piece, one being decoded per thread beyond the budget, and the fetch
+        // of the task it waits for.
+        let bound = budget + 3 * PIECE + 100;
+        assert!(
+            metrics.peak_memory_bytes <= bound,
+            "budget {budget}: held {} > {bound}",
+            metrics.peak_memory_bytes
+        );
+        // The budget is used: decoding ran ahead as far as it allowed.
+        assert!(
+            metrics.peak_memory_bytes + 2 * PIECE >= budget,
+            "budget {budget}: held at most {}",
+            metrics.peak_memory_bytes
+        );
+    }
 }
 
 #[test]
