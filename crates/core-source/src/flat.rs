@@ -1,6 +1,7 @@
 //! Our own decoder for flat fixed-width Parquet columns (INT32, INT64, FLOAT, DOUBLE read as
 //! Int32, Date32, Int64, Float32, Float64; required or optional, not repeated), PLAIN or
-//! dictionary encoded, v1 or v2 data pages.
+//! dictionary encoded, v1 or v2 data pages; with [`crate::varwidth`], also byte arrays and
+//! lists of INT32.
 //!
 //! On numeric files (`tpch.parquet`) the parquet crate's record readers zero every value
 //! buffer before decoding into it and go through several layers per batch; here each batch's
@@ -26,9 +27,11 @@ use parquet::column::page::{Page, PageReader};
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::schema::types::ColumnDescriptor;
 
-type Res<T> = std::result::Result<T, String>;
+use crate::varwidth::{ByteColumn, ListColumn};
 
-/// How a flat column's values are stored and handed out.
+pub(crate) type Res<T> = std::result::Result<T, String>;
+
+/// How a column's values are stored and handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Int32,
@@ -36,12 +39,42 @@ pub(crate) enum Kind {
     Int64,
     Float32,
     Float64,
+    Binary,
+    Utf8,
+    /// A three-level LIST of INT32.
+    ListInt32 {
+        list_nullable: bool,
+        elem_nullable: bool,
+    },
 }
 
 impl Kind {
-    /// The kind for a leaf column read as `data_type`, if this module decodes it.
+    /// The kind for a leaf column read as `data_type` (its root field's type), if this crate
+    /// decodes it.
     pub(crate) fn of(descr: &ColumnDescriptor, data_type: &DataType) -> Option<Self> {
-        if descr.max_rep_level() != 0 || descr.max_def_level() > 1 {
+        let (rep, def) = (descr.max_rep_level(), descr.max_def_level());
+        if rep == 1 {
+            // root (optional or required) -> repeated group -> element
+            let DataType::List(item) = data_type else {
+                return None;
+            };
+            if descr.physical_type() != PhysicalType::INT32
+                || item.data_type() != &DataType::Int32
+                || descr.path().parts().len() != 3
+            {
+                return None;
+            }
+            let elem_nullable = descr.self_type().is_optional();
+            let list = def - 1 - i16::from(elem_nullable);
+            if !(0..=1).contains(&list) || item.is_nullable() != elem_nullable {
+                return None;
+            }
+            return Some(Self::ListInt32 {
+                list_nullable: list == 1,
+                elem_nullable,
+            });
+        }
+        if rep != 0 || def > 1 || descr.path().parts().len() != 1 {
             return None;
         }
         Some(match (descr.physical_type(), data_type) {
@@ -50,6 +83,8 @@ impl Kind {
             (PhysicalType::INT64, DataType::Int64) => Self::Int64,
             (PhysicalType::FLOAT, DataType::Float32) => Self::Float32,
             (PhysicalType::DOUBLE, DataType::Float64) => Self::Float64,
+            (PhysicalType::BYTE_ARRAY, DataType::Binary) => Self::Binary,
+            (PhysicalType::BYTE_ARRAY, DataType::Utf8) => Self::Utf8,
             _ => return None,
         })
     }
@@ -69,7 +104,7 @@ pub(crate) fn encodings_supported(chunk: &ColumnChunkMetaData) -> bool {
 ///
 /// # Safety
 /// Every bit pattern of `WIDTH` bytes must be a valid `Self` of size `WIDTH`.
-unsafe trait Native: ArrowNativeType + Default + Send + 'static {
+pub(crate) unsafe trait Native: ArrowNativeType + Default + Send + 'static {
     const WIDTH: usize = std::mem::size_of::<Self>();
     fn from_le(b: &[u8]) -> Self;
 
@@ -111,7 +146,7 @@ macro_rules! native {
 native!(i32, i64, f32, f64);
 
 /// Reads the RLE / bit-packed hybrid encoding (levels and dictionary indices).
-struct Hybrid {
+pub(crate) struct Hybrid {
     buf: Bytes,
     pos: usize,
     bit_width: u32,
@@ -126,7 +161,7 @@ struct Hybrid {
 }
 
 impl Hybrid {
-    fn new(buf: Bytes, bit_width: u32) -> Res<Self> {
+    pub(crate) fn new(buf: Bytes, bit_width: u32) -> Res<Self> {
         if bit_width > 32 {
             return Err(format!("a bit width of {bit_width}"));
         }
@@ -209,7 +244,11 @@ impl Hybrid {
 
     /// Calls `f(value, count)` for the next `n` values, in runs; an error if there are fewer.
     #[inline(always)]
-    fn runs(&mut self, mut n: usize, mut f: impl FnMut(u32, usize) -> Res<()>) -> Res<()> {
+    pub(crate) fn runs(
+        &mut self,
+        mut n: usize,
+        mut f: impl FnMut(u32, usize) -> Res<()>,
+    ) -> Res<()> {
         while n > 0 {
             if self.rle_left == 0 && self.packed_left == 0 {
                 self.next_run()?;
@@ -231,8 +270,58 @@ impl Hybrid {
         Ok(())
     }
 
+    /// Appends the next `n` values to `out` as bytes: levels, at most `max` each (an error for
+    /// one above it).
+    pub(crate) fn levels_into(&mut self, mut n: usize, max: u8, out: &mut Vec<u8>) -> Res<()> {
+        if self.bit_width > 8 {
+            return Err(format!("levels of {} bits", self.bit_width));
+        }
+        let mut top = 0u8;
+        while n > 0 {
+            if self.rle_left == 0 && self.packed_left == 0 {
+                self.next_run()?;
+            }
+            if self.rle_left > 0 {
+                let k = self.rle_left.min(n);
+                let v = u8::try_from(self.rle_value).unwrap_or(u8::MAX);
+                top = top.max(v);
+                out.resize(out.len() + k, v);
+                self.rle_left -= k;
+                n -= k;
+            } else {
+                let k = self.packed_left.min(n);
+                let (bw, mask) = (self.bit_width as usize, self.mask as u16);
+                let buf = &self.buf[..];
+                out.reserve(k);
+                for j in 0..k {
+                    // A value of at most 8 bits lies within the 2 bytes at its first bit; bytes
+                    // past the end of the buffer read as 0.
+                    let bit = self.bit + j * bw;
+                    let b = bit / 8;
+                    let lo = u16::from(buf.get(b).copied().unwrap_or(0));
+                    let hi = u16::from(buf.get(b + 1).copied().unwrap_or(0));
+                    let v = (((hi << 8 | lo) >> (bit % 8)) & mask) as u8;
+                    top = top.max(v);
+                    out.push(v);
+                }
+                self.bit += k * bw;
+                self.packed_left -= k;
+                n -= k;
+            }
+        }
+        if top > max {
+            return Err(format!("a level of {top} past the column's {max}"));
+        }
+        Ok(())
+    }
+
     /// Appends `dict[i]` for each of the next `n` values `i` to `out`.
-    fn gather<T: Copy>(&mut self, mut n: usize, dict: &[T], out: &mut Vec<T>) -> Res<()> {
+    pub(crate) fn gather<T: Copy>(
+        &mut self,
+        mut n: usize,
+        dict: &[T],
+        out: &mut Vec<T>,
+    ) -> Res<()> {
         let bad = |i: usize| format!("dictionary index {i} of a dictionary of {}", dict.len());
         out.reserve(n);
         while n > 0 {
@@ -297,7 +386,7 @@ impl Hybrid {
     }
 
     /// Skips `n` values.
-    fn skip(&mut self, mut n: usize) -> Res<()> {
+    pub(crate) fn skip(&mut self, mut n: usize) -> Res<()> {
         while n > 0 {
             if self.rle_left == 0 && self.packed_left == 0 {
                 self.next_run()?;
@@ -355,14 +444,272 @@ unsafe fn gather_n<const N: usize, T: Copy>(
 }
 
 /// Where the values of the current page come from.
-enum Values {
+pub(crate) enum Values {
     Plain { buf: Bytes, pos: usize },
     Dict(Hybrid),
     None,
 }
 
+impl Values {
+    /// The values of a data page encoded `encoding` whose values section is `body`.
+    pub(crate) fn of(encoding: Encoding, body: Bytes, has_dict: bool) -> Res<Self> {
+        match encoding {
+            Encoding::PLAIN => Ok(Self::Plain { buf: body, pos: 0 }),
+            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+                if !has_dict {
+                    return Err("a dictionary-encoded page without a dictionary".into());
+                }
+                let width = *body.first().ok_or("a dictionary page has no bit width")?;
+                Ok(Self::Dict(Hybrid::new(body.slice(1..), u32::from(width))?))
+            }
+            e => Err(format!("a data page encoded {e}")),
+        }
+    }
+
+    /// Appends the next `n` fixed-width values to `out`, looking dictionary indices up in
+    /// `dict`.
+    pub(crate) fn take<T: Native>(
+        &mut self,
+        n: usize,
+        dict: Option<&[T]>,
+        out: &mut Vec<T>,
+    ) -> Res<()> {
+        match self {
+            Self::Plain { buf, pos } => {
+                let r = plain(buf, *pos, n * T::WIDTH)?;
+                T::extend_le(&buf[r.clone()], out);
+                *pos = r.end;
+            }
+            Self::Dict(h) => h.gather(n, dict.ok_or("no dictionary")?, out)?,
+            Self::None => return Err("no page".into()),
+        }
+        Ok(())
+    }
+
+    /// Passes the next `n` fixed-width values of `width` bytes.
+    pub(crate) fn skip(&mut self, n: usize, width: usize) -> Res<()> {
+        match self {
+            Self::Plain { buf, pos } => *pos = plain(buf, *pos, n * width)?.end,
+            Self::Dict(h) => h.skip(n)?,
+            Self::None => {}
+        }
+        Ok(())
+    }
+}
+
+/// A dictionary page's first `num_values` fixed-width values: the page itself when aligned
+/// (the page reader lays it so), else a copy.
+pub(crate) fn dictionary<T: Native>(buf: &Bytes, num_values: u32) -> Res<ScalarBuffer<T>> {
+    let n = num_values as usize;
+    if buf.len() / T::WIDTH < n {
+        return Err(format!(
+            "a dictionary page of {} bytes cannot hold {n} values",
+            buf.len()
+        ));
+    }
+    let bytes = buf.slice(..n * T::WIDTH);
+    Ok(
+        if cfg!(target_endian = "little")
+            && bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0
+        {
+            ScalarBuffer::new(Buffer::from(bytes), 0, n)
+        } else {
+            let mut dict = Vec::new();
+            T::extend_le(&bytes, &mut dict);
+            ScalarBuffer::from(dict)
+        },
+    )
+}
+
+/// The bit width of levels up to `max` (0 for a column without such levels).
+pub(crate) fn level_width(max: i16) -> u32 {
+    u32::try_from(max).map_or(0, |m| 32 - m.leading_zeros())
+}
+
+/// The definition levels (of a flat column: 0 null, 1 valid) of the next `k` rows of a page:
+/// how many are valid, appending them to `nulls` if given. A column that is not nullable has
+/// no levels: all `k` are.
+pub(crate) fn def_levels(
+    levels: Option<&mut Hybrid>,
+    nullable: bool,
+    k: usize,
+    nulls: Option<&mut Validity>,
+) -> Res<usize> {
+    let levels = match levels {
+        Some(l) if nullable => l,
+        _ => {
+            if let Some(n) = nulls {
+                n.push(true, k);
+            }
+            return Ok(k);
+        }
+    };
+    let (mut valid, mut nulls) = (0, nulls);
+    levels.runs(k, |v, c| {
+        if let Some(n) = nulls.as_deref_mut() {
+            n.push(v == 1, c);
+        }
+        valid += if v == 1 { c } else { 0 };
+        Ok(())
+    })?;
+    Ok(valid)
+}
+
+/// What [`skip_whole_page`] did.
+pub(crate) enum Skipped {
+    /// Passed a data page of this many rows unread.
+    Rows(usize),
+    /// Read the dictionary page, the next page, into `on_dict`.
+    Dictionary,
+    /// Nothing: the next page must be read to skip rows in it (or there is none).
+    Nothing,
+}
+
+/// Passes the next page of `pages` unread if it is a data page that holds at most `rows` rows
+/// and says how many. A page says so in a v2 header; a page of a `flat` column (no
+/// repetition) holds a row per level. A dictionary page is read into `on_dict` (its bytes and
+/// value count), so that skipping rows never decompresses the data pages before them.
+pub(crate) fn skip_whole_page(
+    pages: &mut dyn PageReader,
+    rows: usize,
+    flat: bool,
+    on_dict: impl FnOnce(&Bytes, u32) -> Res<()>,
+) -> Res<Skipped> {
+    let Some(meta) = pages.peek_next_page().map_err(|e| e.to_string())? else {
+        return Ok(Skipped::Nothing);
+    };
+    if meta.is_dict {
+        return match pages.get_next_page().map_err(|e| e.to_string())? {
+            Some(Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding,
+                ..
+            }) => {
+                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                    return Err(format!("a dictionary page encoded {encoding}"));
+                }
+                on_dict(&buf, num_values)?;
+                Ok(Skipped::Dictionary)
+            }
+            _ => Err("a page said to be a dictionary is not one".into()),
+        };
+    }
+    let n = if flat { meta.num_levels } else { meta.num_rows };
+    match n.filter(|&n| n <= rows) {
+        Some(n) => {
+            pages.skip_next_page().map_err(|e| e.to_string())?;
+            Ok(Skipped::Rows(n))
+        }
+        None => Ok(Skipped::Nothing),
+    }
+}
+
+/// A data page taken apart: its levels, its values section, how those are encoded.
+pub(crate) struct DataPage {
+    pub(crate) rep: Option<Hybrid>,
+    pub(crate) def: Option<Hybrid>,
+    pub(crate) body: Bytes,
+    pub(crate) encoding: Encoding,
+    /// Levels (slots) in the page.
+    pub(crate) num_values: usize,
+}
+
+/// The next data page of `pages`, with its repetition and definition levels read with
+/// `rep_width` and `def_width` bits (0: the column has none); dictionary pages on the way go to
+/// `on_dict` (their bytes and value count). `None` at the end of the column chunk.
+pub(crate) fn next_data_page(
+    pages: &mut dyn PageReader,
+    rep_width: u32,
+    def_width: u32,
+    mut on_dict: impl FnMut(&Bytes, u32) -> Res<()>,
+) -> Res<Option<DataPage>> {
+    loop {
+        let Some(page) = pages.get_next_page().map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        match page {
+            Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding,
+                ..
+            } => {
+                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                    return Err(format!("a dictionary page encoded {encoding}"));
+                }
+                on_dict(&buf, num_values)?;
+            }
+            Page::DataPage {
+                buf,
+                num_values,
+                encoding,
+                def_level_encoding,
+                rep_level_encoding,
+                ..
+            } => {
+                // v1: each kind of level is a 4-byte length and an RLE run section.
+                let mut at = 0;
+                let mut levels = |width: u32, enc: Encoding, what: &str| -> Res<Option<Hybrid>> {
+                    if width == 0 {
+                        return Ok(None);
+                    }
+                    if enc != Encoding::RLE {
+                        return Err(format!("{what} levels encoded {enc}"));
+                    }
+                    let len = buf
+                        .get(at..at + 4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                        .ok_or("a data page too short for its levels")?;
+                    let start = at + 4;
+                    if buf.len() - start < len {
+                        return Err(format!("{what} levels run past their page"));
+                    }
+                    at = start + len;
+                    Ok(Some(Hybrid::new(buf.slice(start..start + len), width)?))
+                };
+                let rep = levels(rep_width, rep_level_encoding, "repetition")?;
+                let def = levels(def_width, def_level_encoding, "definition")?;
+                return Ok(Some(DataPage {
+                    rep,
+                    def,
+                    body: buf.slice(at..),
+                    encoding,
+                    num_values: num_values as usize,
+                }));
+            }
+            Page::DataPageV2 {
+                buf,
+                num_values,
+                encoding,
+                def_levels_byte_len,
+                rep_levels_byte_len,
+                ..
+            } => {
+                // v2: repetition then definition levels, lengths in the header.
+                let (d, r) = (def_levels_byte_len as usize, rep_levels_byte_len as usize);
+                if (rep_width == 0 && r != 0) || d.saturating_add(r) > buf.len() {
+                    return Err("a v2 page's levels do not fit it".into());
+                }
+                let level = |range: std::ops::Range<usize>, width: u32| {
+                    (width > 0)
+                        .then(|| Hybrid::new(buf.slice(range), width))
+                        .transpose()
+                };
+                return Ok(Some(DataPage {
+                    rep: level(0..r, rep_width)?,
+                    def: level(r..r + d, def_width)?,
+                    body: buf.slice(r + d..),
+                    encoding,
+                    num_values: num_values as usize,
+                }));
+            }
+        }
+    }
+}
+
 /// The next `bytes` bytes of a PLAIN page at `pos`; an error if the page is shorter.
-fn plain(buf: &Bytes, pos: usize, bytes: usize) -> Res<std::ops::Range<usize>> {
+pub(crate) fn plain(buf: &Bytes, pos: usize, bytes: usize) -> Res<std::ops::Range<usize>> {
     let end = pos
         .checked_add(bytes)
         .filter(|&e| e <= buf.len())
@@ -395,105 +742,21 @@ impl<T: Native> Column<T> {
         }
     }
 
-    fn set_dictionary(&mut self, buf: &Bytes, num_values: u32) -> Res<()> {
-        let n = num_values as usize;
-        if buf.len() / T::WIDTH < n {
-            return Err(format!(
-                "a dictionary page of {} bytes cannot hold {n} values",
-                buf.len()
-            ));
-        }
-        let bytes = buf.slice(..n * T::WIDTH);
-        self.dict = Some(
-            if cfg!(target_endian = "little")
-                && bytes.as_ptr().align_offset(std::mem::align_of::<T>()) == 0
-            {
-                ScalarBuffer::new(Buffer::from(bytes), 0, n)
-            } else {
-                let mut dict = Vec::new();
-                T::extend_le(&bytes, &mut dict);
-                ScalarBuffer::from(dict)
-            },
-        );
-        Ok(())
-    }
-
     /// Moves to the next data page; an error if the column has no rows left.
     fn next_page(&mut self) -> Res<()> {
         loop {
-            let page = self
-                .pages
-                .get_next_page()
-                .map_err(|e| e.to_string())?
-                .ok_or("the column chunk ends before the row group's rows")?;
-            let (buf, num_values, encoding, def_bytes) = match page {
-                Page::DictionaryPage {
-                    buf,
-                    num_values,
-                    encoding,
-                    ..
-                } => {
-                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                        return Err(format!("a dictionary page encoded {encoding}"));
-                    }
-                    self.set_dictionary(&buf, num_values)?;
-                    continue;
-                }
-                Page::DataPage {
-                    buf,
-                    num_values,
-                    encoding,
-                    def_level_encoding,
-                    ..
-                } => {
-                    let mut def_bytes = 0;
-                    if self.nullable {
-                        if def_level_encoding != Encoding::RLE {
-                            return Err(format!("definition levels encoded {def_level_encoding}"));
-                        }
-                        let len = buf
-                            .get(..4)
-                            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                            .ok_or("a data page too short for its levels")?;
-                        if buf.len() - 4 < len {
-                            return Err("definition levels run past their page".into());
-                        }
-                        self.levels = Some(Hybrid::new(buf.slice(4..4 + len), 1)?);
-                        def_bytes = 4 + len;
-                    }
-                    (buf, num_values, encoding, def_bytes)
-                }
-                Page::DataPageV2 {
-                    buf,
-                    num_values,
-                    encoding,
-                    def_levels_byte_len,
-                    rep_levels_byte_len,
-                    ..
-                } => {
-                    let (d, r) = (def_levels_byte_len as usize, rep_levels_byte_len as usize);
-                    if r != 0 || d.saturating_add(r) > buf.len() {
-                        return Err("a v2 page's levels do not fit it".into());
-                    }
-                    if self.nullable {
-                        self.levels = Some(Hybrid::new(buf.slice(..d), 1)?);
-                    }
-                    (buf, num_values, encoding, d)
-                }
-            };
-            let body = buf.slice(def_bytes..);
-            self.values = match encoding {
-                Encoding::PLAIN => Values::Plain { buf: body, pos: 0 },
-                Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-                    if self.dict.is_none() {
-                        return Err("a dictionary-encoded page without a dictionary".into());
-                    }
-                    let width = *body.first().ok_or("a dictionary page has no bit width")?;
-                    Values::Dict(Hybrid::new(body.slice(1..), u32::from(width))?)
-                }
-                e => return Err(format!("a data page encoded {e}")),
-            };
-            self.left = num_values as usize;
+            let mut dict = None;
+            let page = next_data_page(self.pages.as_mut(), 0, u32::from(self.nullable), |b, n| {
+                dict = Some(dictionary::<T>(b, n)?);
+                Ok(())
+            })?;
+            if dict.is_some() {
+                self.dict = dict;
+            }
+            let page = page.ok_or("the column chunk ends before the row group's rows")?;
+            self.levels = page.def;
+            self.values = Values::of(page.encoding, page.body, self.dict.is_some())?;
+            self.left = page.num_values;
             if self.left > 0 {
                 return Ok(());
             }
@@ -503,47 +766,29 @@ impl<T: Native> Column<T> {
     /// Definition levels of the next `k` rows of the page: how many are valid, appending
     /// them to `nulls` if given.
     fn levels(&mut self, k: usize, nulls: Option<&mut Validity>) -> Res<usize> {
-        let levels = match self.levels.as_mut() {
-            Some(l) if self.nullable => l,
-            _ => {
-                if let Some(n) = nulls {
-                    n.push(true, k);
-                }
-                return Ok(k);
-            }
-        };
-        let (mut valid, mut nulls) = (0, nulls);
-        levels.runs(k, |v, c| {
-            if let Some(n) = nulls.as_deref_mut() {
-                n.push(v == 1, c);
-            }
-            valid += if v == 1 { c } else { 0 };
-            Ok(())
-        })?;
-        Ok(valid)
+        def_levels(self.levels.as_mut(), self.nullable, k, nulls)
     }
 
     fn skip(&mut self, mut rows: usize) -> Res<()> {
         while rows > 0 {
             if self.left == 0 {
-                // Whole pages are passed unread.
-                if let Some(meta) = self.pages.peek_next_page().map_err(|e| e.to_string())?
-                    && !meta.is_dict
-                    && let Some(n) = meta.num_levels.filter(|&n| n <= rows)
-                {
-                    self.pages.skip_next_page().map_err(|e| e.to_string())?;
-                    rows -= n;
+                let mut dict = None;
+                let skipped = skip_whole_page(self.pages.as_mut(), rows, true, |b, n| {
+                    dict = Some(dictionary::<T>(b, n)?);
+                    Ok(())
+                })?;
+                match skipped {
+                    Skipped::Rows(n) => rows -= n,
+                    Skipped::Dictionary => self.dict = dict,
+                    Skipped::Nothing => self.next_page()?,
+                }
+                if !matches!(skipped, Skipped::Nothing) {
                     continue;
                 }
-                self.next_page()?;
             }
             let k = self.left.min(rows);
             let valid = self.levels(k, None)?;
-            match &mut self.values {
-                Values::Plain { buf, pos } => *pos = plain(buf, *pos, valid * T::WIDTH)?.end,
-                Values::Dict(h) => h.skip(valid)?,
-                Values::None => {}
-            }
+            self.values.skip(valid, T::WIDTH)?;
             self.left -= k;
             rows -= k;
         }
@@ -552,19 +797,7 @@ impl<T: Native> Column<T> {
 
     /// Appends the next `valid` values of the page to `out`.
     fn values(&mut self, valid: usize, out: &mut Vec<T>) -> Res<()> {
-        match &mut self.values {
-            Values::Plain { buf, pos } => {
-                let r = plain(buf, *pos, valid * T::WIDTH)?;
-                T::extend_le(&buf[r.clone()], out);
-                *pos = r.end;
-            }
-            Values::Dict(h) => {
-                let dict = self.dict.as_deref().ok_or("no dictionary")?;
-                h.gather(valid, dict, out)?;
-            }
-            Values::None => return Err("no page".into()),
-        }
-        Ok(())
+        self.values.take(valid, self.dict.as_deref(), out)
     }
 
     /// The next `rows` rows as values and nulls.
@@ -623,14 +856,14 @@ impl<T: Native> Column<T> {
 
 /// The validity of a batch's rows, as a bitmap only once a null turns up (most batches of
 /// most columns have none, and a bitmap of all-valid rows is thrown away).
-struct Validity {
+pub(crate) struct Validity {
     bits: Option<BooleanBufferBuilder>,
     len: usize,
     capacity: usize,
 }
 
 impl Validity {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             bits: None,
             len: 0,
@@ -638,7 +871,7 @@ impl Validity {
         }
     }
 
-    fn push(&mut self, valid: bool, n: usize) {
+    pub(crate) fn push(&mut self, valid: bool, n: usize) {
         if valid && self.bits.is_none() {
             self.len += n;
             return;
@@ -652,13 +885,13 @@ impl Validity {
         self.len += n;
     }
 
-    fn get(&self, i: usize) -> bool {
+    pub(crate) fn get(&self, i: usize) -> bool {
         self.bits
             .as_ref()
             .is_none_or(|b| arrow_buffer::bit_util::get_bit(b.as_slice(), i))
     }
 
-    fn finish(self) -> Option<NullBuffer> {
+    pub(crate) fn finish(self) -> Option<NullBuffer> {
         self.bits
             .map(|mut b| NullBuffer::new(b.finish()))
             .filter(|n| n.null_count() > 0)
@@ -671,6 +904,8 @@ enum AnyColumn {
     I64(Column<i64>),
     F32(Column<f32>),
     F64(Column<f64>),
+    Bytes(ByteColumn),
+    List(ListColumn),
 }
 
 fn array<P: ArrowPrimitiveType>(
@@ -686,6 +921,8 @@ impl AnyColumn {
             Self::I64(c) => c.skip(rows),
             Self::F32(c) => c.skip(rows),
             Self::F64(c) => c.skip(rows),
+            Self::Bytes(c) => c.skip(rows),
+            Self::List(c) => c.skip(rows),
         }
     }
 
@@ -696,6 +933,8 @@ impl AnyColumn {
             Self::I64(c) => array::<Int64Type>(c.read(rows)?),
             Self::F32(c) => array::<Float32Type>(c.read(rows)?),
             Self::F64(c) => array::<Float64Type>(c.read(rows)?),
+            Self::Bytes(c) => c.read(rows)?,
+            Self::List(c) => c.read(rows)?,
         })
     }
 }
@@ -714,7 +953,8 @@ pub(crate) struct FlatReader {
 
 impl FlatReader {
     /// Reads rows `skip..skip + head + rest` of the row group whose columns' pages are
-    /// `pages` (with their kinds and nullability), into batches of `schema`.
+    /// `pages` (with their kinds and nullability), into batches of `schema` (a field per
+    /// column, in order).
     pub(crate) fn new(
         schema: SchemaRef,
         columns: Vec<(Box<dyn PageReader>, Kind, bool)>,
@@ -725,11 +965,26 @@ impl FlatReader {
     ) -> Self {
         let columns = columns
             .into_iter()
-            .map(|(pages, kind, nullable)| match kind {
+            .zip(schema.fields())
+            .map(|((pages, kind, nullable), field)| match kind {
                 Kind::Int32 | Kind::Date32 => AnyColumn::I32(Column::new(pages, nullable), kind),
                 Kind::Int64 => AnyColumn::I64(Column::new(pages, nullable)),
                 Kind::Float32 => AnyColumn::F32(Column::new(pages, nullable)),
                 Kind::Float64 => AnyColumn::F64(Column::new(pages, nullable)),
+                Kind::Binary | Kind::Utf8 => {
+                    AnyColumn::Bytes(ByteColumn::new(pages, nullable, kind == Kind::Utf8))
+                }
+                Kind::ListInt32 {
+                    list_nullable,
+                    elem_nullable,
+                } => {
+                    let item = match field.data_type() {
+                        DataType::List(item) => item.clone(),
+                        // Kind::of gives this kind only for a list field.
+                        _ => Arc::new(arrow_schema::Field::new("item", DataType::Int32, true)),
+                    };
+                    AnyColumn::List(ListColumn::new(pages, item, list_nullable, elem_nullable))
+                }
             })
             .collect();
         Self {

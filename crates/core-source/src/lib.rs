@@ -57,6 +57,7 @@ mod parquet;
 mod plan;
 mod plan_reader;
 mod snappy;
+mod varwidth;
 mod write;
 
 pub use detect::{Format, detect_format, detect_format_of};

@@ -322,10 +322,13 @@ impl FlatColumns {
             if !mask.leaf_included(i) {
                 continue;
             }
-            if c.path().parts().len() != 1 {
+            let root = descr.get_column_root_idx(i);
+            // A list's repeated level is the group under the root, not the root itself.
+            if descr.get_column_root(i).get_basic_info().repetition()
+                == parquet::basic::Repetition::REPEATED
+            {
                 return None;
             }
-            let root = descr.get_column_root_idx(i);
             let field = arrow.fields().get(root)?;
             let kind = Kind::of(c, field.data_type())?;
             columns.push((i, kind, c.max_def_level() == 1));

@@ -258,3 +258,36 @@ pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>, arrowfeed_traits::Error
     src.map(|b| b.map_err(arrowfeed_traits::Error::from_arrow))
         .collect()
 }
+
+/// The parquet crate's own reading of `path` (its `ParquetRecordBatchReader`, nothing of
+/// ours): the reference the plans are held to. `columns` in the order given, as the plans
+/// give them.
+pub fn parquet_reference(path: &Path, columns: Option<&[String]>) -> Vec<RecordBatch> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let file_schema = builder.schema().clone();
+    let Some(names) = columns else {
+        let reader = builder.build().unwrap();
+        return reader.collect::<Result<_, _>>().unwrap();
+    };
+    let mut roots: Vec<usize> = names
+        .iter()
+        .map(|n| file_schema.index_of(n).unwrap())
+        .collect();
+    roots.sort_unstable();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let reader = builder.with_projection(mask).build().unwrap();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+    // The reader gives the columns in file order; put them in the order asked for.
+    batches
+        .into_iter()
+        .map(|b| {
+            let order: Vec<usize> = names
+                .iter()
+                .map(|n| b.schema().index_of(n).unwrap())
+                .collect();
+            b.project(&order).unwrap()
+        })
+        .collect()
+}
