@@ -116,14 +116,17 @@ pub(crate) struct Reader {
     rx: Option<Batches>,
 }
 
-/// Opens `paths` (paths or URLs, one schema) for reading `columns` in batches of `batch_size`.
+/// Opens `paths` (paths or URLs, one schema) for reading `columns` in batches of `batch_size`:
+/// one Parquet or IPC file on the scan engine within `memory_budget` bytes, anything else in
+/// order on one thread.
 #[pyfunction]
-#[pyo3(signature = (paths, columns = None, batch_size = None))]
+#[pyo3(signature = (paths, columns = None, batch_size = None, memory_budget = None))]
 pub(crate) fn open_reader(
     py: Python<'_>,
     paths: Vec<PathBuf>,
     columns: Option<Vec<String>>,
     batch_size: Option<usize>,
+    memory_budget: Option<u64>,
 ) -> PyResult<Reader> {
     if batch_size == Some(0) {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -133,11 +136,28 @@ pub(crate) fn open_reader(
     let mut options = ReadOptions::default();
     options.columns = columns;
     options.batch_size = batch_size;
-    let source = py
-        .detach(|| arrowfeed::open_many(&paths, &options))
+    let budget = memory_budget.unwrap_or(arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET);
+    let reader = py
+        .detach(|| -> arrowfeed::Result<(SchemaRef, Box<dyn Iterator<Item = Item> + Send>)> {
+            if let [path] = &paths[..]
+                && (path.is_file() || path.to_str().is_some_and(arrowfeed::is_url))
+            {
+                match arrowfeed::scan(path, &options) {
+                    Ok(scan) => {
+                        let reader = scan.memory_budget(budget).reader()?;
+                        return Ok((reader.schema(), Box::new(reader)));
+                    }
+                    // An IPC stream (no footer to plan from) is read in order below.
+                    Err(arrowfeed::Error::InvalidArgument { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let source = arrowfeed::open_many(&paths, &options)?;
+            Ok((source.schema(), Box::new(source)))
+        })
         .py_err()?;
-    let schema = source.schema();
-    let rx = spawn_reader(Box::new(source), "arrowfeed-reader")?;
+    let (schema, batches) = reader;
+    let rx = spawn_reader(batches, "arrowfeed-reader")?;
     Ok(Reader {
         schema,
         rx: Some(rx),

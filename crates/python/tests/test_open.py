@@ -45,6 +45,23 @@ def test_columns_and_batch_size(tmp_path, table, fmt):
     assert got.equals(pyarrow_read(path, fmt).select(["text", "id"]))
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+@pytest.mark.parametrize("budget", [0, 1 << 16, None])
+def test_a_memory_budget_changes_nothing_but_memory(tmp_path, table, fmt, budget):
+    # One file is read by the scan engine; any budget, down to 0 (one piece at a time),
+    # gives the same batches.
+    path = write(table, str(tmp_path / f"t.{fmt}"), fmt)
+    got = pa.table(arrowfeed.open(path, batch_size=300, memory_budget=budget))
+    assert got.equals(pyarrow_read(path, fmt))
+    assert all(b.num_rows == 300 for b in got.to_batches()[:-1])
+
+
+def test_a_negative_memory_budget_is_a_value_error(tmp_path, table):
+    path = write(table, str(tmp_path / "t.parquet"), "parquet")
+    with pytest.raises(ValueError, match="memory_budget"):
+        arrowfeed.open(path, memory_budget=-1)
+
+
 def test_several_files_as_one(tmp_path, table):
     a = write(table.slice(0, 1000), str(tmp_path / "a.parquet"), "parquet")
     b = write(table.slice(1000), str(tmp_path / "b.parquet"), "parquet-zstd")

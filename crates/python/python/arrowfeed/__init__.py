@@ -32,13 +32,18 @@ Reader = _arrowfeed._Reader
 _FORMATS = ("arrow", "numpy", "torch")
 
 
-def open(path_or_url, columns=None, batch_size=None):  # noqa: A001 - arrowfeed.open, like io.open
+def open(path_or_url, columns=None, batch_size=None, memory_budget=None):  # noqa: A001 - like io.open
     """Opens a Parquet, Arrow IPC file or Arrow IPC stream file, by path or URL (or a list of
     them, one schema), and returns a reader of ``pyarrow.RecordBatch`` es.
 
     The format comes from the file's bytes. ``columns`` picks columns by name, in that order;
     ``batch_size`` sets the rows per batch (Parquet decodes in that size; longer IPC batches are
     split). A remote file is read by ranges, never downloaded first.
+
+    One Parquet or Arrow IPC file is read by the scan engine: reads ahead, decoding on every
+    core, holding at most ``memory_budget`` bytes (default 256 MiB) of decoded batches and of
+    remote bytes fetched; a local file is memory-mapped, and its pages (page cache) are not
+    counted. Several files and IPC streams are read in order on one thread.
 
     >>> import arrowfeed, pyarrow as pa                              # doctest: +SKIP
     >>> reader = arrowfeed.open("s3://bucket/train.parquet", columns=["text"])
@@ -47,7 +52,9 @@ def open(path_or_url, columns=None, batch_size=None):  # noqa: A001 - arrowfeed.
     paths = [path_or_url] if isinstance(path_or_url, (str, _os.PathLike)) else list(path_or_url)
     if not paths:
         raise _ValueError("arrowfeed.open needs at least one path")
-    return _arrowfeed.open_reader([_os.fspath(p) for p in paths], columns, batch_size)
+    if memory_budget is not None and memory_budget < 0:
+        raise _ValueError(f"memory_budget must be at least 0, not {memory_budget}")
+    return _arrowfeed.open_reader([_os.fspath(p) for p in paths], columns, batch_size, memory_budget)
 
 
 def write_store(data, path_or_url, shard_bytes=256 << 20, batch_rows=8192, overwrite=False):

@@ -25,6 +25,7 @@ def open(
     path_or_url: Union[PathOrUrl, Sequence[PathOrUrl]],
     columns: Optional[Sequence[str]] = None,
     batch_size: Optional[int] = None,
+    memory_budget: Optional[int] = None,
 ) -> Reader: ...
 
 def write_store(
