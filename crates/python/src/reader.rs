@@ -138,23 +138,25 @@ pub(crate) fn open_reader(
     options.batch_size = batch_size;
     let budget = memory_budget.unwrap_or(arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET);
     let reader = py
-        .detach(|| -> arrowfeed::Result<(SchemaRef, Box<dyn Iterator<Item = Item> + Send>)> {
-            if let [path] = &paths[..]
-                && (path.is_file() || path.to_str().is_some_and(arrowfeed::is_url))
-            {
-                match arrowfeed::scan(path, &options) {
-                    Ok(scan) => {
-                        let reader = scan.memory_budget(budget).reader()?;
-                        return Ok((reader.schema(), Box::new(reader)));
+        .detach(
+            || -> arrowfeed::Result<(SchemaRef, Box<dyn Iterator<Item = Item> + Send>)> {
+                if let [path] = &paths[..]
+                    && (path.is_file() || path.to_str().is_some_and(arrowfeed::is_url))
+                {
+                    match arrowfeed::scan(path, &options) {
+                        Ok(scan) => {
+                            let reader = scan.memory_budget(budget).reader()?;
+                            return Ok((reader.schema(), Box::new(reader)));
+                        }
+                        // An IPC stream (no footer to plan from) is read in order below.
+                        Err(arrowfeed::Error::InvalidArgument { .. }) => {}
+                        Err(e) => return Err(e),
                     }
-                    // An IPC stream (no footer to plan from) is read in order below.
-                    Err(arrowfeed::Error::InvalidArgument { .. }) => {}
-                    Err(e) => return Err(e),
                 }
-            }
-            let source = arrowfeed::open_many(&paths, &options)?;
-            Ok((source.schema(), Box::new(source)))
-        })
+                let source = arrowfeed::open_many(&paths, &options)?;
+                Ok((source.schema(), Box::new(source)))
+            },
+        )
         .py_err()?;
     let (schema, batches) = reader;
     let rx = spawn_reader(batches, "arrowfeed-reader")?;
