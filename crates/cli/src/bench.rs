@@ -154,14 +154,24 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
     options.columns = args.columns;
     options.batch_size = args.batch_size;
     let started = Instant::now();
-    let format = arrowfeed::source::detect_format(path).map_err(|e| Failure::at(path, e))?;
+    // A URL is opened once, as the source the scan reads.
+    let input = arrowfeed::input(path).map_err(|e| Failure::at(path, e))?;
+    let format = match &input {
+        arrowfeed::source::Input::Source(s) => arrowfeed::source::detect_format_of(s.as_ref()),
+        _ => arrowfeed::source::detect_format(path),
+    }
+    .map_err(|e| Failure::at(path, e))?;
     let plannable = matches!(
         format,
         arrowfeed::source::Format::Parquet | arrowfeed::source::Format::ArrowFile
     );
     let mut source = match args.engine {
         Some(e) if plannable => {
-            let mut scan = arrowfeed::scan(path, &options)
+            let scan = match input {
+                arrowfeed::source::Input::Source(s) => arrowfeed::scan_source(s, &options),
+                _ => arrowfeed::scan(path, &options),
+            };
+            let mut scan = scan
                 .map_err(|e| Failure::at(path, e))?
                 .io_parallelism(e.io_parallelism)
                 .memory_budget(e.memory_budget);
