@@ -717,21 +717,25 @@ pub(crate) fn plain(buf: &Bytes, pos: usize, bytes: usize) -> Res<std::ops::Rang
     Ok(pos..end)
 }
 
-/// One flat column of one row group, read batch by batch.
-struct Column<T: Native> {
+/// The pages of one flat (not repeated) column of one row group: the current page's
+/// definition levels and values, and the column's dictionary, decoded by `parse` into a `D`.
+pub(crate) struct FlatPages<D> {
     pages: Box<dyn PageReader>,
-    nullable: bool,
-    /// The dictionary's values: the page itself when aligned (the page reader lays it so),
-    /// else a copy.
-    dict: Option<ScalarBuffer<T>>,
+    pub(crate) nullable: bool,
+    pub(crate) dict: Option<D>,
     /// Levels (rows) left in the current page, its definition levels and values.
-    left: usize,
+    pub(crate) left: usize,
     levels: Option<Hybrid>,
-    values: Values,
+    pub(crate) values: Values,
+    parse: fn(&Bytes, u32) -> Res<D>,
 }
 
-impl<T: Native> Column<T> {
-    fn new(pages: Box<dyn PageReader>, nullable: bool) -> Self {
+impl<D> FlatPages<D> {
+    pub(crate) fn new(
+        pages: Box<dyn PageReader>,
+        nullable: bool,
+        parse: fn(&Bytes, u32) -> Res<D>,
+    ) -> Self {
         Self {
             pages,
             nullable,
@@ -739,15 +743,17 @@ impl<T: Native> Column<T> {
             left: 0,
             levels: None,
             values: Values::None,
+            parse,
         }
     }
 
     /// Moves to the next data page; an error if the column has no rows left.
-    fn next_page(&mut self) -> Res<()> {
+    pub(crate) fn next_page(&mut self) -> Res<()> {
+        let parse = self.parse;
         loop {
             let mut dict = None;
             let page = next_data_page(self.pages.as_mut(), 0, u32::from(self.nullable), |b, n| {
-                dict = Some(dictionary::<T>(b, n)?);
+                dict = Some(parse(b, n)?);
                 Ok(())
             })?;
             if dict.is_some() {
@@ -765,16 +771,23 @@ impl<T: Native> Column<T> {
 
     /// Definition levels of the next `k` rows of the page: how many are valid, appending
     /// them to `nulls` if given.
-    fn levels(&mut self, k: usize, nulls: Option<&mut Validity>) -> Res<usize> {
+    pub(crate) fn levels(&mut self, k: usize, nulls: Option<&mut Validity>) -> Res<usize> {
         def_levels(self.levels.as_mut(), self.nullable, k, nulls)
     }
 
-    fn skip(&mut self, mut rows: usize) -> Res<()> {
+    /// Passes `rows` rows: whole pages unread where a page says its rows, the rest through
+    /// its levels, `pass(values, valid)` passing the values of the valid ones.
+    pub(crate) fn skip(
+        &mut self,
+        mut rows: usize,
+        mut pass: impl FnMut(&mut Values, usize) -> Res<()>,
+    ) -> Res<()> {
+        let parse = self.parse;
         while rows > 0 {
             if self.left == 0 {
                 let mut dict = None;
                 let skipped = skip_whole_page(self.pages.as_mut(), rows, true, |b, n| {
-                    dict = Some(dictionary::<T>(b, n)?);
+                    dict = Some(parse(b, n)?);
                     Ok(())
                 })?;
                 match skipped {
@@ -788,35 +801,54 @@ impl<T: Native> Column<T> {
             }
             let k = self.left.min(rows);
             let valid = self.levels(k, None)?;
-            self.values.skip(valid, T::WIDTH)?;
+            pass(&mut self.values, valid)?;
             self.left -= k;
             rows -= k;
         }
         Ok(())
     }
+}
+
+/// One flat fixed-width column of one row group, read batch by batch. Its dictionary's values
+/// are the page itself when aligned (the page reader lays it so), else a copy.
+struct Column<T: Native> {
+    cur: FlatPages<ScalarBuffer<T>>,
+}
+
+impl<T: Native> Column<T> {
+    fn new(pages: Box<dyn PageReader>, nullable: bool) -> Self {
+        Self {
+            cur: FlatPages::new(pages, nullable, dictionary::<T>),
+        }
+    }
+
+    fn skip(&mut self, rows: usize) -> Res<()> {
+        self.cur
+            .skip(rows, |values, valid| values.skip(valid, T::WIDTH))
+    }
 
     /// Appends the next `valid` values of the page to `out`.
     fn values(&mut self, valid: usize, out: &mut Vec<T>) -> Res<()> {
-        self.values.take(valid, self.dict.as_deref(), out)
+        self.cur.values.take(valid, self.cur.dict.as_deref(), out)
     }
 
     /// The next `rows` rows as values and nulls.
     fn read(&mut self, rows: usize) -> Res<(ScalarBuffer<T>, Option<NullBuffer>)> {
         let mut out = Vec::with_capacity(rows);
-        let mut nulls = self.nullable.then(|| Validity::new(rows));
+        let mut nulls = self.cur.nullable.then(|| Validity::new(rows));
         let mut dense = Vec::new();
         let mut left = rows;
         while left > 0 {
-            if self.left == 0 {
-                self.next_page()?;
+            if self.cur.left == 0 {
+                self.cur.next_page()?;
             }
-            let k = self.left.min(left);
+            let k = self.cur.left.min(left);
             let before = rows - left;
-            let valid = self.levels(k, nulls.as_mut())?;
+            let valid = self.cur.levels(k, nulls.as_mut())?;
             if valid == rows {
                 // The whole batch, no nulls, in one PLAIN page whose values are aligned (the
                 // page reader lays them so): a slice of the page, no copy.
-                if let Values::Plain { buf, pos } = &mut self.values {
+                if let Values::Plain { buf, pos } = &mut self.cur.values {
                     let r = plain(buf, *pos, rows * T::WIDTH)?;
                     if buf[r.clone()]
                         .as_ptr()
@@ -825,7 +857,7 @@ impl<T: Native> Column<T> {
                     {
                         let values = buf.slice(r.clone());
                         *pos = r.end;
-                        self.left -= k;
+                        self.cur.left -= k;
                         let nulls = nulls.and_then(Validity::finish);
                         let values = ScalarBuffer::new(Buffer::from(values), 0, rows);
                         return Ok((values, nulls));
@@ -847,7 +879,7 @@ impl<T: Native> Column<T> {
                     });
                 }
             }
-            self.left -= k;
+            self.cur.left -= k;
             left -= k;
         }
         Ok((ScalarBuffer::from(out), nulls.and_then(Validity::finish)))

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use parquet::column::page::PageReader;
 
 use crate::flat::{
-    Hybrid, Res, Skipped, Validity, Values, def_levels, dictionary, next_data_page, skip_whole_page,
+    FlatPages, Hybrid, Res, Skipped, Validity, Values, dictionary, next_data_page, skip_whole_page,
 };
 
 /// The 4-byte little-endian length at `pos` of a PLAIN byte-array stream.
@@ -91,100 +91,48 @@ enum Run {
 
 /// One BYTE_ARRAY column of one row group, read batch by batch as Binary or Utf8.
 pub(crate) struct ByteColumn {
-    pages: Box<dyn PageReader>,
-    nullable: bool,
+    cur: FlatPages<Arc<ByteDict>>,
     utf8: bool,
-    dict: Option<Arc<ByteDict>>,
-    /// Levels (rows) left in the current page, its definition levels and values.
-    left: usize,
-    levels: Option<Hybrid>,
-    values: Values,
 }
 
 impl ByteColumn {
     pub(crate) fn new(pages: Box<dyn PageReader>, nullable: bool, utf8: bool) -> Self {
         Self {
-            pages,
-            nullable,
+            cur: FlatPages::new(pages, nullable, |b, n| ByteDict::new(b, n).map(Arc::new)),
             utf8,
-            dict: None,
-            left: 0,
-            levels: None,
-            values: Values::None,
         }
     }
 
-    fn next_page(&mut self) -> Res<()> {
-        loop {
-            let mut dict = None;
-            let page = next_data_page(self.pages.as_mut(), 0, u32::from(self.nullable), |b, n| {
-                dict = Some(Arc::new(ByteDict::new(b, n)?));
+    pub(crate) fn skip(&mut self, rows: usize) -> Res<()> {
+        self.cur.skip(rows, |values, valid| match values {
+            Values::Plain { buf, pos } => {
+                for _ in 0..valid {
+                    *pos = value_end(buf, *pos)?;
+                }
                 Ok(())
-            })?;
-            if dict.is_some() {
-                self.dict = dict;
             }
-            let page = page.ok_or("the column chunk ends before the row group's rows")?;
-            self.levels = page.def;
-            self.values = Values::of(page.encoding, page.body, self.dict.is_some())?;
-            self.left = page.num_values;
-            if self.left > 0 {
-                return Ok(());
-            }
-        }
-    }
-
-    pub(crate) fn skip(&mut self, mut rows: usize) -> Res<()> {
-        while rows > 0 {
-            if self.left == 0 {
-                let mut dict = None;
-                let skipped = skip_whole_page(self.pages.as_mut(), rows, true, |b, n| {
-                    dict = Some(Arc::new(ByteDict::new(b, n)?));
-                    Ok(())
-                })?;
-                match skipped {
-                    Skipped::Rows(n) => rows -= n,
-                    Skipped::Dictionary => self.dict = dict,
-                    Skipped::Nothing => self.next_page()?,
-                }
-                if !matches!(skipped, Skipped::Nothing) {
-                    continue;
-                }
-            }
-            let k = self.left.min(rows);
-            let valid = def_levels(self.levels.as_mut(), self.nullable, k, None)?;
-            match &mut self.values {
-                Values::Plain { buf, pos } => {
-                    for _ in 0..valid {
-                        *pos = value_end(buf, *pos)?;
-                    }
-                }
-                Values::Dict(h) => h.skip(valid)?,
-                Values::None => return Err("no page".into()),
-            }
-            self.left -= k;
-            rows -= k;
-        }
-        Ok(())
+            Values::Dict(h) => h.skip(valid),
+            Values::None => Err("no page".into()),
+        })
     }
 
     /// The next `rows` rows.
     pub(crate) fn read(&mut self, rows: usize) -> Res<ArrayRef> {
         let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
         offsets.push(0);
-        let mut nulls = self.nullable.then(|| Validity::new(rows));
+        let mut nulls = self.cur.nullable.then(|| Validity::new(rows));
         let (mut runs, mut picked, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
         let (mut total, mut left) = (0usize, rows);
         // First pass: where the values are, their lengths, the offsets.
         while left > 0 {
-            if self.left == 0 {
-                self.next_page()?;
+            if self.cur.left == 0 {
+                self.cur.next_page()?;
             }
-            let k = self.left.min(left);
+            let k = self.cur.left.min(left);
             let before = rows - left;
-            let valid = def_levels(self.levels.as_mut(), self.nullable, k, nulls.as_mut())?;
+            let valid = self.cur.levels(k, nulls.as_mut())?;
             let first = lengths.len();
-            match &mut self.values {
+            match &mut self.cur.values {
                 Values::Plain { buf, pos } => {
                     let start = *pos;
                     for _ in 0..valid {
@@ -199,7 +147,7 @@ impl ByteColumn {
                     });
                 }
                 Values::Dict(h) => {
-                    let dict = self.dict.as_ref().ok_or("no dictionary")?;
+                    let dict = self.cur.dict.as_ref().ok_or("no dictionary")?;
                     let from = picked.len();
                     h.gather(valid, &dict.spans, &mut picked)?;
                     lengths.extend(picked[from..].iter().map(|&(_, len)| len));
@@ -218,7 +166,7 @@ impl ByteColumn {
                 }
                 offsets.push(i32::try_from(total).map_err(|_| "a batch of over 2 GiB of values")?);
             }
-            self.left -= k;
+            self.cur.left -= k;
             left -= k;
         }
         // Second pass: the values, copied once into a buffer of their size.

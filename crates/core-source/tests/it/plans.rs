@@ -156,17 +156,7 @@ proptest! {
             .build();
         write_parquet(&path, &schema, &[batch], props);
         let names: Vec<String> = pick.iter().rev().map(|&i| schema.field(i).name().clone()).collect();
-        let want = parquet_reference(&path, Some(&names));
-        let opts = ReadOptions::default().with_columns(names);
-        let plan = ParquetScanPlan::try_new(&path, &opts)
-            .unwrap()
-            .with_decode_batch_rows(batch_rows)
-            .with_part_rows(part_rows);
-        let out = plan.schema();
-        let file = LocalFile::open(&path).unwrap();
-        let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
-        prop_assert!(got.iter().all(|b| b.schema() == out), "batch schema is the plan's");
-        prop_assert_eq!(concat(&out, &got), concat(&out, &want));
+        plan_equals_the_parquet_crate(&path, names, batch_rows, part_rows)?;
     }
 }
 
@@ -203,20 +193,7 @@ proptest! {
             .build();
         let path = dir.path().join("damaged.parquet");
         write_parquet(&path, &schema, &[batch], props);
-        let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default()).unwrap().with_part_rows(part_rows);
-        let mut bytes = std::fs::read(&path).unwrap();
-        // The column chunks: after the magic, before the footer the plan has already read.
-        let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
-        let data = 4..bytes.len() - 8 - footer;
-        for (at, x) in flips {
-            bytes[data.start + at.index(data.len())] ^= x;
-        }
-        let bytes = bytes::Bytes::from(bytes);
-        if let Err(e) = run_plan_in_order(plan, |r| Ok(bytes.slice(r.start as usize..r.end as usize))) {
-            let msg = e.to_string();
-            prop_assert!(!msg.contains("failed on malformed data"), "a panic: {}", msg);
-            prop_assert!(msg.contains("damaged.parquet"), "{}", msg);
-        }
+        damaged_plan_is_an_error_not_a_panic(&path, part_rows, &flips)?;
     }
 }
 
@@ -349,17 +326,7 @@ proptest! {
             .build();
         write_parquet(&path, &schema, &[batch], props);
         let names: Vec<String> = pick.iter().rev().map(|&i| schema.field(i).name().clone()).collect();
-        let want = parquet_reference(&path, Some(&names));
-        let opts = ReadOptions::default().with_columns(names);
-        let plan = ParquetScanPlan::try_new(&path, &opts)
-            .unwrap()
-            .with_decode_batch_rows(batch_rows)
-            .with_part_rows(part_rows);
-        let out = plan.schema();
-        let file = LocalFile::open(&path).unwrap();
-        let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
-        prop_assert!(got.iter().all(|b| b.schema() == out), "batch schema is the plan's");
-        prop_assert_eq!(concat(&out, &got), concat(&out, &want));
+        plan_equals_the_parquet_crate(&path, names, batch_rows, part_rows)?;
     }
 }
 
@@ -389,20 +356,64 @@ proptest! {
             .build();
         let path = dir.path().join("damaged.parquet");
         write_parquet(&path, &schema, &[batch], props);
-        let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default()).unwrap().with_part_rows(part_rows);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
-        let data = 4..bytes.len() - 8 - footer;
-        for (at, x) in flips {
-            bytes[data.start + at.index(data.len())] ^= x;
-        }
-        let bytes = bytes::Bytes::from(bytes);
-        if let Err(e) = run_plan_in_order(plan, |r| Ok(bytes.slice(r.start as usize..r.end as usize))) {
-            let msg = e.to_string();
-            prop_assert!(!msg.contains("failed on malformed data"), "a panic: {}", msg);
-            prop_assert!(msg.contains("damaged.parquet"), "{}", msg);
-        }
+        damaged_plan_is_an_error_not_a_panic(&path, part_rows, &flips)?;
     }
+}
+
+/// Runs the plan of `columns` of `path` in decode batches of `batch_rows` and parts of
+/// `part_rows`, against the parquet crate's reading of the file.
+fn plan_equals_the_parquet_crate(
+    path: &std::path::Path,
+    columns: Vec<String>,
+    batch_rows: usize,
+    part_rows: usize,
+) -> Result<(), TestCaseError> {
+    let want = parquet_reference(path, Some(&columns));
+    let opts = ReadOptions::default().with_columns(columns);
+    let plan = ParquetScanPlan::try_new(path, &opts)
+        .unwrap()
+        .with_decode_batch_rows(batch_rows)
+        .with_part_rows(part_rows);
+    let out = plan.schema();
+    let file = LocalFile::open(path).unwrap();
+    let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
+    prop_assert!(
+        got.iter().all(|b| b.schema() == out),
+        "batch schema is the plan's"
+    );
+    prop_assert_eq!(concat(&out, &got), concat(&out, &want));
+    Ok(())
+}
+
+/// Flips bytes of the column chunks of `path` (after the magic, before the footer the plan
+/// has already read) and runs its plan in parts of `part_rows`: an error names the file and
+/// is not a caught panic.
+fn damaged_plan_is_an_error_not_a_panic(
+    path: &std::path::Path,
+    part_rows: usize,
+    flips: &[(prop::sample::Index, u8)],
+) -> Result<(), TestCaseError> {
+    let plan = ParquetScanPlan::try_new(path, &ReadOptions::default())
+        .unwrap()
+        .with_part_rows(part_rows);
+    let mut bytes = std::fs::read(path).unwrap();
+    let footer =
+        u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let data = 4..bytes.len() - 8 - footer;
+    for (at, x) in flips {
+        bytes[data.start + at.index(data.len())] ^= x;
+    }
+    let bytes = bytes::Bytes::from(bytes);
+    if let Err(e) = run_plan_in_order(plan, |r| Ok(bytes.slice(r.start as usize..r.end as usize))) {
+        let msg = e.to_string();
+        prop_assert!(
+            !msg.contains("failed on malformed data"),
+            "a panic: {}",
+            msg
+        );
+        prop_assert!(msg.contains("damaged.parquet"), "{}", msg);
+    }
+    Ok(())
 }
 
 #[test]
