@@ -37,7 +37,8 @@ pub(crate) fn open_store(path: &Path) -> CliResult<ShardStore> {
     arrowfeed::store_with(path, OpenOptions::default(), cache).map_err(|e| Failure::at(path, e))
 }
 
-/// A reader of every row of `inputs` (files, or a single store), in order.
+/// A reader of every row of `inputs` (files, or a single store), in order: one Parquet or IPC
+/// file on the scan engine, anything else one file after another.
 pub(crate) fn sequential(
     inputs: &[std::path::PathBuf],
     columns: Option<Vec<String>>,
@@ -76,6 +77,17 @@ pub(crate) fn sequential(
     let mut options = ReadOptions::default();
     options.columns = columns;
     let first = &inputs[0];
+    // One Parquet or Arrow IPC file: the scan engine (reads ahead, decodes on every core,
+    // within its default memory budget). An IPC stream has no footer to plan from.
+    if let [path] = inputs
+        && (path.is_file() || arrowfeed::is_url(&path.to_string_lossy()))
+    {
+        match arrowfeed::scan(path, &options) {
+            Ok(scan) => return Ok(Box::new(scan.reader().map_err(|e| Failure::at(path, e))?)),
+            Err(arrowfeed::Error::InvalidArgument { .. }) => {}
+            Err(e) => return Err(Failure::at(path, e)),
+        }
+    }
     let source = arrowfeed::open_many(inputs, &options).map_err(|e| Failure::at(first, e))?;
     Ok(Box::new(source))
 }
