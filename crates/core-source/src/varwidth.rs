@@ -267,11 +267,12 @@ impl ListColumn {
     /// Makes the next level available in `rep`/`def` at `at`, moving to the next page when
     /// this one is done (the finished page's values go to `finished`). False at the end of
     /// the column chunk.
-    fn fill(&mut self, finished: Option<&mut Vec<(Values, usize)>>) -> Res<bool> {
+    fn fill(&mut self, mut finished: Option<&mut Vec<(Values, usize)>>) -> Res<bool> {
         if self.at < self.rep.len() {
             return Ok(true);
         }
-        if self.page_left == 0 {
+        // A loop, not recursion: a damaged chunk may hold any number of empty pages.
+        while self.page_left == 0 {
             let mut dict = None;
             let def_width = crate::flat::level_width(i16::from(self.max_def));
             let page = next_data_page(self.pages.as_mut(), 1, def_width, |b, n| {
@@ -287,13 +288,12 @@ impl ListColumn {
             let values = Values::of(page.encoding, page.body, self.dict.is_some())?;
             let old = std::mem::replace(&mut self.values, values);
             let taken = std::mem::take(&mut self.taking);
-            if let Some(f) = finished.filter(|_| taken > 0) {
+            if let Some(f) = finished.as_deref_mut().filter(|_| taken > 0) {
                 f.push((old, taken));
             }
             self.rep_in = page.rep;
             self.def_in = page.def;
             self.page_left = page.num_values;
-            return self.fill(None).map(|_| true);
         }
         let n = self.page_left.min(LEVELS_AT_ONCE);
         let (rep_in, def_in) = match (self.rep_in.as_mut(), self.def_in.as_mut()) {
