@@ -77,6 +77,11 @@ struct OpenShard {
 /// existing store needs [`overwrite`](Self::overwrite); the old one is renamed aside, the new
 /// one renamed in, then the old one deleted — a crash in between leaves no dataset at the
 /// target, never a mixed one.
+///
+/// A writer holds a lock on its hidden directories while it works (`flock`, released by the
+/// kernel when the process dies however it dies). The next write to the same target removes
+/// the hidden directories that killed writers left, and leaves alone those of a writer still
+/// at work.
 #[derive(Debug, Clone)]
 pub struct StoreWriter {
     shard_bytes: u64,
@@ -177,9 +182,12 @@ impl StoreWriter {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        remove_abandoned(&parent, &name);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{name}.tmp-{}-{seq}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        // Held until the write is over, published or not.
+        let _working = lock_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let r = self
             .write_into(&tmp, input, &mut progress, "", &mut |_, _| Ok(()))
             .and_then(|m| {
@@ -390,10 +398,58 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An exclusive lock on directory `dir`, held while the returned handle lives (on Unix; a
+/// no-op elsewhere).
+fn lock_dir(dir: &Path) -> std::io::Result<Option<File>> {
+    #[cfg(unix)]
+    {
+        let f = File::open(dir)?;
+        f.lock()?;
+        Ok(Some(f))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// Removes the hidden `.NAME.tmp-*` and `.NAME.old-*` directories in `parent` that no writer
+/// holds: what writes of the store `name` killed before they finished left behind. Best
+/// effort: what cannot be read or removed stays.
+fn remove_abandoned(parent: &Path, name: &str) {
+    #[cfg(unix)]
+    {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        let (tmp, old) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let n = file_name.to_string_lossy();
+            if !(n.starts_with(&tmp) || n.starts_with(&old)) {
+                continue;
+            }
+            let path = entry.path();
+            // A writer at work holds the lock; a killed one's died with it.
+            if let Ok(f) = File::open(&path)
+                && f.try_lock().is_ok()
+            {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (parent, name);
+}
+
 /// Renames the finished temporary directory into place (see "Atomic publish").
 fn publish(tmp: &Path, dir: &Path, parent: &Path, name: &str, seq: u64) -> Result<()> {
     if dir.exists() {
         let old = parent.join(format!(".{name}.old-{}-{seq}", std::process::id()));
+        // The old store, once renamed aside, is ours to delete: no other writer's cleanup
+        // may take it while we do.
+        let _aside = lock_dir(dir).map_err(|e| Error::io(dir, e))?;
         std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
         std::fs::rename(tmp, dir).map_err(|e| Error::io(dir, e))?;
         sync_dir(parent)?;

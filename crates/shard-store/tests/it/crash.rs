@@ -50,6 +50,7 @@ fn write_slowly(target: &Path, batches: Vec<arrow_array::RecordBatch>) {
 fn a_killed_writer_leaves_no_dataset_or_the_complete_one() {
     let exe = std::env::current_exe().unwrap();
     let mut outcomes = (0, 0);
+    let mut leaked = 0;
     for (k, delay_ms) in [5u64, 20, 40, 60, 80, 95, 110, 130, 160, 250]
         .into_iter()
         .enumerate()
@@ -85,11 +86,55 @@ fn a_killed_writer_leaves_no_dataset_or_the_complete_one() {
             assert!(ShardStore::open(&target).is_err());
             outcomes.0 += 1;
         }
+        // The next write to the target removes the hidden directories the killed one left.
+        leaked += usize::from(!hidden(dir.path()).is_empty());
+        let store = write(&target, input(&[100]), &StoreWriter::new().overwrite(true));
+        assert_eq!(store.num_rows(), 100);
+        let left = hidden(dir.path());
+        assert!(
+            left.is_empty(),
+            "killed after {delay_ms} ms, left after the next write: {left:?}"
+        );
     }
     // Both outcomes should occur across the delays; if the machine is so slow or fast that one
     // never does, the test still checked every kill, so only report it.
     eprintln!(
-        "killed writers: {} left no dataset, {} the complete one",
+        "killed writers: {} left no dataset, {} the complete one; {leaked} left hidden directories",
         outcomes.0, outcomes.1
     );
+}
+
+/// The hidden entries (names starting with a dot) in `dir`.
+fn hidden(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// A hidden directory that a writer still holds (its lock taken) survives another write to
+/// the same target; one nobody holds is removed, and so is a leftover `.old` one.
+#[cfg(unix)]
+#[test]
+fn a_write_removes_abandoned_directories_and_leaves_a_working_writers_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("store");
+    let working = dir.path().join(".store.tmp-1-0");
+    let abandoned = dir.path().join(".store.tmp-999999-7");
+    let old = dir.path().join(".store.old-999999-8");
+    for d in [&working, &abandoned, &old] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join("shard-00000.arrow"), b"partial").unwrap();
+    }
+    // Another store's leftovers are not this target's.
+    let other = dir.path().join(".other.tmp-999999-0");
+    std::fs::create_dir(&other).unwrap();
+    let held = std::fs::File::open(&working).unwrap();
+    held.lock().unwrap();
+    write(&target, input(&[10]), &StoreWriter::new());
+    let mut left = hidden(dir.path());
+    left.sort();
+    assert_eq!(left, [".other.tmp-999999-0", ".store.tmp-1-0"]);
+    drop(held);
 }
