@@ -99,11 +99,18 @@ fn remote_fixture(shards: usize) -> (tempfile::TempDir, Arc<DiskDir>, ShardStore
     (tmp, objects, local)
 }
 
+/// Bytes on disk in the cache at `dir`. Another process may evict a shard or publish a
+/// download (a rename) between the listing and the size: such a file is not on disk under
+/// that name any more, and counts nothing.
 fn cache_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for store in std::fs::read_dir(dir).unwrap().flatten() {
         for f in std::fs::read_dir(store.path()).unwrap().flatten() {
-            total += f.metadata().unwrap().len();
+            match f.metadata() {
+                Ok(m) => total += m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("{}: {e}", f.path().display()),
+            }
         }
     }
     total
