@@ -59,6 +59,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(s3) = &ctx.s3 {
+                eprintln!("\n{}", s3.diagnose());
+            }
             eprintln!("xtask {cmd}: {e}");
             ExitCode::FAILURE
         }
@@ -132,7 +135,12 @@ fn ci(root: &Path) -> Result {
     for (name, step) in steps {
         eprintln!("\n==> {name}");
         let t = Instant::now();
-        step(root, &mut ctx).map_err(|e| format!("step {name}: {e}"))?;
+        if let Err(e) = step(root, &mut ctx) {
+            if let Some(s3) = &ctx.s3 {
+                eprintln!("\n{}", s3.diagnose());
+            }
+            return Err(format!("step {name}: {e}"));
+        }
         times.push((name, t.elapsed().as_secs_f64()));
     }
     drop(ctx);

