@@ -5,9 +5,7 @@
 //! panics instead of returning an error; the API promises no panics for bad input, so decoding
 //! of untrusted bytes runs under `catch_unwind` and such a panic becomes [`Error::Corrupt`].
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
-use arrowfeed_traits::{Error, Location, Result, panic_message};
+use arrowfeed_traits::{Error, Location, Result, catch_panic};
 
 /// Runs `f`, turning a panic into [`Error::Corrupt`] at `location`.
 pub(crate) fn no_panic<T>(
@@ -16,14 +14,11 @@ pub(crate) fn no_panic<T>(
 ) -> Result<T> {
     // The closures passed here own or exclusively borrow their state, and a panic poisons
     // nothing we keep: the reader that panicked is marked finished by its caller.
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_panic(f) {
         Ok(r) => r,
-        Err(payload) => Err(Error::corrupt(
+        Err(message) => Err(Error::corrupt(
             location,
-            format!(
-                "the decoder failed on malformed data ({})",
-                panic_message(payload.as_ref())
-            ),
+            format!("the decoder failed on malformed data ({message})"),
         )),
     }
 }

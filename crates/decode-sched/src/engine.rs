@@ -21,7 +21,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::{
     ByteSource, DecodePart, Decoded, Error, MemoryLedger, PartDecoded, PartDecoder, ReadTask,
-    Result, ScanPlan, TaskDecoder, panic_message,
+    Result, ScanPlan, TaskDecoder, catch_panic,
 };
 use bytes::Bytes;
 
@@ -345,7 +345,7 @@ impl State {
                 let Some(plan) = self.plan.as_mut() else {
                     break;
                 };
-                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan.next()));
+                let next = catch_panic(|| plan.next());
                 match next {
                     Ok(Some(Ok(task))) => self.staged = Some(task),
                     Ok(None) => {
@@ -358,10 +358,10 @@ impl State {
                         self.plan_failed(shared, e);
                         break;
                     }
-                    Err(payload) => {
+                    Err(message) => {
                         let e = Error::corrupt(
                             shared.source.name(),
-                            format!("the scan plan panicked: {}", panic_message(&*payload)),
+                            format!("the scan plan panicked: {message}"),
                         );
                         self.plan_failed(shared, e);
                         break;
@@ -772,9 +772,7 @@ impl Shared {
             drop(st);
             let (seq, piece, range) = job;
             let started = Instant::now();
-            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                futures::executor::block_on(self.source.read(range.clone()))
-            }));
+            let read = catch_panic(|| futures::executor::block_on(self.source.read(range.clone())));
             let elapsed = started.elapsed();
             let result = match read {
                 Ok(Ok(b)) if b.len() as u64 == range.end - range.start => Ok(b),
@@ -789,9 +787,9 @@ impl Shared {
                     ),
                 )),
                 Ok(Err(e)) => Err(e),
-                Err(payload) => Err(Error::corrupt(
+                Err(message) => Err(Error::corrupt(
                     self.source.name(),
-                    format!("the byte source panicked: {}", panic_message(&*payload)),
+                    format!("the byte source panicked: {message}"),
                 )),
             };
             st = self.lock();
@@ -1012,11 +1010,11 @@ impl Shared {
 
     /// Runs user code (a decoder), turning a panic into an error.
     fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        match catch_panic(f) {
             Ok(r) => r,
-            Err(payload) => Err(Error::corrupt(
+            Err(message) => Err(Error::corrupt(
                 self.source.name(),
-                format!("a decoder panicked: {}", panic_message(&*payload)),
+                format!("a decoder panicked: {message}"),
             )),
         }
     }

@@ -5,7 +5,6 @@
 //! async consumer registers its waker. A producer never holds the lock while it reads.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{Error, Location, MemoryLedger, Result, batch_memory_size, panic_message};
+use arrowfeed_traits::{Error, Location, MemoryLedger, Result, batch_memory_size, catch_panic};
 use futures::Stream;
 
 use crate::metrics::PrefetchMetrics;
@@ -388,12 +387,12 @@ fn produce(shared: &Shared, slot: usize, sources: Vec<Source>) {
                     break 'sources;
                 }
             }
-            let item = match catch_unwind(AssertUnwindSafe(|| source.next())) {
+            let item = match catch_panic(|| source.next()) {
                 Ok(None) => continue 'sources,
                 Ok(Some(item)) => item,
-                Err(payload) => Err(Error::external(
+                Err(message) => Err(Error::external(
                     Location::new("prefetch source"),
-                    format!("the source panicked: {}", panic_message(payload.as_ref())),
+                    format!("the source panicked: {message}"),
                 )
                 .into_arrow()),
             };

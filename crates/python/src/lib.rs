@@ -42,6 +42,9 @@ fn _arrowfeed(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // in fresh, zeroed pages.
     // SAFETY: mi_option_set stores a number in mimalloc's option table; any value is valid.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) };
+    // A decoder that panics on a damaged file raises ArrowfeedError naming the file, without
+    // a panic message on stderr first; other panics report as before.
+    arrowfeed::traits::quiet_guarded_panics();
     m.add_class::<capsule::Batch>()?;
     m.add_class::<capsule::SchemaCapsule>()?;
     m.add_class::<reader::Reader>()?;

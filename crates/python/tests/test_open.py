@@ -107,6 +107,19 @@ def test_errors_name_the_file(tmp_path):
         arrowfeed.open(good, batch_size=0)
 
 
+def test_a_decoder_panic_raises_without_a_panic_message(capfd):
+    """The parquet crate panics on this damaged file (a dictionary key past a decimal column's
+    dictionary); the error names the file and stderr stays empty."""
+    bad = os.path.join(os.path.dirname(__file__), "../../cli/tests/data/dictionary-key-out-of-range.parquet")
+    with pytest.raises(arrowfeed.ArrowfeedError, match="out of range") as e:
+        list(arrowfeed.open(bad))
+    assert "dictionary-key-out-of-range.parquet" in str(e.value)
+    # Through the Arrow C stream, pyarrow raises its own error with our message.
+    with pytest.raises(pa.ArrowInvalid, match="dictionary-key-out-of-range.parquet"):
+        pa.table(arrowfeed.open(bad))
+    assert "panicked" not in capfd.readouterr().err
+
+
 def test_damaged_files_raise_and_never_crash(tmp_path, table):
     """Byte flips and truncations of every format: an ArrowfeedError or the right data."""
     import random

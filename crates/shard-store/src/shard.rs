@@ -135,19 +135,16 @@ pub(crate) fn decode(
     kind: ShardKind,
     schema: &SchemaRef,
 ) -> Result<LoadedShard> {
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
+    let decoded = arrowfeed_traits::catch_panic(|| match kind {
         ShardKind::File => decode_file(path, data, schema),
         ShardKind::Stream => decode_stream(path, data),
-    }));
+    });
     let batches = match decoded {
         Ok(r) => r?,
-        Err(payload) => {
+        Err(message) => {
             return Err(Error::corrupt(
                 path,
-                format!(
-                    "the decoder failed on malformed data ({})",
-                    arrowfeed_traits::panic_message(payload.as_ref())
-                ),
+                format!("the decoder failed on malformed data ({message})"),
             ));
         }
     };

@@ -277,6 +277,41 @@ fn errors_are_one_line_naming_the_file_with_exit_1() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A file on which the parquet crate's decoder panics (a dictionary key past a decimal
+/// column's dictionary: found by random damage to a pyarrow-written file). The guard turns the
+/// panic into an error, and the CLI prints that error alone: no panic message, no backtrace.
+#[test]
+fn a_decoder_panic_prints_one_error_line_and_no_panic_message() {
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/dictionary-key-out-of-range.parquet");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o.arrow");
+    for args in [
+        vec![
+            "convert",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec!["cat", bad.to_str().unwrap()],
+        vec!["bench", bad.to_str().unwrap(), "--mode", "scan"],
+    ] {
+        let o = bin()
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(
+            e.starts_with(&format!("error: {}: ", bad.display())) && e.contains("out of range"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
 #[test]
 fn stores_convert_info_take_verify_and_bench() {
     let (d, p) = tmp();

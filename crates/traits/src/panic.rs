@@ -1,0 +1,82 @@
+//! One way to catch a panic: [`catch_panic`], which every guard around untrusted bytes and
+//! user code uses, and [`panic_is_guarded`], which a panic hook asks so that a panic a guard
+//! turns into an error prints nothing (the error says what failed, naming the file).
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::panic_message;
+
+thread_local! {
+    /// How many [`catch_panic`] calls this thread is inside.
+    static GUARDS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Leaves a guard also when `f` unwinds.
+struct Leave;
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        GUARDS.with(|g| g.set(g.get().saturating_sub(1)));
+    }
+}
+
+/// Runs `f`; a panic inside it becomes `Err` with the panic's message.
+///
+/// Callers own or exclusively borrow what `f` touches and treat the work that panicked as
+/// failed, so nothing half-updated is used again (hence the `AssertUnwindSafe` inside).
+///
+/// ```
+/// let r = arrowfeed_traits::catch_panic(|| -> u32 { panic!("offset {} out of range", 9) });
+/// assert_eq!(r.unwrap_err(), "offset 9 out of range");
+/// assert_eq!(arrowfeed_traits::catch_panic(|| 1 + 1), Ok(2));
+/// ```
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    GUARDS.with(|g| g.set(g.get() + 1));
+    let leave = Leave;
+    let r = catch_unwind(AssertUnwindSafe(f));
+    drop(leave);
+    r.map_err(|payload| panic_message(payload.as_ref()))
+}
+
+/// True while this thread runs inside [`catch_panic`]: a panic hook that sees it can stay
+/// silent, because the panic will come back as an error.
+///
+/// ```
+/// assert!(!arrowfeed_traits::panic_is_guarded());
+/// assert_eq!(arrowfeed_traits::catch_panic(arrowfeed_traits::panic_is_guarded), Ok(true));
+/// ```
+pub fn panic_is_guarded() -> bool {
+    GUARDS.with(Cell::get) > 0
+}
+
+/// Installs a process panic hook that prints nothing for a panic inside [`catch_panic`] (it
+/// comes back as an error naming the file and what failed) and hands every other panic to
+/// the hook that was installed before. For programs (the CLI, the Python module) whose users
+/// should see one error, not a panic message followed by it.
+pub fn quiet_guarded_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !panic_is_guarded() {
+            report(info);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_count_returns_to_zero_after_a_panic_and_nests() {
+        let r = catch_panic(|| {
+            assert!(panic_is_guarded());
+            let inner = catch_panic(|| -> () { panic!("inner") });
+            assert_eq!(inner.unwrap_err(), "inner");
+            assert!(panic_is_guarded());
+            panic!("outer {}", 1)
+        });
+        assert_eq!(r.unwrap_err(), "outer 1");
+        assert!(!panic_is_guarded());
+    }
+}
