@@ -32,49 +32,206 @@ pub enum Remainder {
     Pad,
 }
 
-/// Where an epoch stands: enough to reproduce exactly the batches not yet delivered, with any
-/// number of workers. Prints as `arrowfeed-loader/v1:SEED:EPOCH:POSITION` and parses back.
+/// Where an epoch stands, and what it belongs to: enough to reproduce exactly the batches not
+/// yet delivered, with any number of workers, and to refuse a loader it does not belong to.
+///
+/// Made by [`Loader::state`] and [`LoaderIter::state`]; prints as
+/// `arrowfeed-loader/v2:seed=…,epoch=…,…` and parses back ([`FromStr`]). [`Loader::resume`]
+/// refuses a state taken with another seed, batch size, `drop_last`, shuffle, remainder policy
+/// or dataset, naming the setting. A different world size is not an error: see
+/// [`Loader::resume`] for elastic resume.
+///
+/// The printed format is versioned; version 1 states (`arrowfeed-loader/v1:SEED:EPOCH:POSITION`)
+/// are refused, because they do not say which run they belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoaderState {
     /// The shuffle seed.
     pub seed: u64,
     /// The epoch.
     pub epoch: u64,
-    /// Batches of this epoch already delivered to this rank.
+    /// Batches delivered to this rank since [`start`](Self::start).
     pub position: u64,
+    /// Positions of the epoch's order that all ranks together had consumed when this rank's
+    /// run began: 0 from the start of an epoch, more after an elastic resume.
+    pub start: u64,
+    /// Rows per batch.
+    pub batch_size: u64,
+    /// Whether the last, short batch of each rank's epoch is dropped.
+    pub drop_last: bool,
+    /// The epoch order.
+    pub shuffle: Shuffle,
+    /// The remainder policy.
+    pub remainder: Remainder,
+    /// The rank the state was taken on.
+    pub rank: u64,
+    /// The number of ranks then.
+    pub world_size: u64,
+    /// A fingerprint of the dataset: its row count and partition boundaries.
+    pub dataset: u64,
 }
+
+const STATE_V1: &str = "arrowfeed-loader/v1:";
+const STATE_V2: &str = "arrowfeed-loader/v2:";
 
 impl fmt::Display for LoaderState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shuffle = match self.shuffle {
+            Shuffle::None => "none".to_owned(),
+            Shuffle::Global => "global".to_owned(),
+            Shuffle::Local { window } => format!("local-{window}"),
+        };
+        let remainder = match self.remainder {
+            Remainder::Drop => "drop",
+            Remainder::Pad => "pad",
+        };
         write!(
             f,
-            "arrowfeed-loader/v1:{}:{}:{}",
-            self.seed, self.epoch, self.position
+            "{STATE_V2}seed={},epoch={},position={},start={},batch_size={},drop_last={},\
+             shuffle={shuffle},remainder={remainder},rank={},world_size={},dataset={:016x}",
+            self.seed,
+            self.epoch,
+            self.position,
+            self.start,
+            self.batch_size,
+            u8::from(self.drop_last),
+            self.rank,
+            self.world_size,
+            self.dataset
         )
     }
 }
+
+/// The keys of a printed v2 state, in order.
+const STATE_KEYS: [&str; 11] = [
+    "seed",
+    "epoch",
+    "position",
+    "start",
+    "batch_size",
+    "drop_last",
+    "shuffle",
+    "remainder",
+    "rank",
+    "world_size",
+    "dataset",
+];
 
 impl FromStr for LoaderState {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::invalid_argument(format!(
-                "{s:?} is not a loader state (arrowfeed-loader/v1:SEED:EPOCH:POSITION)"
-            ))
+        let bad =
+            |why: &str| Error::invalid_argument(format!("{s:?} is not a loader state: {why}"));
+        if s.starts_with(STATE_V1) {
+            return Err(Error::invalid_argument(format!(
+                "{s:?} is a version 1 loader state, which does not record the batch size, \
+                 shuffle, world size or dataset it was taken with, so it cannot be checked \
+                 against a loader; start the epoch again (Loader::epoch) or save a version 2 \
+                 state"
+            )));
+        }
+        let rest = s
+            .strip_prefix(STATE_V2)
+            .ok_or_else(|| bad("it does not start with arrowfeed-loader/v2:"))?;
+        let mut values = [""; STATE_KEYS.len()];
+        let mut parts = rest.split(',');
+        for (key, value) in STATE_KEYS.iter().zip(values.iter_mut()) {
+            let part = parts
+                .next()
+                .ok_or_else(|| bad(&format!("{key} is missing")))?;
+            *value = part
+                .strip_prefix(key)
+                .and_then(|p| p.strip_prefix('='))
+                .ok_or_else(|| bad(&format!("expected {key}=… where it says {part:?}")))?;
+        }
+        if parts.next().is_some() {
+            return Err(bad("it has more fields than version 2 has"));
+        }
+        let [
+            seed,
+            epoch,
+            position,
+            start,
+            batch_size,
+            drop_last,
+            shuffle,
+            remainder,
+            rank,
+            world_size,
+            dataset,
+        ] = values;
+        let int = |key: &str, v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| bad(&format!("{key}={v:?} is not a whole number")))
         };
-        let rest = s.strip_prefix("arrowfeed-loader/v1:").ok_or_else(bad)?;
-        let mut it = rest.split(':').map(|p| p.parse::<u64>().map_err(|_| bad()));
+        let shuffle = match shuffle {
+            "none" => Shuffle::None,
+            "global" => Shuffle::Global,
+            other => match other.strip_prefix("local-").map(str::parse::<usize>) {
+                Some(Ok(window)) if window > 0 => Shuffle::Local { window },
+                _ => {
+                    return Err(bad(&format!(
+                        "shuffle={other:?} is not none, global or local-N"
+                    )));
+                }
+            },
+        };
+        let remainder = match remainder {
+            "drop" => Remainder::Drop,
+            "pad" => Remainder::Pad,
+            other => return Err(bad(&format!("remainder={other:?} is not drop or pad"))),
+        };
+        let drop_last = match drop_last {
+            "0" => false,
+            "1" => true,
+            other => return Err(bad(&format!("drop_last={other:?} is not 0 or 1"))),
+        };
         let state = Self {
-            seed: it.next().ok_or_else(bad)??,
-            epoch: it.next().ok_or_else(bad)??,
-            position: it.next().ok_or_else(bad)??,
+            seed: int("seed", seed)?,
+            epoch: int("epoch", epoch)?,
+            position: int("position", position)?,
+            start: int("start", start)?,
+            batch_size: int("batch_size", batch_size)?,
+            drop_last,
+            shuffle,
+            remainder,
+            rank: int("rank", rank)?,
+            world_size: int("world_size", world_size)?,
+            dataset: u64::from_str_radix(dataset, 16)
+                .ok()
+                .filter(|_| dataset.len() == 16)
+                .ok_or_else(|| bad(&format!("dataset={dataset:?} is not 16 hex digits")))?,
         };
-        if it.next().is_some() {
-            return Err(bad());
+        if state.batch_size == 0 {
+            return Err(bad("batch_size is 0"));
+        }
+        if state.rank >= state.world_size {
+            return Err(bad(&format!(
+                "rank {} is not below world_size {}",
+                state.rank, state.world_size
+            )));
         }
         Ok(state)
     }
+}
+
+/// FNV-1a over the row count and the partition boundaries: which dataset a state belongs to.
+fn fingerprint(n: u64, partitions: &[std::ops::Range<u64>]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(n);
+    eat(partitions.len() as u64);
+    for p in partitions {
+        eat(p.start);
+        eat(p.end);
+    }
+    h
 }
 
 /// Counters of one epoch so far; see [`LoaderIter::metrics`].
@@ -247,16 +404,7 @@ impl LoaderBuilder {
         };
         let n = self.dataset.num_rows();
         let w = self.world_size;
-        let rows_per_rank = match self.remainder {
-            Remainder::Drop => n / w,
-            Remainder::Pad => n.div_ceil(w),
-        };
         let bs = self.batch_size as u64;
-        let batches = if self.drop_last {
-            rows_per_rank / bs
-        } else {
-            rows_per_rank.div_ceil(bs)
-        };
         let partitions = self.dataset.partitions();
         let read_ahead_rows = self.read_ahead_rows.unwrap_or_else(|| {
             let largest = partitions
@@ -272,23 +420,26 @@ impl LoaderBuilder {
         });
         // Batches of this rank ahead: each covers `batch_size * world_size` rows of the order.
         let read_ahead = read_ahead_rows.div_ceil(bs.saturating_mul(w).max(1));
+        let mut plan = Plan {
+            fingerprint: fingerprint(n, &partitions),
+            partitions,
+            read_ahead,
+            dataset: self.dataset,
+            schema,
+            n,
+            batch_size: bs,
+            shuffle: self.shuffle,
+            seed: self.seed,
+            rank: self.rank,
+            world_size: w,
+            remainder: self.remainder,
+            drop_last: self.drop_last,
+            projection: self.projection,
+            batches: 0,
+        };
+        plan.batches = plan.segment(0, w).batches;
         Ok(Loader {
-            inner: Arc::new(Plan {
-                partitions,
-                read_ahead,
-                dataset: self.dataset,
-                schema,
-                n,
-                batch_size: bs,
-                shuffle: self.shuffle,
-                seed: self.seed,
-                rank: self.rank,
-                world_size: w,
-                remainder: self.remainder,
-                projection: self.projection,
-                rows_per_rank,
-                batches,
-            }),
+            inner: Arc::new(plan),
             workers: self.workers,
             memory_budget: self.memory_budget,
         })
@@ -309,20 +460,52 @@ struct Plan {
     rank: u64,
     world_size: u64,
     remainder: Remainder,
+    drop_last: bool,
     projection: Option<Vec<usize>>,
+    /// Batches of a whole epoch for each rank.
+    batches: u64,
+    /// [`LoaderState::dataset`].
+    fingerprint: u64,
+}
+
+/// The part of an epoch's order one run of the ranks shares out: positions `start..n`, rank
+/// `r` of `world` taking `start + r, start + r + world, ...`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    start: u64,
     rows_per_rank: u64,
     batches: u64,
 }
 
 impl Plan {
-    /// The dataset rows of batch `k` of this rank, and which are padding.
-    fn batch_rows(&self, order: &EpochOrder, k: u64) -> (Vec<u64>, Vec<bool>) {
+    /// The positions `start..n` of the order shared among `world` ranks under the remainder
+    /// policy, in batches.
+    fn segment(&self, start: u64, world: u64) -> Segment {
+        let left = self.n.saturating_sub(start);
+        let rows_per_rank = match self.remainder {
+            Remainder::Drop => left / world,
+            Remainder::Pad => left.div_ceil(world),
+        };
+        let batches = if self.drop_last {
+            rows_per_rank / self.batch_size
+        } else {
+            rows_per_rank.div_ceil(self.batch_size)
+        };
+        Segment {
+            start,
+            rows_per_rank,
+            batches,
+        }
+    }
+
+    /// The dataset rows of batch `k` of this rank in `seg`, and which are padding.
+    fn batch_rows(&self, order: &EpochOrder, seg: Segment, k: u64) -> (Vec<u64>, Vec<bool>) {
         let lo = k * self.batch_size;
-        let hi = (lo + self.batch_size).min(self.rows_per_rank);
+        let hi = (lo + self.batch_size).min(seg.rows_per_rank);
         let mut rows = Vec::with_capacity((hi - lo) as usize);
         let mut pad = Vec::with_capacity((hi - lo) as usize);
         for i in lo..hi {
-            let pos = i * self.world_size + self.rank;
+            let pos = seg.start + i * self.world_size + self.rank;
             if pos < self.n {
                 rows.push(order.row(pos));
                 pad.push(false);
@@ -335,14 +518,14 @@ impl Plan {
     }
 
     /// Tells the dataset the rows of batch `k` will be needed soon.
-    fn hint(&self, order: &EpochOrder, k: u64) {
-        if k < self.batches {
-            self.dataset.will_need(&self.batch_rows(order, k).0);
+    fn hint(&self, order: &EpochOrder, seg: Segment, k: u64) {
+        if k < seg.batches {
+            self.dataset.will_need(&self.batch_rows(order, seg, k).0);
         }
     }
 
-    fn gather(&self, order: &EpochOrder, k: u64) -> Result<RecordBatch> {
-        let (rows, pad) = self.batch_rows(order, k);
+    fn gather(&self, order: &EpochOrder, seg: Segment, k: u64) -> Result<RecordBatch> {
+        let (rows, pad) = self.batch_rows(order, seg, k);
         let batch = self.dataset.take(&rows, self.projection.as_deref())?;
         match self.remainder {
             Remainder::Drop => Ok(batch),
@@ -433,21 +616,124 @@ impl Loader {
     /// # Errors
     /// [`Error::External`] if a worker thread cannot be started.
     pub fn epoch(&self, epoch: u64) -> Result<LoaderIter> {
-        self.resume(LoaderState {
-            seed: self.inner.seed,
+        self.resume(self.state(epoch, 0))
+    }
+
+    /// This loader's state after it delivered `position` batches of `epoch` (from the start
+    /// of the epoch): what [`LoaderIter::state`] would say then.
+    pub fn state(&self, epoch: u64, position: u64) -> LoaderState {
+        let plan = &self.inner;
+        LoaderState {
+            seed: plan.seed,
             epoch,
-            position: 0,
-        })
+            position,
+            start: 0,
+            batch_size: plan.batch_size,
+            drop_last: plan.drop_last,
+            shuffle: plan.shuffle,
+            remainder: plan.remainder,
+            rank: plan.rank,
+            world_size: plan.world_size,
+            dataset: plan.fingerprint,
+        }
     }
 
     /// The batches from `state` on: exactly those not yet delivered when it was taken. Costs
     /// O(1), whatever the position.
     ///
+    /// **Elastic resume.** A state taken on another number of ranks resumes too, for
+    /// synchronous data-parallel training, where every rank has delivered the same number of
+    /// batches when the checkpoint is taken: what the old ranks delivered is a prefix of the
+    /// epoch's order (one permutation), and the new ranks share out the rest of it, so no row
+    /// is repeated and none is skipped beyond what the remainder policy drops at the end of
+    /// the epoch. Any old rank's state serves; with the same world size, a state resumes on
+    /// any rank as well.
+    ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the state's seed is not this loader's or its position is
-    /// past the epoch.
+    /// [`Error::InvalidArgument`] naming the setting if the state was taken with another seed,
+    /// batch size, `drop_last`, shuffle, remainder policy or dataset, or if its position is past
+    /// its epoch.
     pub fn resume(&self, state: LoaderState) -> Result<LoaderIter> {
         self.resume_share(state, 0, 1)
+    }
+
+    /// Where `state` leaves this loader: the segment of the epoch its ranks share out and the
+    /// batches of it already delivered.
+    fn locate(&self, state: &LoaderState) -> Result<(Segment, u64)> {
+        let plan = &self.inner;
+        let differs = |what: &str, then: String, now: String| {
+            Err(Error::invalid_argument(format!(
+                "the state was taken with {what} {then}, this loader has {now}"
+            )))
+        };
+        if state.seed != plan.seed {
+            return differs("seed", state.seed.to_string(), plan.seed.to_string());
+        }
+        if state.batch_size != plan.batch_size {
+            return differs(
+                "batch_size",
+                state.batch_size.to_string(),
+                plan.batch_size.to_string(),
+            );
+        }
+        if state.drop_last != plan.drop_last {
+            return differs(
+                "drop_last",
+                state.drop_last.to_string(),
+                plan.drop_last.to_string(),
+            );
+        }
+        if state.shuffle != plan.shuffle {
+            return differs(
+                "shuffle",
+                format!("{:?}", state.shuffle),
+                format!("{:?}", plan.shuffle),
+            );
+        }
+        if state.remainder != plan.remainder {
+            return differs(
+                "remainder",
+                format!("{:?}", state.remainder),
+                format!("{:?}", plan.remainder),
+            );
+        }
+        if state.dataset != plan.fingerprint {
+            return Err(Error::invalid_argument(format!(
+                "the state was taken on another dataset (fingerprint {:016x}, this one's is \
+                 {:016x}: the row count or the partitions differ)",
+                state.dataset, plan.fingerprint
+            )));
+        }
+        if state.world_size == 0 || state.rank >= state.world_size {
+            return Err(Error::invalid_argument(format!(
+                "the state's rank {} is not below its world_size {}",
+                state.rank, state.world_size
+            )));
+        }
+        if state.start > plan.n {
+            return Err(Error::invalid_argument(format!(
+                "the state starts at position {} of an epoch of {} rows",
+                state.start, plan.n
+            )));
+        }
+        let then = plan.segment(state.start, state.world_size);
+        if state.position > then.batches {
+            return Err(Error::invalid_argument(format!(
+                "position {} is past the epoch's {} batches",
+                state.position, then.batches
+            )));
+        }
+        if state.world_size == plan.world_size {
+            return Ok((then, state.position));
+        }
+        // The old ranks consumed `position` batches each: a prefix of the order. A finished
+        // run leaves nothing (what its remainder policy dropped stays dropped).
+        let consumed = if state.position == then.batches {
+            plan.n
+        } else {
+            state.start + state.position * plan.batch_size * state.world_size
+        };
+        Ok((plan.segment(consumed, plan.world_size), 0))
     }
 
     /// One share of the batches from `state` on: of the batches `state.position`,
@@ -461,18 +747,14 @@ impl Loader {
     /// `offset >= shares`.
     pub fn resume_share(&self, state: LoaderState, offset: u64, shares: u64) -> Result<LoaderIter> {
         let plan = &self.inner;
-        if state.seed != plan.seed {
-            return Err(Error::invalid_argument(format!(
-                "the state was taken with seed {}, this loader uses {}",
-                state.seed, plan.seed
-            )));
-        }
-        if state.position > plan.batches {
-            return Err(Error::invalid_argument(format!(
-                "position {} is past the epoch's {} batches",
-                state.position, plan.batches
-            )));
-        }
+        let (seg, position) = self.locate(&state)?;
+        let state = LoaderState {
+            start: seg.start,
+            position,
+            rank: plan.rank,
+            world_size: plan.world_size,
+            ..state
+        };
         if shares == 0 || offset >= shares {
             return Err(Error::invalid_argument(format!(
                 "share {offset} of {shares}: the share must be below the number of shares"
@@ -487,7 +769,7 @@ impl Loader {
         ));
         let gather_nanos = Arc::new(AtomicU64::new(0));
         let first = state.position + offset;
-        let left = plan.batches.saturating_sub(first).div_ceil(shares);
+        let left = seg.batches.saturating_sub(first).div_ceil(shares);
         let workers = (self.workers as u64).min(left.max(1)) as usize;
         let stride = shares * workers as u64;
         // Each worker hints its own batch `ahead` batches on before gathering one, so a hint
@@ -497,10 +779,10 @@ impl Loader {
         let ahead = plan.read_ahead.div_ceil(stride) * stride;
         if ahead > 0 {
             let cap = (1u64 << 20).div_ceil(plan.batch_size).max(1);
-            let end = (first + ahead.min(cap * shares)).min(plan.batches);
+            let end = (first + ahead.min(cap * shares)).min(seg.batches);
             let rows: Vec<u64> = (first..end)
                 .step_by(shares as usize)
-                .flat_map(|k| plan.batch_rows(&order, k).0)
+                .flat_map(|k| plan.batch_rows(&order, seg, k).0)
                 .collect();
             plan.dataset.will_need(&rows);
         }
@@ -509,6 +791,7 @@ impl Loader {
                 Box::new(WorkerSource {
                     plan: plan.clone(),
                     order: order.clone(),
+                    seg,
                     next: first + w * shares,
                     stride,
                     ahead,
@@ -540,6 +823,7 @@ impl Loader {
 struct WorkerSource {
     plan: Arc<Plan>,
     order: Arc<EpochOrder>,
+    seg: Segment,
     next: u64,
     stride: u64,
     /// Batches ahead of `next` to hint: a multiple of `stride`, so one of this worker's own.
@@ -551,14 +835,15 @@ impl Iterator for WorkerSource {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.plan.batches {
+        if self.next >= self.seg.batches {
             return None;
         }
         if self.ahead > 0 {
-            self.plan.hint(&self.order, self.next + self.ahead);
+            self.plan
+                .hint(&self.order, self.seg, self.next + self.ahead);
         }
         let t = Instant::now();
-        let r = self.plan.gather(&self.order, self.next);
+        let r = self.plan.gather(&self.order, self.seg, self.next);
         self.gather_nanos
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.next += self.stride;

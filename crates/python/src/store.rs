@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use arrowfeed::prefetch::{Loader as RustLoader, LoaderState, Remainder, Shuffle};
+use arrowfeed::prefetch::{Loader as RustLoader, Remainder, Shuffle};
 use arrowfeed::shard_store::{CacheOptions, OpenOptions, ShardStore};
 use arrowfeed::traits::RandomAccess;
 use pyo3::exceptions::PyValueError;
@@ -323,11 +323,7 @@ impl Loader {
         stride: u64,
     ) -> PyResult<Epoch> {
         let loader = self.current(py)?.clone();
-        let state = LoaderState {
-            seed: self.spec.seed,
-            epoch,
-            position,
-        };
+        let state = loader.state(epoch, position);
         let iter = py
             .detach(|| loader.resume_share(state, offset, stride))
             .py_err()?;

@@ -205,33 +205,69 @@ fn settings_are_validated() {
         assert!(e.to_string().contains(what), "{what}: {e}");
     }
     let loader = Loader::builder(ds).seed(1).build().unwrap();
-    assert!(
-        loader
-            .resume(LoaderState {
-                seed: 2,
-                epoch: 0,
-                position: 0
-            })
-            .is_err()
-    );
-    assert!(
-        loader
-            .resume(LoaderState {
-                seed: 1,
-                epoch: 0,
-                position: 99
-            })
-            .is_err()
-    );
+    let e = loader.resume(loader.state(0, 99)).unwrap_err();
+    assert!(e.to_string().contains("past the epoch"), "{e}");
     assert!("nonsense".parse::<LoaderState>().is_err());
-    assert_eq!(
-        "arrowfeed-loader/v1:1:2:3".parse::<LoaderState>().unwrap(),
-        LoaderState {
-            seed: 1,
-            epoch: 2,
-            position: 3
-        }
-    );
+}
+
+/// A state names the run it belongs to: resuming with another seed, batch size, `drop_last`,
+/// shuffle, remainder policy or dataset is an error naming that setting; a version 1 state
+/// is refused with the reason.
+#[test]
+fn a_state_is_refused_by_a_loader_it_does_not_belong_to() {
+    let ds = table(1000, 100);
+    let base = || {
+        Loader::builder(ds.clone())
+            .batch_size(37)
+            .seed(1)
+            .shuffle(Shuffle::Global)
+    };
+    let state = base().build().unwrap().state(0, 3);
+    for (other, what) in [
+        (base().seed(2), "seed"),
+        (base().batch_size(64), "batch_size"),
+        (base().drop_last(true), "drop_last"),
+        (base().shuffle(Shuffle::Local { window: 2 }), "shuffle"),
+        (base().remainder(Remainder::Pad), "remainder"),
+        (
+            Loader::builder(table(1000, 50)).batch_size(37).seed(1),
+            "another dataset",
+        ),
+        (
+            Loader::builder(table(999, 100)).batch_size(37).seed(1),
+            "another dataset",
+        ),
+    ] {
+        let e = other.build().unwrap().resume(state).unwrap_err();
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
+    assert!(base().build().unwrap().resume(state).is_ok());
+    let e = "arrowfeed-loader/v1:1:0:3"
+        .parse::<LoaderState>()
+        .unwrap_err();
+    assert!(e.to_string().contains("version 1"), "{e}");
+    let printed = state.to_string();
+    assert!(printed.starts_with("arrowfeed-loader/v2:seed=1,epoch=0,position=3,"));
+    // Every field is checked when parsed: each truncation and each bad value is an error.
+    for cut in 0..printed.len() {
+        assert!(
+            printed[..cut].parse::<LoaderState>().is_err(),
+            "{}",
+            &printed[..cut]
+        );
+    }
+    for (from, to) in [
+        ("batch_size=37", "batch_size=0"),
+        ("rank=0", "rank=1"),
+        ("shuffle=global", "shuffle=local-0"),
+        ("remainder=drop", "remainder=cut"),
+        ("drop_last=0", "drop_last=2"),
+        ("seed=1", "seed=-1"),
+    ] {
+        let damaged = printed.replace(from, to);
+        assert!(damaged.parse::<LoaderState>().is_err(), "{damaged}");
+    }
+    assert!(format!("{printed},x=1").parse::<LoaderState>().is_err());
 }
 
 #[test]
@@ -361,7 +397,7 @@ proptest! {
         }
         let loader = b.build().unwrap();
         let start = (loader.batches_per_epoch() as f64 * start_frac) as u64;
-        let state = LoaderState { seed: 5, epoch: 1, position: start };
+        let state = loader.state(1, start);
         let got = collect(loader.resume(state).unwrap());
         prop_assert_eq!(got.len() as u64, loader.batches_per_epoch() - start);
         prop_assert_eq!(ds.unhinted_takes.load(std::sync::atomic::Ordering::Relaxed), 0);
@@ -410,7 +446,7 @@ proptest! {
         };
         let loader = build(table(n, part));
         let start = (loader.batches_per_epoch() as f64 * start_frac) as u64;
-        let state = LoaderState { seed: 3, epoch: 2, position: start };
+        let state = loader.state(2, start);
         let whole = collect(loader.resume(state).unwrap());
         let mut parts = Vec::new();
         for offset in 0..shares {
@@ -434,5 +470,113 @@ proptest! {
         }
         prop_assert_eq!(interleaved, whole);
         prop_assert!(loader.resume_share(state, shares, shares).is_err());
+    }
+}
+
+fn arb_remainder() -> impl Strategy<Value = Remainder> {
+    prop_oneof![Just(Remainder::Drop), Just(Remainder::Pad)]
+}
+
+proptest! {
+    /// Any state prints and parses back to itself.
+    #[test]
+    fn a_printed_state_parses_back(
+        seed in any::<u64>(), epoch in any::<u64>(), position in any::<u64>(), start in any::<u64>(),
+        batch in 1u64..1 << 40, drop_last in any::<bool>(), shuffle in arb_shuffle(),
+        remainder in arb_remainder(), (world, rank) in (1u64..1 << 20).prop_flat_map(|w| (Just(w), 0..w)),
+        dataset in any::<u64>(),
+    ) {
+        let mut state = Loader::builder(table(3, 3)).build().unwrap().state(0, 0);
+        state.seed = seed;
+        state.epoch = epoch;
+        state.position = position;
+        state.start = start;
+        state.batch_size = batch;
+        state.drop_last = drop_last;
+        state.shuffle = shuffle;
+        state.remainder = remainder;
+        state.rank = rank;
+        state.world_size = world;
+        state.dataset = dataset;
+        prop_assert_eq!(state.to_string().parse::<LoaderState>().unwrap(), state);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Elastic resume: an epoch run on `a` ranks in lockstep, checkpointed after `stop_a`
+    /// batches, resumed on `b` ranks, checkpointed again after `stop_b` and finished on `c`
+    /// ranks delivers no row twice, skips no row beyond what the remainder policy drops at the
+    /// end of the epoch, and gives every rank of each run the same number of batches.
+    #[test]
+    fn an_epoch_resumes_on_any_number_of_ranks(
+        n in 1usize..400, part in 1usize..90, bs in 1usize..20,
+        a in 1u64..5, b in 1u64..5, c in 1u64..5,
+        frac_a in 0.0f64..=1.0, frac_b in 0.0f64..=1.0, from_rank in 0u64..4,
+        remainder in arb_remainder(), drop_last in any::<bool>(), shuffle in arb_shuffle(),
+        seed in any::<u64>(), epoch in 0u64..3,
+    ) {
+        let ds = table(n, part);
+        let loader = |rank, world| {
+            Loader::builder(ds.clone())
+                .batch_size(bs).shuffle(shuffle).seed(seed).rank(rank, world)
+                .remainder(remainder).drop_last(drop_last).workers(1)
+                .build().unwrap()
+        };
+        let mut seen: Vec<i64> = Vec::new();
+        // Runs every rank of `world` from `state` (or the epoch's start) for `frac` of its
+        // batches (all of them when `frac` is None); returns one rank's state.
+        let mut run = |world: u64, state: Option<LoaderState>, frac: Option<f64>| -> Result<LoaderState, TestCaseError> {
+            let mut counts = Vec::new();
+            let mut states = Vec::new();
+            for rank in 0..world {
+                let l = loader(rank, world);
+                let mut it = match state {
+                    Some(s) => l.resume(s.to_string().parse().unwrap()).unwrap(),
+                    None => l.epoch(epoch).unwrap(),
+                };
+                let mut batches: Vec<RecordBatch> = Vec::new();
+                let total = {
+                    let probe = match state {
+                        Some(s) => l.resume(s).unwrap(),
+                        None => l.epoch(epoch).unwrap(),
+                    };
+                    probe.count() as f64
+                };
+                let take = frac.map_or(usize::MAX, |f| (total * f) as usize);
+                for item in it.by_ref().take(take) {
+                    batches.push(item.unwrap());
+                }
+                counts.push(batches.len());
+                for rows in collect(batches.into_iter().map(Ok)) {
+                    seen.extend(rows.iter().filter(|r| !r.1).map(|r| r.0));
+                }
+                states.push(it.state());
+            }
+            prop_assert!(counts.iter().all(|&k| k == counts[0]), "ranks got {:?} batches", counts);
+            Ok(states[(from_rank % world) as usize])
+        };
+        let s1 = run(a, None, Some(frac_a))?;
+        let s2 = run(b, Some(s1), Some(frac_b))?;
+        let finished = run(c, Some(s2), None)?;
+        // A finished epoch stays finished on any number of ranks: what its remainder policy
+        // dropped is not delivered later.
+        for world in 1..5 {
+            prop_assert_eq!(loader(world - 1, world).resume(finished).unwrap().count(), 0);
+        }
+        let distinct: HashSet<i64> = seen.iter().copied().collect();
+        prop_assert_eq!(distinct.len(), seen.len(), "a row was delivered twice");
+        let skipped = n as u64 - distinct.len() as u64;
+        let widest = a.max(b).max(c);
+        // Pad leaves no row out, Drop up to one fewer than the ranks; drop_last adds up to a
+        // short batch per rank.
+        let bound = match (remainder == Remainder::Pad, drop_last) {
+            (true, false) => 0,
+            (false, false) => widest - 1,
+            (true, true) => widest * (bs as u64 - 1),
+            (false, true) => widest * bs as u64 - 1,
+        };
+        prop_assert!(skipped <= bound, "{} rows skipped, at most {} allowed", skipped, bound);
     }
 }
