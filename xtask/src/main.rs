@@ -252,6 +252,7 @@ fn shared_bench_data(root: &Path, target: &Path, python: &Path) -> Result {
                 "--test",
                 "it",
                 "--",
+                "--ignored",
                 "shared_bench",
             ])
             .env("ARROWFEED_BENCH_DATA", &out),

@@ -21,12 +21,23 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
             .iter()
             .map(|(f, p)| json!({"shard": f, "problem": p}))
             .collect();
-        let v = json!({"path": path.display().to_string(), "ok": report.is_ok(), "shards": report.checked, "bytes": report.bytes, "bad": bad});
+        let leftovers: Vec<_> = report
+            .leftovers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let v = json!({"path": path.display().to_string(), "ok": report.is_ok(), "shards": report.checked, "bytes": report.bytes, "bad": bad, "leftovers": leftovers});
         crate::convert::write_stdout(&format!("{v}\n"))?;
     } else {
         let mut s = String::new();
         for (f, p) in &report.bad {
             s += &format!("BAD {f}: {p}\n");
+        }
+        for p in &report.leftovers {
+            s += &format!(
+                "LEFTOVER {}: a killed write's directory; the next write of this store removes it\n",
+                p.display()
+            );
         }
         s += &format!(
             "{} shards, {} bytes checked, {} bad\n",

@@ -17,6 +17,9 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Each bad shard's file name and what is wrong with it.
     pub bad: Vec<(String, String)>,
+    /// Hidden directories beside a local store that killed writes of it left (no writer
+    /// holds them): the next write of the store removes them. They do not make the store bad.
+    pub leftovers: Vec<std::path::PathBuf>,
 }
 
 impl VerifyReport {
@@ -68,6 +71,16 @@ impl ShardStore {
             if let Some(p) = problem {
                 report.bad.push((meta.file.clone(), p));
             }
+        }
+        if objects.is_none()
+            && let (Some(parent), Some(name)) = (self.dir().parent(), self.dir().file_name())
+        {
+            let parent = if parent.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                parent
+            };
+            report.leftovers = crate::writer::abandoned(parent, &name.to_string_lossy());
         }
         Ok(report)
     }

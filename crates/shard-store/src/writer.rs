@@ -414,14 +414,14 @@ fn lock_dir(dir: &Path) -> std::io::Result<Option<File>> {
     }
 }
 
-/// Removes the hidden `.NAME.tmp-*` and `.NAME.old-*` directories in `parent` that no writer
-/// holds: what writes of the store `name` killed before they finished left behind. Best
-/// effort: what cannot be read or removed stays.
-fn remove_abandoned(parent: &Path, name: &str) {
+/// The hidden `.NAME.tmp-*` and `.NAME.old-*` directories in `parent` that no writer holds:
+/// what writes of the store `name` killed before they finished left behind.
+pub(crate) fn abandoned(parent: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     #[cfg(unix)]
     {
         let Ok(entries) = std::fs::read_dir(parent) else {
-            return;
+            return out;
         };
         let (tmp, old) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
         for entry in entries.flatten() {
@@ -435,12 +435,20 @@ fn remove_abandoned(parent: &Path, name: &str) {
             if let Ok(f) = File::open(&path)
                 && f.try_lock().is_ok()
             {
-                let _ = std::fs::remove_dir_all(&path);
+                out.push(path);
             }
         }
     }
     #[cfg(not(unix))]
     let _ = (parent, name);
+    out
+}
+
+/// Removes the [`abandoned`] directories. Best effort: what cannot be removed stays.
+fn remove_abandoned(parent: &Path, name: &str) {
+    for path in abandoned(parent, name) {
+        let _ = std::fs::remove_dir_all(&path);
+    }
 }
 
 /// Renames the finished temporary directory into place (see "Atomic publish").

@@ -132,9 +132,26 @@ fn a_write_removes_abandoned_directories_and_leaves_a_working_writers_alone() {
     std::fs::create_dir(&other).unwrap();
     let held = std::fs::File::open(&working).unwrap();
     held.lock().unwrap();
-    write(&target, input(&[10]), &StoreWriter::new());
+    let store = write(&target, input(&[10]), &StoreWriter::new());
     let mut left = hidden(dir.path());
     left.sort();
     assert_eq!(left, [".other.tmp-999999-0", ".store.tmp-1-0"]);
+
+    // `verify` reports what a killed write left, without calling the store bad.
+    for d in [&abandoned, &old] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let report = store.verify().unwrap();
+    assert!(report.is_ok());
+    let mut reported: Vec<_> = report
+        .leftovers
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    reported.sort();
+    assert_eq!(reported, [".store.old-999999-8", ".store.tmp-999999-7"]);
+    write(&target, input(&[10]), &StoreWriter::new().overwrite(true));
+    let again = ShardStore::open(&target).unwrap().verify().unwrap();
+    assert!(again.is_ok() && again.leftovers.is_empty(), "{again:?}");
     drop(held);
 }

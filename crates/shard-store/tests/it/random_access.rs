@@ -121,6 +121,19 @@ fn the_open_shard_cap_is_respected_and_lru() {
         store.take(&[950, 999], None).unwrap();
     }
     assert_eq!(store.shard_loads(), before);
+
+    // Least recently used, not first opened: with shards 0, 1, 2 open and 0 used again,
+    // opening 3 closes 1, so 0 is still open (first-in-first-out would have closed 0).
+    let store =
+        ShardStore::open_with(&store_dir, OpenOptions::default().with_max_open_shards(3)).unwrap();
+    let loads_after = |shard: u64| {
+        store.take(&[shard * 100], None).unwrap();
+        store.shard_loads()
+    };
+    assert_eq!([0, 1, 2, 0].map(loads_after), [1, 2, 3, 3]);
+    assert_eq!(loads_after(3), 4);
+    assert_eq!(loads_after(0), 4, "shard 0, used after 1, must outlive it");
+    assert_eq!(loads_after(1), 5, "shard 1 was the least recently used");
 }
 
 #[test]
