@@ -657,6 +657,24 @@ impl Loader {
         self.resume_share(state, 0, 1)
     }
 
+    /// `state` as this loader's own: the same point of the same epoch, with this loader's rank
+    /// and world size, and (after a change of world size) the new ranks' `start` and a
+    /// position of 0. What [`resume`](Self::resume) starts from, for callers that keep the
+    /// position themselves.
+    ///
+    /// # Errors
+    /// As [`resume`](Self::resume).
+    pub fn rebase(&self, state: LoaderState) -> Result<LoaderState> {
+        let (seg, position) = self.locate(&state)?;
+        Ok(LoaderState {
+            start: seg.start,
+            position,
+            rank: self.inner.rank,
+            world_size: self.inner.world_size,
+            ..state
+        })
+    }
+
     /// Where `state` leaves this loader: the segment of the epoch its ranks share out and the
     /// batches of it already delivered.
     fn locate(&self, state: &LoaderState) -> Result<(Segment, u64)> {
@@ -747,14 +765,8 @@ impl Loader {
     /// `offset >= shares`.
     pub fn resume_share(&self, state: LoaderState, offset: u64, shares: u64) -> Result<LoaderIter> {
         let plan = &self.inner;
-        let (seg, position) = self.locate(&state)?;
-        let state = LoaderState {
-            start: seg.start,
-            position,
-            rank: plan.rank,
-            world_size: plan.world_size,
-            ..state
-        };
+        let state = self.rebase(state)?;
+        let seg = plan.segment(state.start, plan.world_size);
         if shares == 0 || offset >= shares {
             return Err(Error::invalid_argument(format!(
                 "share {offset} of {shares}: the share must be below the number of shares"

@@ -311,19 +311,37 @@ impl Loader {
         Ok(self.store.num_rows())
     }
 
-    /// The batches of `epoch` from batch `position` on, taking every `stride`-th from
-    /// `position + offset` (a DataLoader worker's share: only those are gathered).
-    #[pyo3(signature = (epoch, position = 0, offset = 0, stride = 1))]
+    /// The printed state (`arrowfeed-loader/v2:…`) after `position` batches of `epoch` from
+    /// position `start` of the epoch's order.
+    fn state(&mut self, py: Python<'_>, epoch: u64, start: u64, position: u64) -> PyResult<String> {
+        let mut state = self.current(py)?.state(epoch, position);
+        state.start = start;
+        Ok(state.to_string())
+    }
+
+    /// A printed state as `(epoch, start, position)` of this loader (elastic resume when it
+    /// was taken on another world size); a ValueError naming the setting that differs.
+    fn rebase(&mut self, py: Python<'_>, state: &str) -> PyResult<(u64, u64, u64)> {
+        let loader = self.current(py)?;
+        let state = state.parse().and_then(|s| loader.rebase(s)).py_err()?;
+        Ok((state.epoch, state.start, state.position))
+    }
+
+    /// The batches of `epoch` from batch `position` after `start` on, taking every `stride`-th
+    /// from `position + offset` (a DataLoader worker's share: only those are gathered).
+    #[pyo3(signature = (epoch, start = 0, position = 0, offset = 0, stride = 1))]
     fn epoch(
         &mut self,
         py: Python<'_>,
         epoch: u64,
+        start: u64,
         position: u64,
         offset: u64,
         stride: u64,
     ) -> PyResult<Epoch> {
         let loader = self.current(py)?.clone();
-        let state = loader.state(epoch, position);
+        let mut state = loader.state(epoch, position);
+        state.start = start;
         let iter = py
             .detach(|| loader.resume_share(state, offset, stride))
             .py_err()?;

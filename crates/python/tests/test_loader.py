@@ -87,6 +87,37 @@ def test_resume_mid_epoch_in_a_fresh_loader_and_a_new_process(store_dir, tmp_pat
         arrowfeed.Loader(store_dir, batch_size=51, seed=9).load_state_dict(state)
 
 
+@pytest.mark.parametrize("old,new", [(2, 3), (4, 1), (1, 2), (3, 3)])
+def test_an_epoch_resumes_on_another_number_of_ranks(store_dir, table, old, new):
+    """Checkpointed on `old` ranks in lockstep, resumed on `new`: no row twice, and only the
+    remainder policy's rows (fewer than the ranks) left out."""
+    kw = dict(batch_size=37, seed=4)
+    ranks = [arrowfeed.Loader(store_dir, rank=r, world_size=old, **kw) for r in range(old)]
+    seen = []
+    states = []
+    for loader in ranks:
+        loader.set_epoch(1)
+        it = iter(loader)
+        for _ in range(len(loader) // 2):
+            seen += next(it).column("id").to_pylist()
+        states.append(loader.state_dict())
+    assert len({s["position"] for s in states}) == 1
+    lengths = set()
+    for r in range(new):
+        loader = arrowfeed.Loader(store_dir, rank=r, world_size=new, **kw)
+        loader.load_state_dict(states[r % old])
+        rest = [b.column("id").to_pylist() for b in loader]
+        lengths.add(len(rest))
+        seen += [x for b in rest for x in b]
+    assert len(lengths) == 1, "every new rank gets the same number of batches"
+    assert len(seen) == len(set(seen))
+    assert table.num_rows - len(seen) < max(old, new)
+    with pytest.raises(ValueError, match="batch_size"):
+        arrowfeed.Loader(store_dir, rank=0, world_size=new, batch_size=38, seed=4).load_state_dict(states[0])
+    with pytest.raises(ValueError, match="version 1"):
+        arrowfeed.Loader(store_dir, **kw).load_state_dict({**states[0], "version": 1, "state": None} | {"state": "arrowfeed-loader/v1:4:1:3"})
+
+
 def test_a_loader_pickles_with_its_position(store_dir):
     loader = arrowfeed.Loader(store_dir, batch_size=100, seed=2)
     it = iter(loader)

@@ -192,7 +192,8 @@ class Loader:
     Iterating yields ``pyarrow.RecordBatch`` es (``format="arrow"``), dicts of numpy arrays
     (``"numpy"``: fixed-width columns without nulls are not copied) or dicts of torch tensors
     (``"torch"``). ``set_epoch(e)`` picks the epoch; ``state_dict()`` and
-    ``load_state_dict()`` resume exactly mid-epoch, in a new process too.
+    ``load_state_dict()`` resume exactly mid-epoch, in a new process too, and on another
+    number of ranks (elastic resume: the new ranks share out the rest of the epoch).
     """
 
     def __init__(self, path_or_url, batch_size=256, shuffle="global", seed=0, rank=None,
@@ -211,6 +212,7 @@ class Loader:
         self._columns = columns
         self._format = format
         self._epoch = 0
+        self._start = 0
         self._position = 0
         self._inner = None
         self._open()
@@ -244,40 +246,50 @@ class Loader:
     def set_epoch(self, epoch):
         """Uses epoch ``epoch`` from the next iteration on (each epoch has its own order)."""
         self._epoch = int(epoch)
+        self._start = 0
         self._position = 0
 
     def state_dict(self):
         """Where the epoch stands: a small dict that :meth:`load_state_dict` takes, in this
-        process or another. It counts the batches this object has yielded; with a PyTorch
-        ``DataLoader`` of several workers, pass ``{"epoch": e, "position": steps}`` instead,
-        ``steps`` being the batches the training loop has taken (the order is the same)."""
-        return {"format": "arrowfeed-loader", "version": 1, "seed": self._args["seed"],
-                "epoch": self._epoch, "position": self._position,
+        process or another, also on another number of ranks. ``"state"`` is the whole of it
+        (seed, epoch, position, batch size, shuffle, remainder, rank, world size and the
+        dataset's fingerprint); the other keys repeat parts of it for reading. It counts the
+        batches this object has yielded; with a PyTorch ``DataLoader`` of several workers, pass
+        ``{"epoch": e, "position": steps}`` instead, ``steps`` being the batches the training
+        loop has taken since the epoch began (the order is the same)."""
+        return {"format": "arrowfeed-loader", "version": 2,
+                "state": self._inner.state(self._epoch, self._start, self._position),
+                "epoch": self._epoch, "position": self._position, "seed": self._args["seed"],
                 "batch_size": self._args["batch_size"], "shuffle": self._args["shuffle"],
                 "rank": self._args["rank"], "world_size": self._args["world_size"]}
 
     def load_state_dict(self, state):
         """Continues from ``state`` (from :meth:`state_dict`): the next iteration yields exactly
-        the batches not yet delivered when it was taken."""
-        for key in ("seed", "batch_size", "shuffle"):
-            if key in state and state[key] != self._args[key]:
-                raise _ValueError(f"the state was taken with {key}={state[key]!r}, this loader has "
-                                 f"{key}={self._args[key]!r}")
-        position = int(state["position"])
-        if not 0 <= position <= len(self):
-            raise _ValueError(f"position {position} is outside the epoch's {len(self)} batches")
-        self._epoch = int(state["epoch"])
-        self._position = position
+        the batches not yet delivered when it was taken. A state taken with another seed,
+        batch size, shuffle, remainder policy or dataset is a ``ValueError`` naming it; one
+        taken on another world size continues the epoch (every rank must have delivered the
+        same number of batches, as in synchronous data-parallel training)."""
+        if "state" in state:
+            self._epoch, self._start, self._position = self._inner.rebase(state["state"])
+            return
+        if "version" in state:
+            raise _ValueError(f"a version {state['version']} loader state has no \"state\" entry; "
+                              "it cannot be checked against this loader")
+        # {"epoch": e, "position": steps}: this loader's own batches since the epoch began.
+        epoch, position = int(state["epoch"]), int(state["position"])
+        self._epoch, self._start, self._position = self._inner.rebase(
+            self._inner.state(epoch, 0, position))
 
     def __iter__(self):
         worker, workers = _worker()
-        epoch = self._inner.epoch(self._epoch, self._position, worker, workers)
+        epoch = self._inner.epoch(self._epoch, self._start, self._position, worker, workers)
         convert = _converter(self._format)
         for batch in epoch:
             self._position += workers
             yield convert(batch)
         # A finished epoch starts over when iterated again (as PyTorch's samplers do); call
         # set_epoch for the next one.
+        self._start = 0
         self._position = 0
 
 
