@@ -300,7 +300,7 @@ def check_errors(d):
         lines = r.stderr.strip().splitlines()
         if r.returncode != 1 or len(lines) != 1 or not lines[0].startswith("error: ") or args[1] not in lines[0]:
             fail(f"{args}: want exit 1 and one line naming the file, got exit {r.returncode}: {r.stderr!r}")
-    for args in (["info"], ["frobnicate"], ["cat", bad, "--limit", "many"], ["convert", bad, "--out", os.path.join(d, "x.txt")]):
+    for args in (["info"], ["frobnicate"], ["cat", bad, "--limit", "many"], ["convert", bad, "--out", os.path.join(d, "x"), "--to", "csv"]):
         r = cli(*args)
         if r.returncode != 2:
             fail(f"{args}: usage error should exit 2, got {r.returncode}: {r.stderr.strip()}")

@@ -5,25 +5,35 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arrowfeed::shard_store::{ShardCompression, StoreWriter};
-use arrowfeed::source::{BatchWriter, WriteCompression};
+use arrowfeed::source::{BatchWriter, Format, WriteCompression};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::{CliResult, CompressionArg, Failure};
+use crate::{CliResult, CompressionArg, Failure, ToArg};
 
-/// True when OUT names a shard store: an existing directory, or a name without extension
-/// (for a URL, its last part).
-fn is_store_target(out: &Path) -> bool {
-    if arrowfeed::is_url(&out.to_string_lossy()) {
-        let s = out.to_string_lossy();
-        let last = s
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
-        return s.ends_with('/') || Path::new(last).extension().is_none();
+/// The file format OUT is written in, or `None` for a shard store: `--to` when given; else a
+/// store for an existing directory, a URL ending in `/`, or a name whose extension is no file
+/// format's (`train.store`, `data/train`); else the format its extension names.
+fn output_format(out: &Path, to: Option<ToArg>) -> Option<Format> {
+    match to {
+        Some(ToArg::Store) => None,
+        Some(ToArg::Arrow) => Some(Format::ArrowFile),
+        Some(ToArg::Arrows) => Some(Format::ArrowStream),
+        Some(ToArg::Parquet) => Some(Format::Parquet),
+        None => {
+            let s = out.to_string_lossy();
+            let dir = if arrowfeed::is_url(&s) {
+                s.ends_with('/')
+            } else {
+                out.is_dir()
+            };
+            if dir {
+                None
+            } else {
+                BatchWriter::format_for(out).ok()
+            }
+        }
     }
-    out.is_dir() || out.extension().is_none()
 }
 
 /// Where a file output is written: OUT itself, or for a URL a local file next to the system's
@@ -72,13 +82,14 @@ impl FileTarget {
 pub(crate) fn run(
     inputs: &[PathBuf],
     out: &Path,
+    to: Option<ToArg>,
     compression: Option<CompressionArg>,
     shard_size: u64,
     overwrite: bool,
     columns: Option<Vec<String>>,
     as_json: bool,
 ) -> CliResult {
-    if is_store_target(out) {
+    let Some(format) = output_format(out, to) else {
         return to_store(
             inputs,
             out,
@@ -88,9 +99,7 @@ pub(crate) fn run(
             columns,
             as_json,
         );
-    }
-    let format = BatchWriter::format_for(out)
-        .map_err(|e| Failure::Usage(e.to_string().replace("invalid argument: ", "")))?;
+    };
     let compression = match compression {
         None => WriteCompression::Default,
         Some(CompressionArg::None) => WriteCompression::None,

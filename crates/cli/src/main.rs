@@ -80,8 +80,8 @@ enum Command {
         format: CatFormat,
     },
     /// Convert files (same schema), a shard store or a Hugging Face directory to Arrow IPC,
-    /// Parquet or a shard store. OUT's extension picks the format: .arrow (IPC file), .arrows
-    /// (IPC stream), .parquet; a directory or a name without extension makes a shard store.
+    /// Parquet or a shard store. `--to` picks the format, or else OUT's extension: .arrow (IPC
+    /// file), .arrows (IPC stream), .parquet; a directory or any other name makes a shard store.
     Convert {
         /// Input files, or one store / Hugging Face directory.
         #[arg(required = true)]
@@ -89,6 +89,10 @@ enum Command {
         /// The output file or store directory.
         #[arg(long, short)]
         out: PathBuf,
+        /// The output format; without it, OUT's extension decides (.arrow, .arrows, .parquet),
+        /// and a directory or any other name (train.store, data/train) makes a shard store.
+        #[arg(long, value_enum)]
+        to: Option<ToArg>,
         /// Compression of the output (default: none for IPC and stores, snappy for Parquet).
         #[arg(long, value_enum)]
         compression: Option<CompressionArg>,
@@ -224,6 +228,19 @@ enum CatFormat {
     Jsonl,
 }
 
+/// `convert --to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ToArg {
+    /// Arrow IPC file.
+    Arrow,
+    /// Arrow IPC stream.
+    Arrows,
+    /// Apache Parquet.
+    Parquet,
+    /// A shard store directory.
+    Store,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CompressionArg {
     None,
@@ -316,6 +333,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Convert {
             inputs,
             out,
+            to,
             compression,
             shard_size,
             overwrite,
@@ -324,6 +342,7 @@ fn run(cli: Cli) -> CliResult {
         } => convert::run(
             &inputs,
             &out,
+            to,
             compression,
             shard_size,
             overwrite,

@@ -558,11 +558,16 @@ impl Plan {
 /// let dataset = Arc::new(MemTable::try_new(ids.schema(), vec![ids])?);
 /// let loader = Loader::builder(dataset).batch_size(100).shuffle(Shuffle::Global).seed(7).workers(2).build()?;
 /// let mut epoch = loader.epoch(0)?;
-/// let first = epoch.next().expect("ten batches")?;
-/// assert_eq!(first.num_rows(), 100);
-/// let state = epoch.state(); // save it (it prints as a short string); later:
-/// let resumed: Vec<_> = loader.resume(state)?.collect::<Result<_, _>>()?;
-/// assert_eq!(resumed.len(), 9);
+/// let mut saved = String::new();
+/// while let Some(batch) = epoch.next() {    // `while let`: the body reads epoch.state()
+///     assert_eq!(batch?.num_rows(), 100);   // train on it
+///     saved = epoch.state().to_string();    // checkpoint: a short string
+///     if epoch.state().position == 3 {
+///         break;                            // (the job dies here)
+///     }
+/// }
+/// let resumed: Vec<_> = loader.resume(saved.parse()?)?.collect::<Result<_, _>>()?;
+/// assert_eq!(resumed.len(), 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]

@@ -128,6 +128,53 @@ fn convert_round_trips_through_every_output_format() {
     assert_eq!(names.len(), 4, "{names:?}");
 }
 
+/// `--to` picks the output format whatever OUT is called; without it, a name whose extension
+/// is no file format's (`train.store`) is a store.
+#[test]
+fn convert_to_picks_the_format_and_a_dotted_name_is_a_store() {
+    let (d, p) = tmp();
+    let want = sample(100);
+    let dotted = d.path().join("train.store");
+    let o = run(&[
+        "convert",
+        p.to_str().unwrap(),
+        "--out",
+        dotted.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dotted.join("manifest.json").is_file());
+    for (to, name) in [
+        ("parquet", "a.bin"),
+        ("arrows", "b.arrow"),
+        ("arrow", "c"),
+        ("store", "d.parquet"),
+    ] {
+        let out = d.path().join(name);
+        let o = run(&[
+            "convert",
+            p.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--to",
+            to,
+        ]);
+        assert!(o.status.success(), "{to}: {}", stderr(&o));
+        assert_eq!(out.is_dir(), to == "store", "{to}");
+        if to == "store" {
+            let store = arrowfeed::shard_store::ShardStore::open(&out).unwrap();
+            assert_eq!(arrowfeed::traits::RandomAccess::num_rows(&store), 100);
+            continue;
+        }
+        let got: Vec<RecordBatch> = arrowfeed::open(&out)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(arrow_select_concat(&got), want, "{to}");
+    }
+    let o = run(&["info", d.path().join("a.bin").to_str().unwrap(), "--json"]);
+    assert!(stdout(&o).contains("parquet"), "{}", stdout(&o));
+}
+
 fn arrow_select_concat(b: &[RecordBatch]) -> RecordBatch {
     let schema = b[0].schema();
     let cols = (0..schema.fields().len())
@@ -269,7 +316,14 @@ fn errors_are_one_line_naming_the_file_with_exit_1() {
         assert!(e.starts_with(&format!("error: {}: ", bad.display())), "{e}");
         assert!(!out.exists());
     }
-    let o = run(&["convert", bad.to_str().unwrap(), "--out", "x.txt"]);
+    let o = run(&[
+        "convert",
+        bad.to_str().unwrap(),
+        "--out",
+        "x",
+        "--to",
+        "csv",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = run(&["info"]);
     assert_eq!(o.status.code(), Some(2));
