@@ -5,7 +5,6 @@ use std::path::Path;
 
 use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrowfeed::ReadOptions;
 
 use crate::{CatFormat, CliResult, Failure};
 
@@ -19,10 +18,9 @@ pub(crate) fn run(
     columns: Option<Vec<String>>,
     format: CatFormat,
 ) -> CliResult {
-    let mut options = ReadOptions::default();
-    options.columns = columns;
-    let source = arrowfeed::open_with(path, &options).map_err(|e| Failure::at(path, e))?;
-    let schema = arrow_array::RecordBatchReader::schema(&source);
+    // Files, stores and Hugging Face directories alike, in row order.
+    let source = crate::input::sequential(&[path.to_path_buf()], columns)?;
+    let schema = source.schema();
     let stdout = std::io::stdout().lock();
     let out = BufWriter::new(stdout);
     let io_err = |e: std::io::Error| Failure::Run(format!("<stdout>: {e}"));

@@ -64,7 +64,7 @@ enum Command {
     },
     /// Print rows as a table, CSV or JSON lines.
     Cat {
-        /// The file to print.
+        /// The file, shard store or Hugging Face directory to print (local or a URL).
         path: PathBuf,
         /// Print at most this many rows.
         #[arg(long)]

@@ -392,6 +392,31 @@ fn stores_convert_info_take_verify_and_bench() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 
+    // `cat` reads a store as it reads a file: the same rows, across shard boundaries.
+    let from_file = run(&[
+        "cat",
+        p.to_str().unwrap(),
+        "--offset",
+        "7",
+        "--limit",
+        "60",
+        "--format",
+        "jsonl",
+    ]);
+    let from_store = run(&[
+        "cat",
+        store.to_str().unwrap(),
+        "--offset",
+        "7",
+        "--limit",
+        "60",
+        "--format",
+        "jsonl",
+    ]);
+    assert!(from_store.status.success(), "{}", stderr(&from_store));
+    assert_eq!(stdout(&from_store), stdout(&from_file));
+    assert_eq!(stdout(&from_store).lines().count(), 60);
+
     let o = run(&["info", store.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["format"], "arrowfeed-shard-store");
