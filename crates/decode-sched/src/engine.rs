@@ -55,7 +55,9 @@ type IoKey = Reverse<(u8, u64, u64, usize)>;
 const SLOW_READ: Duration = Duration::from_micros(250);
 
 /// Outputs (tasks or parts) started and not yet taken by the consumer, at most, per decode
-/// thread, before the threads only continue started parts and the head task's work. Bounding
+/// thread, before the threads only continue started parts and the head task's work. The
+/// output the consumer waits for starts even past this cap, so when its read finishes last,
+/// one more than the cap is open. Bounding
 /// how far decoding runs ahead keeps the decoded data in a few outputs' worth of memory that
 /// the allocator reuses, rather than fresh pages for the whole file: a scan whose budget admits
 /// the whole file otherwise decodes far ahead of the consumer, and zeroing new pages cost up

@@ -847,10 +847,83 @@ fn decoding_runs_at_most_two_outputs_per_thread_ahead_of_a_slow_consumer() {
         most
     });
     // Two open outputs per decode thread: four parts started past the last one taken, and
-    // (with 2 ms to do it in) decoding gets that far at least once.
+    // (with 2 ms to do it in) decoding gets that far at least once. The part the consumer
+    // waits for always starts, even past the cap (that keeps the consumer moving): when its
+    // read finishes after the next four tasks' reads, five are started and not taken.
     assert!(
-        (3..=4).contains(&ahead),
+        (3..=5).contains(&ahead),
         "parts started and not taken: at most {ahead}"
+    );
+}
+
+/// Reads of the first task's bytes (`0..10`) wait `delay`; all others are immediate.
+#[derive(Debug)]
+struct SlowFirstTask {
+    inner: MemorySource,
+    delay: Duration,
+}
+
+impl ByteSource for SlowFirstTask {
+    fn name(&self) -> &str {
+        "slow-first-task"
+    }
+    fn size(&self) -> BoxFuture<'_, Result<u64>> {
+        self.inner.size()
+    }
+    fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+        Box::pin(async move {
+            if range.start < 10 {
+                // Blocks this I/O thread, as a stalled request would; others start meanwhile.
+                std::thread::sleep(self.delay);
+            }
+            self.inner.read(range).await
+        })
+    }
+}
+
+#[test]
+fn the_part_the_consumer_waits_for_starts_past_the_decode_cap_and_nothing_else_does() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let started = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let plan = CountingPlan {
+        tasks: 0..40,
+        started: started.clone(),
+    };
+    let counts = within(Duration::from_secs(20), move || {
+        let source = SlowFirstTask {
+            inner: MemorySource::new("memory", data()),
+            delay: Duration::from_millis(300),
+        };
+        let mut reader = Scan::new(source, plan)
+            .batch_size(10)
+            .decode_parallelism(2)
+            .io_parallelism(4)
+            .reader()
+            .expect("valid settings");
+        // While the first task's read stalls, the next tasks decode up to the cap (two open
+        // outputs per decode thread) and stop there.
+        std::thread::sleep(Duration::from_millis(150));
+        let while_stalled = started.load(SeqCst);
+        let first = reader.next_batch().expect("no error").expect("a batch");
+        let at_first = started.load(SeqCst);
+        let (mut taken, mut most) = (1u64, 0u64);
+        while let Some(b) = reader.next_batch().expect("no error") {
+            assert_eq!(b.num_rows(), 10);
+            taken += 1;
+            most = most.max(started.load(SeqCst) - taken);
+        }
+        assert_eq!(taken, 40);
+        assert!(
+            most <= 4,
+            "parts started and not taken after the stall: {most}"
+        );
+        (first.num_rows(), while_stalled, at_first)
+    });
+    // The head's part starts once its bytes arrive, past the cap: five started, one taken.
+    assert_eq!(
+        counts,
+        (10, 4, 5),
+        "(rows, parts started while stalled, at the first batch)"
     );
 }
 
