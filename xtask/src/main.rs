@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod fuzz;
 mod services;
 mod tidy;
 
@@ -25,7 +26,10 @@ commands:
   python           pip install ./crates/python into that venv, then its pytest suite
   deny             cargo deny check bans licenses sources (installs cargo-deny if missing)
   deny-advisories  cargo deny check advisories (needs the advisory database from the network)
-  package          publish dry-run of every crate, in dependency order";
+  package          publish dry-run of every crate, in dependency order
+  fuzz             libFuzzer over every fuzz target in fuzz/ [--seconds N] [--jobs J] [TARGET...]
+                   (installs cargo-fuzz if missing; RUSTC_BOOTSTRAP=1)
+  asan             the tests driving unsafe code under AddressSanitizer (RUSTC_BOOTSTRAP=1)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
         "deny" => deny(&root, &["bans", "licenses", "sources"]),
         "deny-advisories" => deny(&root, &["advisories"]),
         "package" => package(&root),
+        "fuzz" => fuzz::fuzz(&root, &args[1..]),
+        "asan" => fuzz::asan(&root),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

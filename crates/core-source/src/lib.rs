@@ -75,6 +75,10 @@ pub use plan::{DEFAULT_PIECE_BYTES, IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROU
 pub use plan_reader::{PlanReader, run_plan_in_order};
 pub use write::{BatchWriter, WriteCompression};
 
+/// The fuzz targets' entry points; not part of the API, and not stable.
+#[doc(hidden)]
+pub mod fuzz;
+
 /// Internals this crate's benchmarks time on their own; not part of the API, and not stable.
 #[doc(hidden)]
 pub mod bench {

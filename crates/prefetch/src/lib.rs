@@ -46,6 +46,9 @@
 //! `Stream<Item = Result<RecordBatch, ArrowError>> + Send` with a `schema()`, the shape
 //! DataFusion's `RecordBatchStream` has (arrow-array itself defines no stream trait).
 
+/// The fuzz targets' entry points; not part of the API, and not stable.
+#[doc(hidden)]
+pub mod fuzz;
 mod loader;
 mod metrics;
 mod options;

@@ -40,6 +40,9 @@
 //! others may change.
 
 mod cache;
+/// The fuzz targets' entry points; not part of the API, and not stable.
+#[doc(hidden)]
+pub mod fuzz;
 mod manifest;
 mod shard;
 mod store;

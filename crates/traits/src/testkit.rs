@@ -345,3 +345,36 @@ impl Drop for TcpProxy {
         self.stop();
     }
 }
+
+/// Runs every input of fuzz target `target` through `run`, its harness: the committed seeds
+/// (`fuzz/seeds/TARGET`), each of which must read cleanly (`run` returns true), and the
+/// findings (`fuzz/findings/TARGET`, inputs that once crashed the target), which must return at
+/// all. A panic of `run` fails the test that calls this. Returns the numbers of seeds and
+/// findings; panics if the target has no seeds, so a missing corpus fails loudly.
+pub fn replay_fuzz_inputs(target: &str, run: impl Fn(&[u8]) -> bool) -> (usize, usize) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let files = |kind: &str| {
+        let dir = root.join(kind).join(target);
+        let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.expect("a directory entry").path())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind == "findings" => vec![],
+            Err(e) => panic!("{}: {e}", dir.display()),
+        };
+        paths.sort();
+        paths
+    };
+    let seeds = files("seeds");
+    assert!(!seeds.is_empty(), "no seeds for fuzz target {target}");
+    for path in &seeds {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(run(&data), "{}: a seed must read cleanly", path.display());
+    }
+    let findings = files("findings");
+    for path in &findings {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        run(&data);
+    }
+    (seeds.len(), findings.len())
+}

@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod fuzz_inputs;
 mod malformed;
 mod options;
 mod plans;

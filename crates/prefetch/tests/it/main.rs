@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 use std::sync::Arc;
+mod fuzz_inputs;
 mod loader;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

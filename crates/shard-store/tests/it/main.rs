@@ -4,5 +4,6 @@
 mod bad_input;
 mod common;
 mod crash;
+mod fuzz_inputs;
 mod random_access;
 mod remote;

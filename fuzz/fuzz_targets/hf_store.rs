@@ -1,0 +1,7 @@
+//! A Hugging Face `save_to_disk` directory: its `state.json` and one IPC stream shard.
+#![no_main]
+use arrowfeed_shard_store::fuzz::{Kind, store};
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    arrowfeed_fuzz::guard_dependency_panics();
+    store(Kind::HuggingFace, data);
+});
