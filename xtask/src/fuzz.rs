@@ -87,13 +87,11 @@ pub(crate) fn fuzz(root: &Path, args: &[String]) -> Result {
             .iter()
             .map(|&t| Ok((t, start(&fuzz, t, seconds)?)))
             .collect::<Result<_>>()?;
-        for (t, child) in running {
-            let out = child
-                .wait_with_output()
-                .map_err(|e| format!("fuzz target {t}: {e}"))?;
-            let log = String::from_utf8_lossy(&out.stderr).into_owned();
-            let log_path = fuzz.join("artifacts").join(format!("{t}.log"));
-            std::fs::write(&log_path, &log).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        for (t, mut child) in running {
+            child.wait().map_err(|e| format!("fuzz target {t}: {e}"))?;
+            let log_path = log_path(&fuzz, t);
+            let log = std::fs::read_to_string(&log_path)
+                .map_err(|e| format!("{}: {e}", log_path.display()))?;
             let artifacts = fuzz.join("artifacts").join(t);
             let crashes = std::fs::read_dir(&artifacts)
                 .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -151,7 +149,13 @@ pub(crate) fn fuzz(root: &Path, args: &[String]) -> Result {
     }
 }
 
-/// Starts target `t` for `seconds` over its corpus and seeds.
+/// Where target `t`'s run writes libFuzzer's output.
+fn log_path(fuzz: &Path, t: &str) -> PathBuf {
+    fuzz.join("artifacts").join(format!("{t}.log"))
+}
+
+/// Starts target `t` for `seconds` over its corpus and seeds, its output to its log (a file,
+/// not a pipe: a pipe nobody reads while another target runs fills up and stalls it).
 fn start(fuzz: &Path, t: &str, seconds: u64) -> Result<Child> {
     let corpus = fuzz.join("corpus").join(t);
     let artifacts = fuzz.join("artifacts").join(t);
@@ -174,7 +178,7 @@ fn start(fuzz: &Path, t: &str, seconds: u64) -> Result<Child> {
             a
         })
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(std::fs::File::create(log_path(fuzz, t)).map_err(|e| format!("{t} log: {e}"))?);
     eprintln!("$ {}", format!("{cmd:?}").replace('"', ""));
     cmd.spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))

@@ -61,7 +61,7 @@ pub fn parquet(data: &[u8]) -> bool {
 }
 
 /// `data` as an Arrow IPC file or stream: the file reader (each batch by index, and the batch
-/// infos), the stream reader, the stream walk and the scan plan. True if the readers of the
+/// infos) and its scan plan, the stream reader and the stream walk. True if the readers of the
 /// format the bytes claim read everything.
 pub fn ipc(data: &[u8]) -> bool {
     let source = source(data);
@@ -74,7 +74,7 @@ pub fn ipc(data: &[u8]) -> bool {
     let walked = stream_batch_infos_of(source.clone()).is_ok();
     let planned =
         IpcScanPlan::from_source(&source, None).is_ok_and(|plan| drain_plan(plan, source));
-    info && read && planned && (file || (stream && walked))
+    info && read && ((file && planned) || (stream && walked))
 }
 
 /// `data` as raw snappy blocks: the first byte splits it in two; each block is decompressed

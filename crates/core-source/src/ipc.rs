@@ -5,21 +5,20 @@
 //! allocate more than the file holds. Batches are read with one positioned read per block into
 //! a 64-byte aligned buffer, then decoded zero-copy from it by arrow-ipc's `FileDecoder`.
 
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::reader::{FileDecoder, StreamReader};
-use arrow_ipc::{Block, CompressionType, MetadataVersion};
+use arrow_ipc::{Block, CompressionType};
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::ipc::{
-    check_compressed_message, check_prefix, compressed_buffers, message_header,
+    CheckedRead, FileFooter, check_compressed_message, footer_range, message_header,
 };
 use arrowfeed_traits::{ByteSource, Error, Result};
 
-use crate::detect::ARROW_MAGIC;
 use crate::guard::no_panic;
 use crate::input::{SourceChunks, SourceReader};
 use crate::local::LocalFile;
@@ -50,10 +49,6 @@ fn from_source_error(e: ArrowError) -> ArrowError {
     }
 }
 
-/// Largest flatbuffer footer or message header accepted (the schema of a very wide table is a
-/// few MiB; anything larger is taken as damage rather than allocated).
-const MAX_METADATA_BYTES: u64 = 256 << 20;
-
 /// Facts about one IPC record batch, read from its message header without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpcBatchInfo {
@@ -70,146 +65,6 @@ fn codec_name(c: CompressionType) -> &'static str {
         CompressionType::LZ4_FRAME => "lz4",
         CompressionType::ZSTD => "zstd",
         _ => "unknown",
-    }
-}
-
-/// Passes an IPC stream through, checking each compressed buffer's length prefix (see
-/// [`check_prefix`]) as its bytes go by, so a damaged one is an error before arrow-ipc's
-/// `StreamReader` allocates for it. Framing it cannot follow (a header that does not parse)
-/// it leaves to the reader, which fails on it.
-struct CheckedStream<R> {
-    inner: R,
-    stage: Stage,
-}
-
-enum Stage {
-    /// The continuation marker and length of the next message.
-    Prefix(Vec<u8>),
-    /// The message header, `len` bytes.
-    Header { len: usize, buf: Vec<u8> },
-    /// The body: where in it the next byte is, its length, and the buffers still to check with
-    /// the bytes of the next one's prefix seen so far.
-    Body {
-        pos: u64,
-        len: u64,
-        checks: std::collections::VecDeque<(u64, u64, CompressionType)>,
-        prefix: Vec<u8>,
-    },
-    /// End of stream, or framing left to the reader.
-    Through,
-}
-
-impl<R> CheckedStream<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            stage: Stage::Prefix(Vec::with_capacity(8)),
-        }
-    }
-
-    /// Follows `data` through the framing; an error names what is wrong.
-    fn follow(&mut self, mut data: &[u8]) -> std::result::Result<(), String> {
-        while !data.is_empty() {
-            match &mut self.stage {
-                Stage::Through => return Ok(()),
-                Stage::Prefix(buf) => {
-                    let want = if buf.len() >= 4 && buf[..4] == [0xff; 4] {
-                        8
-                    } else {
-                        4
-                    };
-                    let take = (want - buf.len()).min(data.len());
-                    buf.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                    if buf.len() < want || (want == 4 && buf[..4] == [0xff; 4]) {
-                        continue;
-                    }
-                    let raw = &buf[want - 4..want];
-                    let len = i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-                    self.stage = match usize::try_from(len) {
-                        Ok(0) | Err(_) => Stage::Through,
-                        Ok(len) if len as u64 > MAX_METADATA_BYTES => Stage::Through,
-                        Ok(len) => Stage::Header {
-                            len,
-                            buf: Vec::with_capacity(len),
-                        },
-                    };
-                }
-                Stage::Header { len, buf } => {
-                    let take = (*len - buf.len()).min(data.len());
-                    buf.extend_from_slice(&data[..take]);
-                    data = &data[take..];
-                    if buf.len() < *len {
-                        continue;
-                    }
-                    let Ok(msg) = arrow_ipc::root_as_message(buf) else {
-                        self.stage = Stage::Through;
-                        continue;
-                    };
-                    let body = u64::try_from(msg.bodyLength()).unwrap_or(0);
-                    let mut checks = compressed_buffers(&msg)?;
-                    checks.sort_by_key(|c| c.0);
-                    if let Some(&(offset, ..)) =
-                        checks.iter().find(|c| c.0.saturating_add(8) > body)
-                    {
-                        return Err(format!(
-                            "a compressed buffer at {offset} lies outside the {body}-byte body"
-                        ));
-                    }
-                    self.stage = Stage::Body {
-                        pos: 0,
-                        len: body,
-                        checks: checks.into(),
-                        prefix: Vec::with_capacity(8),
-                    };
-                }
-                Stage::Body {
-                    pos,
-                    len,
-                    checks,
-                    prefix,
-                } => {
-                    if *pos == *len {
-                        self.stage = Stage::Prefix(Vec::with_capacity(8));
-                        continue;
-                    }
-                    let take = ((*len - *pos).min(data.len() as u64)) as usize;
-                    let (end, chunk) = (*pos + take as u64, &data[..take]);
-                    while let Some(&(offset, blen, codec)) = checks.front() {
-                        let from = offset + prefix.len() as u64;
-                        if from < *pos {
-                            return Err(format!("compressed buffers overlap at {offset}"));
-                        }
-                        if from >= end {
-                            break;
-                        }
-                        let i = (from - *pos) as usize;
-                        let n = (8 - prefix.len()).min(take - i);
-                        prefix.extend_from_slice(&chunk[i..i + n]);
-                        if prefix.len() < 8 {
-                            break;
-                        }
-                        let mut p = [0u8; 8];
-                        p.copy_from_slice(prefix);
-                        check_prefix(p, blen, codec)?;
-                        prefix.clear();
-                        checks.pop_front();
-                    }
-                    *pos = end;
-                    data = &data[take..];
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for CheckedStream<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.follow(&buf[..n])
-            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidData, m))?;
-        Ok(n)
     }
 }
 
@@ -320,83 +175,16 @@ impl IpcFileReader {
         let path = file.path().to_path_buf();
         let corrupt = |msg: String| Error::corrupt(&path, msg);
         let size = file.len();
-        // "ARROW1" + 2 bytes padding at the start; footer, 4-byte length and "ARROW1" at the end.
-        if size < 8 + 10 {
-            return Err(corrupt(format!(
-                "too short for an Arrow IPC file ({size} bytes; truncated?)"
-            )));
-        }
-        let head = file.bytes(0..6)?;
-        let tail = file.bytes(size - 10..size)?;
-        if &head[..] != ARROW_MAGIC {
-            return Err(corrupt("missing the ARROW1 magic at the start".into()));
-        }
-        if &tail[4..] != ARROW_MAGIC {
-            return Err(corrupt(
-                "missing the ARROW1 magic at the end (truncated, or a stream rather than a file?)"
-                    .into(),
-            ));
-        }
-        let footer_len = i32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let footer_len = u64::try_from(footer_len)
-            .ok()
-            .filter(|&l| l > 0 && l <= size - 18 && l <= MAX_METADATA_BYTES)
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "footer length {footer_len} points outside the {size}-byte file"
-                ))
-            })?;
-        let footer_start = size - 10 - footer_len;
-        let footer_bytes = file.bytes(footer_start..size - 10)?;
-        let footer = arrow_ipc::root_as_footer(&footer_bytes)
-            .map_err(|e| corrupt(format!("the footer is not a valid flatbuffer: {e}")))?;
-        let fb_schema = footer
-            .schema()
-            .ok_or_else(|| corrupt("the footer has no schema".into()))?;
-        if !fb_schema.endianness().equals_to_target_endianness() {
-            return Err(corrupt(
-                "written on a machine of the other endianness".into(),
-            ));
-        }
-        let schema = Arc::new(
-            arrow_ipc::convert::try_fb_to_schema(fb_schema)
-                .map_err(|e| Error::arrow_at(&path, e))?,
-        );
-        let check_block = |kind: &str, k: usize, b: &Block| -> Result<()> {
-            let ok = b.offset() >= 8
-                && b.metaDataLength() > 0
-                && b.bodyLength() >= 0
-                && (b.offset() as u64)
-                    .checked_add(b.metaDataLength() as u64)
-                    .and_then(|e| e.checked_add(b.bodyLength() as u64))
-                    .is_some_and(|end| end <= footer_start);
-            if ok {
-                Ok(())
-            } else {
-                Err(corrupt(format!(
-                    "{kind} block {k} (offset {}, {} + {} bytes) points outside the data section of the {size}-byte file",
-                    b.offset(),
-                    b.metaDataLength(),
-                    b.bodyLength()
-                )))
-            }
+        let (head, tail) = if size < 18 {
+            (bytes::Bytes::new(), bytes::Bytes::new())
+        } else {
+            (file.bytes(0..6)?, file.bytes(size - 10..size)?)
         };
-        let blocks: Vec<Block> = footer
-            .recordBatches()
-            .map(|v| v.iter().copied().collect())
-            .unwrap_or_default();
-        for (k, b) in blocks.iter().enumerate() {
-            check_block("record batch", k, b)?;
-        }
-        let version = footer.version();
-        if version == MetadataVersion::V1
-            || version == MetadataVersion::V2
-            || version == MetadataVersion::V3
-        {
-            return Err(corrupt(format!(
-                "unsupported IPC metadata version {version:?}"
-            )));
-        }
+        let footer = footer_range(&path, size, &head, &tail)?;
+        let footer_start = footer.start;
+        let footer = FileFooter::parse(&path, &file.bytes(footer)?, footer_start)?;
+        let (schema, version) = (Arc::new(footer.schema), footer.version);
+        let blocks = footer.record_batches;
         let projection = projection(&schema).map_err(|e| e.or_location(&path))?;
         let out_schema = match &projection {
             Some(p) => Arc::new(
@@ -408,16 +196,13 @@ impl IpcFileReader {
         if let Some(p) = projection {
             decoder = decoder.with_projection(p);
         }
-        if let Some(dicts) = footer.dictionaries() {
-            for (k, b) in dicts.iter().enumerate() {
-                check_block("dictionary", k, b)?;
-                let buf = file.block(b)?;
-                check_compressed_message(&buf, b.metaDataLength() as usize)
-                    .map_err(|m| corrupt(format!("dictionary {k}: {m}")))?;
-                decoder
-                    .read_dictionary(b, &buf)
-                    .map_err(|e| Error::arrow_at(&path, e))?;
-            }
+        for (k, b) in footer.dictionaries.iter().enumerate() {
+            let buf = file.block(b)?;
+            check_compressed_message(&buf, b.metaDataLength() as usize)
+                .map_err(|m| corrupt(format!("dictionary {k}: {m}")))?;
+            decoder
+                .read_dictionary(b, &buf)
+                .map_err(|e| Error::arrow_at(&path, e))?;
         }
         Ok(Self {
             file,
@@ -599,7 +384,7 @@ impl RecordBatchReader for IpcFileReader {
 /// allocation); this adds the file name to every error and turns a decoder panic into an error.
 pub struct IpcStreamReader {
     path: PathBuf,
-    inner: StreamReader<BufReader<CheckedStream<Box<dyn Read + Send>>>>,
+    inner: StreamReader<BufReader<CheckedRead<Box<dyn Read + Send>>>>,
     schema: SchemaRef,
     finished: bool,
 }
@@ -663,7 +448,7 @@ impl IpcStreamReader {
                 "the file is empty; expected an Arrow IPC stream",
             ));
         }
-        let reader = BufReader::with_capacity(1 << 20, CheckedStream::new(read));
+        let reader = BufReader::with_capacity(1 << 20, CheckedRead::new(read));
         let inner = no_panic(&path, || {
             // Check the projection against the schema first, for an error that says what is wrong.
             StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {
@@ -738,57 +523,20 @@ pub fn stream_batch_infos_of(source: Arc<dyn ByteSource>) -> Result<Vec<IpcBatch
 }
 
 /// The walk of [`stream_batch_infos`] over any reader of a `size`-byte stream.
-fn walk_stream(path: &Path, mut r: impl Read + Seek, size: u64) -> Result<Vec<IpcBatchInfo>> {
-    let mut pos = 0u64;
+fn walk_stream(path: &Path, r: impl Read + Seek, size: u64) -> Result<Vec<IpcBatchInfo>> {
     let mut out = Vec::new();
-    let corrupt = |m: String| Error::corrupt(path, m);
-    loop {
-        let mut word = [0u8; 4];
-        if pos + 4 > size {
-            break; // end of stream without an end marker: allowed
-        }
-        r.read_exact(&mut word).map_err(|e| Error::io(path, e))?;
-        pos += 4;
-        let mut prefix = 4;
-        if word == [0xff; 4] {
-            if pos + 4 > size {
-                return Err(corrupt(format!("truncated message length at byte {pos}")));
-            }
-            r.read_exact(&mut word).map_err(|e| Error::io(path, e))?;
-            pos += 4;
-            prefix = 8;
-        }
-        let meta_len = i32::from_le_bytes(word);
-        if meta_len == 0 {
-            break;
-        }
-        let meta_len = u64::try_from(meta_len)
-            .ok()
-            .filter(|&l| l <= MAX_METADATA_BYTES && pos + l <= size)
-            .ok_or_else(|| corrupt(format!("message length {meta_len} at byte {} points past the end of the {size}-byte file", pos - 4)))?;
-        let mut meta = vec![0u8; meta_len as usize];
-        r.read_exact(&mut meta).map_err(|e| Error::io(path, e))?;
-        pos += meta_len;
-        let msg = arrow_ipc::root_as_message(&meta).map_err(|e| {
-            corrupt(format!(
-                "bad message header at byte {}: {e}",
-                pos - meta_len
-            ))
-        })?;
-        let body = u64::try_from(msg.bodyLength())
-            .ok()
-            .filter(|&b| pos + b <= size)
-            .ok_or_else(|| corrupt(format!("message body of {} bytes at byte {pos} runs past the end of the {size}-byte file", msg.bodyLength())))?;
-        if let Some(b) = msg.header_as_record_batch() {
+    arrowfeed_traits::ipc::walk_stream(path, r, size, |m| {
+        if let Some(b) = m.header.header_as_record_batch() {
+            let rows = u64::try_from(b.length()).map_err(|_| {
+                Error::corrupt(path, format!("negative batch length at byte {}", m.offset))
+            })?;
             out.push(IpcBatchInfo {
-                rows: u64::try_from(b.length()).unwrap_or(0),
-                bytes: prefix + meta_len + body,
+                rows,
+                bytes: m.bytes,
                 compression: b.compression().map(|c| codec_name(c.codec())),
             });
         }
-        r.seek(SeekFrom::Current(body as i64))
-            .map_err(|e| Error::io(path, e))?;
-        pos += body;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }

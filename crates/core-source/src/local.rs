@@ -208,11 +208,13 @@ impl ByteSource for LocalFile {
 /// threads that touch them, and only those. (Populating every page when opening took 0.21 s
 /// for a 2.6 GB file, before the first byte of a scan that may read a few of its columns; a
 /// scan of all of it was also faster without: 1.10-1.24 s against 1.32-1.37 s when each read
-/// populated its range first.) Mapping is a documented hazard of memory maps:
-/// if another process truncates the file while it is mapped, reading the lost pages raises
-/// `SIGBUS`. Use [`LocalFile`] (positioned reads into memory) for files that may change.
-/// Batches decoded from a map may point into it (IPC buffers, values of uncompressed Parquet
-/// pages), so the hazard lasts as long as such a batch, not only while it is decoded.
+/// populated its range first.) A map has the contract of
+/// [`arrowfeed_traits::mmap`]: if another process truncates the file while it is mapped,
+/// reading the lost pages raises `SIGBUS`; if it rewrites the file in place, the bytes under
+/// batches already decoded change silently. Use [`LocalFile`] (positioned reads into memory)
+/// for files that may change. Batches decoded from a map may point into it (IPC buffers,
+/// values of uncompressed Parquet pages), so the hazard lasts as long as such a batch, not
+/// only while it is decoded.
 ///
 /// [`ByteSource::is_blocking`] is true: touching a page that is not in memory waits for the
 /// disk.
@@ -244,19 +246,7 @@ impl MmapFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let (file, size) = open_regular_file(path)?;
-        let data = if size == 0 {
-            Bytes::new()
-        } else {
-            let len = usize::try_from(size)
-                .map_err(|_| Error::corrupt(path, "larger than the address space"))?;
-            let mut options = memmap2::MmapOptions::new();
-            options.len(len);
-            // SAFETY: sound as long as nobody truncates or rewrites the file while it is
-            // mapped, the hazard the type's documentation states; the length was taken from the
-            // open file just above.
-            let map = unsafe { options.map(&file) }.map_err(|e| Error::io(path, e))?;
-            Bytes::from_owner(map)
-        };
+        let data = arrowfeed_traits::mmap::map_file(file, path, size, false)?;
         Ok(Self {
             name: path.display().to_string().into(),
             path: path.into(),

@@ -9,7 +9,10 @@ use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_schema::SchemaRef;
-use arrowfeed_traits::ipc::{check_compressed_message, check_stream_messages};
+use arrowfeed_traits::ipc::{
+    FileFooter, block_range, check_compressed_message, check_stream_messages, footer_range,
+    walk_stream,
+};
 use arrowfeed_traits::{Error, Location, Result};
 
 /// How shard bytes are brought into memory.
@@ -18,9 +21,12 @@ use arrowfeed_traits::{Error, Location, Result};
 pub enum LoadMode {
     /// Memory-map each shard (the default): no copy, pages come from the page cache on demand.
     ///
-    /// **Hazard:** if another process truncates or rewrites a mapped shard, reading the lost
-    /// pages raises `SIGBUS` and kills this process. Sizes are checked at open, but nothing can
-    /// guard against a change afterwards. Use [`LoadMode::Read`] for files others may change.
+    /// **Hazard** (the contract of [`arrowfeed_traits::mmap`]): if another process truncates a
+    /// mapped shard, reading the lost pages raises `SIGBUS` and kills this process; if it
+    /// rewrites one in place, the bytes under batches already decoded change silently. Sizes
+    /// are checked at open, but nothing can guard against a change afterwards. Use
+    /// [`LoadMode::Read`] for files others may change, or
+    /// [`OpenOptions::with_verify_checksums`] to check each shard as it loads.
     #[default]
     Mmap,
     /// Read each shard into memory when first used: safe against concurrent changes, costs a
@@ -96,32 +102,12 @@ pub(crate) fn load_file(
             Ok(buf.into())
         }
         LoadMode::Mmap => {
-            // SAFETY: mapping a file is sound as long as nobody truncates or rewrites it while
-            // mapped; that is the documented hazard of `LoadMode::Mmap` (a change would raise
-            // SIGBUS rather than corrupt memory silently). The size was checked just above.
-            let mut options = memmap2::MmapOptions::new();
-            options.len(n);
-            if prefault {
-                options.populate();
-            }
-            let mmap = unsafe { options.map(&file) }.map_err(|e| Error::io(path, e))?;
-            let ptr = std::ptr::NonNull::new(mmap.as_ptr().cast_mut())
-                .expect("a successful mmap is never null");
-            // SAFETY: `ptr` points at `n` readable bytes owned by `mmap`, which the buffer keeps
-            // alive for as long as any array made from it.
-            Ok(unsafe { Buffer::from_custom_allocation(ptr, n, Arc::new(Mapped { mmap, file })) })
+            // A store's shards are written once and replaced only by renaming a new store in,
+            // which leaves a mapped file as it was: the map's contract (truncation raises
+            // SIGBUS, a rewrite in place changes bytes) is met unless someone edits a shard.
+            arrowfeed_traits::mmap::map_file(file, path, len, prefault).map(Buffer::from)
         }
     }
-}
-
-/// A map and the file it maps: the owner of a mapped shard's buffer.
-#[allow(
-    dead_code,
-    reason = "held for their lifetimes: the map's pages and the file's lock"
-)]
-struct Mapped {
-    mmap: memmap2::Mmap,
-    file: File,
 }
 
 /// Decodes a whole shard; every length read from it is checked against its size first.
@@ -177,70 +163,38 @@ pub(crate) fn decode(
 
 fn decode_file(path: &Path, data: &Buffer, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let corrupt = |m: String| Error::corrupt(path, m);
-    let size = data.len();
-    if size < 18 || &data[..6] != b"ARROW1" || &data[size - 6..] != b"ARROW1" {
-        return Err(corrupt(
-            "not an Arrow IPC file (bad magic or truncated)".into(),
-        ));
-    }
-    let footer_len = i32::from_le_bytes(data[size - 10..size - 6].try_into().expect("4 bytes"));
-    let footer_len = usize::try_from(footer_len)
-        .ok()
-        .filter(|&l| l > 0 && l <= size - 18)
-        .ok_or_else(|| {
-            corrupt(format!(
-                "footer length {footer_len} points outside the {size}-byte file"
-            ))
-        })?;
-    let footer_start = size - 10 - footer_len;
-    let footer = arrow_ipc::root_as_footer(&data[footer_start..size - 10])
-        .map_err(|e| corrupt(format!("the footer is not a valid flatbuffer: {e}")))?;
-    let file_schema = footer
-        .schema()
-        .map(arrow_ipc::convert::try_fb_to_schema)
-        .transpose()
-        .map_err(|e| Error::arrow_at(path, e))?
-        .ok_or_else(|| corrupt("the footer has no schema".into()))?;
-    if file_schema.fields() != schema.fields() {
+    let size = data.len() as u64;
+    let footer = footer_range(path, size, data, data)?;
+    let footer_start = footer.start;
+    let footer = FileFooter::parse(
+        path,
+        &data[footer.start as usize..footer.end as usize],
+        footer_start,
+    )?;
+    if footer.schema.fields() != schema.fields() {
         return Err(corrupt(format!(
-            "the shard's schema {file_schema:?} differs from the manifest's {schema:?}"
+            "the shard's schema {:?} differs from the manifest's {schema:?}",
+            footer.schema
         )));
     }
-    let block_range = |kind: &str, k: usize, b: &arrow_ipc::Block| -> Result<(usize, usize)> {
-        let start = usize::try_from(b.offset()).ok();
-        let len = usize::try_from(b.metaDataLength())
-            .ok()
-            .zip(usize::try_from(b.bodyLength()).ok())
-            .and_then(|(m, d)| m.checked_add(d));
-        match (start, len) {
-            (Some(s), Some(l))
-                if s >= 8 && l > 0 && s.checked_add(l).is_some_and(|e| e <= footer_start) =>
-            {
-                Ok((s, l))
-            }
-            _ => Err(corrupt(format!(
-                "{kind} block {k} points outside the data section"
-            ))),
-        }
-    };
     // arrow-ipc allocates what a compressed buffer's prefix declares: checked first, as a
     // failed allocation aborts the process.
     let checked = |kind: &str, k: usize, b: &arrow_ipc::Block| -> Result<(usize, usize)> {
-        let (s, l) = block_range(kind, k, b)?;
-        let meta = usize::try_from(b.metaDataLength()).unwrap_or(usize::MAX);
-        check_compressed_message(&data[s..s + l], meta)
+        let r = block_range(b);
+        let (s, l) = (r.start as usize, (r.end - r.start) as usize);
+        check_compressed_message(&data[s..s + l], b.metaDataLength() as usize)
             .map_err(|m| corrupt(format!("{kind} block {k}: {m}")))?;
         Ok((s, l))
     };
-    let mut decoder = FileDecoder::new(Arc::new(file_schema), footer.version());
-    for (k, b) in footer.dictionaries().iter().flatten().enumerate() {
+    let mut decoder = FileDecoder::new(Arc::new(footer.schema), footer.version);
+    for (k, b) in footer.dictionaries.iter().enumerate() {
         let (s, l) = checked("dictionary", k, b)?;
         decoder
             .read_dictionary(b, &data.slice_with_length(s, l))
             .map_err(|e| Error::arrow_at(path, e))?;
     }
     let mut out = Vec::new();
-    for (k, b) in footer.recordBatches().iter().flatten().enumerate() {
+    for (k, b) in footer.record_batches.iter().enumerate() {
         let (s, l) = checked("record batch", k, b)?;
         match decoder.read_record_batch(b, &data.slice_with_length(s, l)) {
             Ok(Some(batch)) => out.push(batch),
@@ -278,60 +232,23 @@ fn decode_stream(path: &Path, data: &Buffer) -> Result<Vec<RecordBatch>> {
 /// message headers only (bodies are skipped): how a Hugging Face directory opens without
 /// loading its shards.
 pub(crate) fn scan_stream(path: &Path) -> Result<(SchemaRef, u64)> {
-    use std::io::{Read, Seek, SeekFrom};
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut r = std::io::BufReader::new(file);
-    let corrupt = |m: String| Error::corrupt(path, m);
-    let mut pos = 0u64;
-    let mut schema = None;
-    let mut rows = 0u64;
-    while pos + 4 <= size {
-        let mut w = [0u8; 4];
-        r.read_exact(&mut w).map_err(|e| Error::io(path, e))?;
-        pos += 4;
-        if w == [0xff; 4] {
-            if pos + 4 > size {
-                return Err(corrupt(format!("truncated at byte {pos}")));
-            }
-            r.read_exact(&mut w).map_err(|e| Error::io(path, e))?;
-            pos += 4;
-        }
-        let len = i32::from_le_bytes(w);
-        if len == 0 {
-            break;
-        }
-        let len = u64::try_from(len)
-            .ok()
-            .filter(|&l| pos + l <= size && l <= 256 << 20)
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "message length {len} at byte {} runs past the end",
-                    pos - 4
-                ))
+    let (mut schema, mut rows) = (None, 0u64);
+    walk_stream(path, std::io::BufReader::new(file), size, |m| {
+        if let Some(s) = m.header.header_as_schema() {
+            let s =
+                arrow_ipc::convert::try_fb_to_schema(s).map_err(|e| Error::arrow_at(path, e))?;
+            schema = Some(Arc::new(s));
+        } else if let Some(b) = m.header.header_as_record_batch() {
+            let n = u64::try_from(b.length()).map_err(|_| {
+                Error::corrupt(path, format!("negative batch length at byte {}", m.offset))
             })?;
-        let mut meta = vec![0u8; len as usize];
-        r.read_exact(&mut meta).map_err(|e| Error::io(path, e))?;
-        pos += len;
-        let msg = arrow_ipc::root_as_message(&meta)
-            .map_err(|e| corrupt(format!("bad message header at byte {}: {e}", pos - len)))?;
-        let body = u64::try_from(msg.bodyLength())
-            .ok()
-            .filter(|&b| pos + b <= size)
-            .ok_or_else(|| corrupt(format!("message body at byte {pos} runs past the end")))?;
-        if let Some(s) = msg.header_as_schema() {
-            schema = Some(Arc::new(
-                arrow_ipc::convert::try_fb_to_schema(s).map_err(|e| Error::arrow_at(path, e))?,
-            ));
-        } else if let Some(b) = msg.header_as_record_batch() {
-            rows +=
-                u64::try_from(b.length()).map_err(|_| corrupt("negative batch length".into()))?;
+            rows = rows.saturating_add(n);
         }
-        r.seek(SeekFrom::Current(body as i64))
-            .map_err(|e| Error::io(path, e))?;
-        pos += body;
-    }
+        Ok(())
+    })?;
     let schema =
-        schema.ok_or_else(|| corrupt("no schema message; not an Arrow IPC stream".into()))?;
+        schema.ok_or_else(|| Error::corrupt(path, "no schema message; not an Arrow IPC stream"))?;
     Ok((schema, rows))
 }

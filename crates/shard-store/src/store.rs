@@ -51,6 +51,12 @@ pub struct OpenOptions {
     /// cache, populating reads all of it: turn this off for stores much larger than memory
     /// that are read sparsely.
     pub prefault: bool,
+    /// Check each shard's xxh3 checksum against the manifest as it loads (default off): a
+    /// shard changed since it was written is an error before any of its batches is used. It
+    /// costs a pass over the shard's bytes per load. Hugging Face directories carry no
+    /// checksums, so it checks nothing there. (A change *after* the load still reaches a
+    /// mapped shard's batches; see [`LoadMode::Mmap`].)
+    pub verify_checksums: bool,
 }
 
 impl Default for OpenOptions {
@@ -59,6 +65,7 @@ impl Default for OpenOptions {
             mode: LoadMode::Mmap,
             max_open_shards: 64,
             prefault: true,
+            verify_checksums: false,
         }
     }
 }
@@ -73,6 +80,12 @@ impl OpenOptions {
     /// Sets whether shards are mapped with their pages populated.
     pub fn with_prefault(mut self, prefault: bool) -> Self {
         self.prefault = prefault;
+        self
+    }
+
+    /// Sets whether each shard's checksum is checked as it loads.
+    pub fn with_verify_checksums(mut self, verify: bool) -> Self {
+        self.verify_checksums = verify;
         self
     }
 
@@ -459,6 +472,17 @@ impl ShardStore {
                 )?
             }
         };
+        if let Some(want) = meta.xxh3.filter(|_| self.inner.options.verify_checksums) {
+            let got = xxhash_rust::xxh3::xxh3_64(&bytes);
+            if got != want {
+                return Err(Error::corrupt(
+                    &meta.path,
+                    format!(
+                        "the shard's xxh3 is {got:016x}, the manifest says {want:016x} (changed since it was written?)"
+                    ),
+                ));
+            }
+        }
         let loaded = decode(&meta.path, &bytes, self.inner.kind, &self.inner.schema)?;
         let rows = *loaded.starts.last().expect("starts ends with the total");
         if rows != meta.rows {

@@ -87,7 +87,11 @@ impl SpillBuilder {
         self
     }
 
-    /// Wraps the spill file's writer, to inject faults in tests.
+    /// Wraps the spill file's writer, to inject faults in tests (feature `fault-injection`,
+    /// which only this crate's tests enable). Not for other uses: the wrapper gets the file
+    /// that replay maps, and a map's contract (see `arrowfeed_traits::mmap`) needs the bytes
+    /// below the committed length never to change.
+    #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn wrap_file_writer(
         mut self,

@@ -28,22 +28,13 @@ struct Cursor {
     next_batch: usize,
 }
 
-/// Maps the first `len` bytes of the spill file.
+/// Maps the first `len` bytes of the spill file. The file is private to this process:
+/// created with O_EXCL, unlinked at once on Unix, and only ever appended to by its writer.
+/// Bytes below the committed length never change and the file is never truncated, so the
+/// map's contract ([`arrowfeed_traits::mmap`]) holds while it lives.
 fn map_file(file: &std::fs::File, len: u64, path: &std::path::Path) -> Result<Buffer> {
-    if len == 0 {
-        return Ok(Buffer::from_vec(Vec::<u8>::new()));
-    }
-    let len = usize::try_from(len)
-        .map_err(|_| Error::corrupt(path, "spill file larger than the address space"))?;
-    // SAFETY: the spill file is private to this process: created with O_EXCL, unlinked at once
-    // on Unix, and only ever appended to by its writer. Bytes below the committed length never
-    // change and the file is never truncated, so the mapping stays valid while it lives.
-    let mmap = unsafe { memmap2::MmapOptions::new().len(len).map(file) }
-        .map_err(|e| Error::io(path, e))?;
-    let ptr =
-        std::ptr::NonNull::new(mmap.as_ptr().cast_mut()).expect("a successful mmap is never null");
-    // SAFETY: `ptr` points at `len` readable bytes owned by `mmap`, which the buffer keeps alive.
-    Ok(unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) })
+    let file = file.try_clone().map_err(|e| Error::io(path, e))?;
+    arrowfeed_traits::mmap::map_file(file, path, len, false).map(Buffer::from)
 }
 
 /// What a reader needs to read batch `k` from the file, copied out of the lock.

@@ -85,6 +85,8 @@ mod error;
 #[cfg(feature = "ipc")]
 pub mod ipc;
 mod memory;
+#[cfg(feature = "mmap")]
+pub mod mmap;
 mod object_dir;
 mod panic;
 mod random_access;

@@ -27,6 +27,39 @@ fn edit_manifest(p: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 }
 
 #[test]
+fn a_shard_rewritten_in_place_is_refused_when_checksums_are_verified() {
+    use arrowfeed_shard_store::{LoadMode, OpenOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let p = store(dir.path());
+    // Same size, one byte of shard 1's first batch's values changed: what a rewrite in place
+    // does, and what a map shows without a signal.
+    let shard = ShardStore::open(&p).unwrap().shard_rows()[1].0.clone();
+    let path = p.join(&shard);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    for mode in [LoadMode::Mmap, LoadMode::Read] {
+        let options = OpenOptions::default()
+            .with_mode(mode)
+            .with_verify_checksums(true);
+        let s = ShardStore::open_with(&p, options).unwrap();
+        assert_eq!(
+            s.take(&[5], None).unwrap(),
+            ShardStore::open(&p).unwrap().take(&[5], None).unwrap(),
+            "shard 0 is intact"
+        );
+        let e = s.take(&[150], None).unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupt { .. })
+                && e.to_string().contains(&shard)
+                && e.to_string().contains("xxh3"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn out_of_range_indices() {
     let dir = tempfile::tempdir().unwrap();
     let s = ShardStore::open(store(dir.path())).unwrap();
