@@ -14,9 +14,7 @@ use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::reader::{FileDecoder, StreamReader};
 use arrow_ipc::{Block, CompressionType};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::ipc::{
-    CheckedRead, FileFooter, check_compressed_message, footer_range, message_header,
-};
+use arrowfeed_traits::ipc::{CheckedRead, FileFooter, check_message, footer_range, message_header};
 use arrowfeed_traits::{ByteSource, Error, Result};
 
 use crate::guard::no_panic;
@@ -198,7 +196,7 @@ impl IpcFileReader {
         }
         for (k, b) in footer.dictionaries.iter().enumerate() {
             let buf = file.block(b)?;
-            check_compressed_message(&buf, b.metaDataLength() as usize)
+            check_message(&buf, b.metaDataLength() as usize)
                 .map_err(|m| corrupt(format!("dictionary {k}: {m}")))?;
             decoder
                 .read_dictionary(b, &buf)
@@ -266,7 +264,7 @@ impl IpcFileReader {
         })?;
         no_panic(path, || {
             let buf = self.file.block(block)?;
-            check_compressed_message(&buf, block.metaDataLength() as usize)
+            check_message(&buf, block.metaDataLength() as usize)
                 .map_err(|m| Error::corrupt(path, format!("record batch {index}: {m}")))?;
             match self.decoder.read_record_batch(block, &buf) {
                 Ok(Some(b)) => Ok(b),

@@ -679,11 +679,8 @@ impl Iterator for IpcScanPlan {
                     Error::invalid_argument(format!("{path}: no bytes for the block"))
                 })?;
                 let buf = Buffer::from(data);
-                arrowfeed_traits::ipc::check_compressed_message(
-                    &buf,
-                    block.metaDataLength() as usize,
-                )
-                .map_err(|m| Error::corrupt(path, m))?;
+                arrowfeed_traits::ipc::check_message(&buf, block.metaDataLength() as usize)
+                    .map_err(|m| Error::corrupt(path, m))?;
                 no_panic(path, || match decoder.read_record_batch(&block, &buf) {
                     Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),
                     Ok(None) => Ok(Decoded::Batches(vec![])),

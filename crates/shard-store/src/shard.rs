@@ -10,8 +10,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::ipc::{
-    FileFooter, block_range, check_compressed_message, check_stream_messages, footer_range,
-    walk_stream,
+    FileFooter, block_range, check_message, check_stream_messages, footer_range, walk_stream,
 };
 use arrowfeed_traits::{Error, Location, Result};
 
@@ -182,7 +181,7 @@ fn decode_file(path: &Path, data: &Buffer, schema: &SchemaRef) -> Result<Vec<Rec
     let checked = |kind: &str, k: usize, b: &arrow_ipc::Block| -> Result<(usize, usize)> {
         let r = block_range(b);
         let (s, l) = (r.start as usize, (r.end - r.start) as usize);
-        check_compressed_message(&data[s..s + l], b.metaDataLength() as usize)
+        check_message(&data[s..s + l], b.metaDataLength() as usize)
             .map_err(|m| corrupt(format!("{kind} block {k}: {m}")))?;
         Ok((s, l))
     };

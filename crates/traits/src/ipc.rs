@@ -1,15 +1,17 @@
 //! The one place arrowfeed walks Arrow IPC framing it did not just write (feature `ipc`):
-//! the file footer and its blocks, the stream's messages, and the checks on compressed
-//! buffers that arrow-ipc does not make before it allocates.
+//! the file footer and its blocks, the stream's messages, and the checks on each message's
+//! buffers that arrow-ipc does not make before it slices or allocates.
 //!
 //! Every length read off the bytes is checked against the file's size before anything is
 //! read or allocated for it: [`footer_range`] and [`FileFooter::parse`] for an IPC file,
 //! [`walk_stream`] for a stream's message headers. A compressed IPC buffer starts with its
 //! uncompressed length, and arrow-ipc allocates that many bytes before decompressing; a
 //! damaged or crafted prefix (say 2^60) makes the allocation fail, and a failed allocation
-//! aborts the process: no `Result`, no `catch_unwind`. So each message is checked here first
-//! ([`check_compressed_message`] for a file's block, [`StreamCheck`] and [`CheckedRead`] for
-//! stream bytes as they pass), against what the buffer's codec could expand to.
+//! aborts the process: no `Result`, no `catch_unwind`. And it slices the body by each
+//! buffer's offset and length, panicking on one outside it. So each message is checked here
+//! first ([`check_message`] for a file's block, [`StreamCheck`] and [`CheckedRead`] for stream
+//! bytes as they pass): every buffer inside the body and aligned ([`check_buffers`]), every
+//! compressed one declaring no more than its codec could expand to ([`check_prefix`]).
 //!
 //! ```
 //! use arrowfeed_traits::ipc::check_stream_messages;
@@ -114,8 +116,41 @@ pub fn message_header(meta: &[u8]) -> Result<arrow_ipc::Message<'_>, String> {
     arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))
 }
 
-/// Checks the compressed buffers of `body`, the body of the message `msg`.
+/// Checks that every buffer of a record batch or dictionary batch message lies inside its
+/// `body`-byte body at an 8-byte aligned offset, as the IPC format requires. arrow-ipc slices
+/// the body by these numbers and panics on one outside it (or on a misaligned one it views
+/// as wider values), so they are checked before it sees them.
+///
+/// # Errors
+/// A buffer with a negative offset or length, one past the body's end, or a misaligned one.
+pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<(), String> {
+    let batch = match msg.header_type() {
+        arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
+        arrow_ipc::MessageHeader::DictionaryBatch => {
+            msg.header_as_dictionary_batch().and_then(|d| d.data())
+        }
+        _ => None,
+    };
+    for (k, b) in batch.iter().flat_map(|b| b.buffers()).flatten().enumerate() {
+        let (Ok(offset), Ok(len)) = (u64::try_from(b.offset()), u64::try_from(b.length())) else {
+            return Err(format!("buffer {k} has a negative offset or length"));
+        };
+        if offset.checked_add(len).is_none_or(|end| end > body) {
+            return Err(format!(
+                "buffer {k} ({len} bytes at {offset}) lies outside the {body}-byte body"
+            ));
+        }
+        if offset % 8 != 0 && len > 0 {
+            return Err(format!("buffer {k} at {offset} is not 8-byte aligned"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the buffers of `body`, the body of the message `msg`: [`check_buffers`], and each
+/// compressed buffer's length prefix.
 fn check_body(msg: &arrow_ipc::Message<'_>, body: &[u8]) -> Result<(), String> {
+    check_buffers(msg, body.len() as u64)?;
     for (offset, len, codec) in compressed_buffers(msg)? {
         let prefix = usize::try_from(offset)
             .ok()
@@ -133,20 +168,20 @@ fn check_body(msg: &arrow_ipc::Message<'_>, body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the compressed buffers of one message of an IPC file: `block` is its header
-/// (`meta_len` bytes, as the file's footer block says) and then its body.
+/// Checks the buffers of one message of an IPC file: `block` is its header (`meta_len`
+/// bytes, as the file's footer block says) and then its body.
 ///
 /// # Errors
-/// A header that does not parse, a buffer outside the body, or a prefix [`check_prefix`]
-/// refuses.
-pub fn check_compressed_message(block: &[u8], meta_len: usize) -> Result<(), String> {
+/// A header that does not parse, a buffer [`check_buffers`] refuses, or a compressed
+/// buffer's prefix [`check_prefix`] refuses.
+pub fn check_message(block: &[u8], meta_len: usize) -> Result<(), String> {
     let meta = block
         .get(..meta_len)
         .ok_or("the message is shorter than its header")?;
     check_body(&message_header(meta)?, &block[meta_len..])
 }
 
-/// Checks the compressed buffers of every whole message in `data`, bytes of an IPC stream
+/// Checks the buffers of every whole message in `data`, bytes of an IPC stream
 /// from a message boundary: [`StreamCheck`] over all of them at once.
 ///
 /// # Errors
@@ -156,8 +191,9 @@ pub fn check_stream_messages(data: &[u8]) -> Result<(), String> {
 }
 
 /// Follows the bytes of an IPC stream as they pass, in pieces of any size, checking each
-/// compressed buffer's length prefix ([`check_prefix`]) as its bytes go by, so that a damaged
-/// one is an error before a decoder allocates for it. Framing it cannot follow (a header that
+/// message's buffers ([`check_buffers`]) as its header goes by and each compressed buffer's
+/// length prefix ([`check_prefix`]) as its bytes do, so that a damaged one is an error before
+/// a decoder slices or allocates for it. Framing it cannot follow (a header that
 /// does not parse, or one longer than [`MAX_METADATA_BYTES`]) ends the checks without an
 /// error: the decoder meets it and says so.
 #[derive(Debug)]
@@ -243,6 +279,7 @@ impl StreamCheck {
                         continue;
                     };
                     let body = u64::try_from(msg.bodyLength()).unwrap_or(0);
+                    check_buffers(&msg, body)?;
                     let mut checks = compressed_buffers(&msg)?;
                     checks.sort_by_key(|c| c.0);
                     if let Some(&(offset, ..)) =
@@ -615,6 +652,24 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_must_lie_inside_its_body() {
+        let good = stream(1);
+        let start = 8 + i32::from_le_bytes(good[4..8].try_into().expect("4")) as usize;
+        let len = i32::from_le_bytes(good[start + 4..start + 8].try_into().expect("4")) as usize;
+        let msg = arrow_ipc::root_as_message(&good[start + 8..start + 8 + len]).expect("header");
+        let body = msg.bodyLength() as u64;
+        check_buffers(&msg, body).expect("the body arrow-ipc wrote");
+        let end = msg
+            .header_as_record_batch()
+            .and_then(|b| b.buffers())
+            .map(|v| v.iter().map(|b| (b.offset() + b.length()) as u64).max())
+            .flatten()
+            .expect("buffers");
+        let e = check_buffers(&msg, end - 1).expect_err("a body one byte short");
+        assert!(e.contains("lies outside the"), "{e}");
+    }
+
+    #[test]
     fn file_blocks_are_checked_the_same_way() {
         let good = stream(1);
         let at = prefixes(&good)[0];
@@ -624,12 +679,12 @@ mod tests {
         let meta_len =
             8 + i32::from_le_bytes(good[start + 4..start + 8].try_into().expect("4")) as usize;
         let block = &good[start..good.len() - 8];
-        check_compressed_message(block, meta_len).expect("valid");
+        check_message(block, meta_len).expect("valid");
         let mut bad = block.to_vec();
         let p = at - start;
         bad[p..p + 8].copy_from_slice(&i64::MAX.to_le_bytes());
-        assert!(check_compressed_message(&bad, meta_len).is_err());
-        assert!(check_compressed_message(&bad, bad.len() + 1).is_err());
+        assert!(check_message(&bad, meta_len).is_err());
+        assert!(check_message(&bad, bad.len() + 1).is_err());
     }
 
     /// An LZ4-compressed IPC file of `batches` batches of 100 rows.
@@ -673,7 +728,7 @@ mod tests {
             let r = block_range(b);
             assert!(r.start >= 8 && r.end <= start, "{r:?} outside ..{start}");
             let block = &good[r.start as usize..r.end as usize];
-            check_compressed_message(block, b.metaDataLength() as usize).expect("valid");
+            check_message(block, b.metaDataLength() as usize).expect("valid");
         }
         // The footer length in front of the closing magic: past the file, negative, zero.
         let at = good.len() - 10;
