@@ -22,7 +22,17 @@ pub fn guard_dependency_panics() {
                 Some(place) if arrowfeed_traits::panic_is_guarded() => {
                     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
                     if seen.insert(place.clone()) {
-                        eprintln!("guarded dependency panic at {}:{}", place.0, place.1);
+                        // Which of our calls reached it: the innermost arrowfeed frame.
+                        let trace = std::backtrace::Backtrace::force_capture().to_string();
+                        let ours = trace
+                            .lines()
+                            .map(str::trim)
+                            .find(|l| l.contains("arrowfeed_") && !l.contains("arrowfeed_fuzz"))
+                            .unwrap_or("?");
+                        eprintln!(
+                            "guarded dependency panic at {}:{} from {ours}",
+                            place.0, place.1
+                        );
                     }
                 }
                 _ => libfuzzer(info),

@@ -624,7 +624,11 @@ pub(crate) fn snappy_blocks(path: &std::path::Path) -> crate::Result<Vec<(Bytes,
         if chunk.compression() != Compression::SNAPPY {
             continue;
         }
-        let (start, len) = chunk.byte_range();
+        let Some((start, len)) = crate::parquet::chunk_range(chunk)
+            .filter(|&(s, l)| s.checked_add(l).is_some_and(|e| e <= data.len() as u64))
+        else {
+            return Err(Error::corrupt(path, "a column chunk lies outside the file"));
+        };
         let descr = chunk.column_descr();
         let mut pages = ChunkPages::new(
             data.slice(start as usize..(start + len) as usize),
@@ -675,7 +679,9 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
         let descr = chunk.column_descr();
         let inner: Box<dyn PageReader> = match chunk.compression() {
             Compression::UNCOMPRESSED | Compression::SNAPPY => {
-                let (start, len) = chunk.byte_range();
+                let (start, len) = crate::parquet::chunk_range(chunk).ok_or_else(|| {
+                    ParquetError::General("a column chunk with a negative offset or length".into())
+                })?;
                 let len = usize::try_from(len)
                     .map_err(|_| ParquetError::General(format!("column chunk of {len} bytes")))?;
                 Box::new(ChunkPages::new(

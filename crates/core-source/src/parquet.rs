@@ -253,6 +253,21 @@ fn check_row_groups(path: &str, md: &ParquetMetaData, row_groups: &[usize]) -> R
     }
 }
 
+/// Where column chunk `col` starts in the file and its length, as its metadata says, or
+/// `None` if either is negative. (The parquet crate's `byte_range` panics on those; a file's
+/// chunks are checked with this at open, in [`check_chunk_ranges`].)
+pub(crate) fn chunk_range(
+    col: &parquet::file::metadata::ColumnChunkMetaData,
+) -> Option<(u64, u64)> {
+    let start = col
+        .dictionary_page_offset()
+        .unwrap_or_else(|| col.data_page_offset());
+    Some((
+        u64::try_from(start).ok()?,
+        u64::try_from(col.compressed_size()).ok()?,
+    ))
+}
+
 /// Rejects metadata whose column chunks point outside the file, before any of them is read.
 fn check_chunk_ranges(path: &str, md: &ParquetMetaData, file_bytes: u64) -> Result<()> {
     for (g, rg) in md.row_groups().iter().enumerate() {
@@ -263,7 +278,12 @@ fn check_chunk_ranges(path: &str, md: &ParquetMetaData, file_bytes: u64) -> Resu
             ));
         }
         for (c, col) in rg.columns().iter().enumerate() {
-            let (start, len) = col.byte_range();
+            let Some((start, len)) = chunk_range(col) else {
+                return Err(Error::corrupt(
+                    path,
+                    format!("row group {g}, column {c}: a negative offset or length"),
+                ));
+            };
             if start.checked_add(len).is_none_or(|end| end > file_bytes) {
                 return Err(Error::corrupt(
                     path,

@@ -239,8 +239,9 @@ impl Iterator for ParquetScanPlan {
             .enumerate()
             .filter(|(c, _)| self.mask.leaf_included(*c))
             .map(|(_, col)| {
-                let (start, len) = col.byte_range();
-                start..start + len
+                // Checked when the file was opened.
+                let (start, len) = crate::parquet::chunk_range(col).unwrap_or((0, 0));
+                start..start.saturating_add(len)
             })
             .collect();
         let rows = rg.num_rows().max(0) as u64;

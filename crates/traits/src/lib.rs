@@ -72,7 +72,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testkit` | no | [`testkit`]: conformance checks for `RandomAccess` and `ByteSource` implementations |
-//! | `ipc` | no | `ipc`: checks on Arrow IPC messages before arrow-ipc allocates for them |
+//! | `ipc` | no | `ipc`: the one reader of IPC framing (footers, stream messages) and the checks on each message's buffers before arrow-ipc slices or allocates for them |
+//! | `mmap` | no | `mmap`: the one memory-map helper, and what a map can and cannot promise |
 //!
 //! # Why not `object_store`'s traits?
 //! `object_store::ObjectStore` addresses many objects by path and carries an HTTP stack. A scan
