@@ -347,7 +347,10 @@ impl Hybrid {
                 // Several indices from each 8-byte load when they fit in its 57 bits past
                 // any bit offset: four up to 14 bits (most dictionaries), three up to 19, two
                 // up to 28.
-                // SAFETY (of each): as for the loop below.
+                // SAFETY (of each): `N * bw + 7 <= 64` for the widths each arm takes (4 x 14,
+                // 3 x 19, 2 x 28, each + 7); the condition above puts the 8 bytes at the byte
+                // of each of the k values' first bit inside `buf`; `dst` is `out`'s spare
+                // capacity, reserved for at least k values.
                 let j = unsafe {
                     match bw {
                         0..=14 => gather_n::<4, T>(src, &mut bit, bw, self.mask, k, dict, dst),

@@ -73,12 +73,8 @@ pub(crate) fn decompress_into(
     out: &mut Vec<u8>,
 ) -> Result<(), SnappyError> {
     let mut block = Block::begin(input, expected, out)?;
-    // SAFETY: `begin` reserved `len + SLACK` bytes at `dst`, which `out` owns and which stays
-    // put (`out` is not touched until `end`).
-    unsafe {
-        block.finish()?;
-        block.end(out);
-    }
+    block.finish()?;
+    block.end();
     Ok(())
 }
 
@@ -94,12 +90,9 @@ pub(crate) fn decompress_two_into(
 ) -> Result<(), SnappyError> {
     let mut a = Block::begin(a_in, a_len, a_out)?;
     let mut b = Block::begin(b_in, b_len, b_out)?;
-    // SAFETY: as in `decompress_into`, for each block and its own vector.
-    unsafe {
-        decode_pair(&mut a, &mut b)?;
-        a.end(a_out);
-        b.end(b_out);
-    }
+    decode_pair(&mut a, &mut b)?;
+    a.end();
+    b.end();
     Ok(())
 }
 
@@ -128,35 +121,37 @@ const WORD_MASK: [u32; 5] = [0, 0xff, 0xffff, 0x00ff_ffff, 0xffff_ffff];
 /// of dependent loads (where one ends says where the next starts), and two independent chains
 /// keep the CPU busy while one waits (on `tpch.parquet`'s pages, ~1.4x the throughput of
 /// decoding them one after the other).
-///
-/// # Safety
-/// Each block's `dst` valid for writes of `len + SLACK` bytes, `dst[..op]` written, and the two
-/// not overlapping.
 // Not inlined: inlined into `decompress_two_into` it ran ~20% slower on tpch's pages (1.9
 // against 2.4 GB/s in a loop over every page), the two blocks' state spilling to the stack.
 #[inline(never)]
-unsafe fn decode_pair(a: &mut Block<'_>, b: &mut Block<'_>) -> Result<(), SnappyError> {
+fn decode_pair(a: &mut Block<'_>, b: &mut Block<'_>) -> Result<(), SnappyError> {
     let (mut ia, mut oa, mut ib, mut ob) = (a.ip, a.op, b.ip, b.op);
     while a.src.len() - ia >= FAST_INPUT && b.src.len() - ib >= FAST_INPUT {
-        // SAFETY: both have FAST_INPUT bytes left; as this function's.
+        // SAFETY: both blocks have FAST_INPUT input bytes left (the loop's condition); each
+        // `dst` is its block's own reserved output, with `dst[..op]` written (`Block`'s
+        // invariant, kept by `fast_step`, which advances `op` only past bytes it wrote).
         unsafe {
             fast_step(a.src, a.dst, a.len, &mut ia, &mut oa)?;
             fast_step(b.src, b.dst, b.len, &mut ib, &mut ob)?;
         }
     }
     (a.ip, a.op, b.ip, b.op) = (ia, oa, ib, ob);
-    // SAFETY: as this function's.
-    unsafe {
-        a.finish()?;
-        b.finish()
-    }
+    a.finish()?;
+    b.finish()
 }
 
 /// A block being decoded: its elements, where they go and how far both have come.
+///
+/// Invariant (what the unsafe code relies on): `dst` points at the spare capacity of `out`,
+/// which holds at least `len + SLACK` bytes; the block borrows `out` exclusively for its whole
+/// life, so that memory stays allocated and nothing else writes it; `dst[..op]` is written.
+/// Only [`begin`](Self::begin) makes a block, and only the decoding steps move `op`.
 struct Block<'a> {
     /// The elements (after the length varint).
     src: &'a [u8],
-    /// The output's spare capacity: `len + SLACK` bytes.
+    /// The vector decoded bytes are appended to, borrowed until [`end`](Self::end).
+    out: &'a mut Vec<u8>,
+    /// `out`'s spare capacity: `len + SLACK` bytes.
     dst: *mut u8,
     len: usize,
     ip: usize,
@@ -221,7 +216,8 @@ unsafe fn fast_step(
                 }
             }
         } else {
-            // SAFETY: as for `literal`; checked inside.
+            // SAFETY: `dst` holds `len` bytes and more (this function's contract); `literal`
+            // checks that the copy stays inside `src` and `dst[op..len]`.
             unsafe { literal(src, *ip, dst, *op, len, lit)? };
         }
         *ip += lit;
@@ -232,7 +228,8 @@ unsafe fn fast_step(
     let extra = e >> 11;
     let m = e & 0xff;
     let offset = (e & 0x700) + (word & WORD_MASK[extra]) as usize;
-    // SAFETY: as for `copy`; checked inside.
+    // SAFETY: `dst` holds `len + SLACK` bytes with `dst[..op]` written (this function's
+    // contract); `copy` checks that it reads inside `dst[..op]` and writes inside `dst[op..len]`.
     unsafe { copy(dst, *op, offset, m, len)? };
     *ip += 1 + extra;
     *op += m;
@@ -242,7 +239,7 @@ unsafe fn fast_step(
 impl<'a> Block<'a> {
     /// Checks the length `input` declares (it must be `expected`) and reserves room for it
     /// (and [`SLACK`]) in `out`'s spare capacity.
-    fn begin(input: &'a [u8], expected: usize, out: &mut Vec<u8>) -> Result<Self, SnappyError> {
+    fn begin(input: &'a [u8], expected: usize, out: &'a mut Vec<u8>) -> Result<Self, SnappyError> {
         let (len, start) = decompressed_len(input)?;
         // A tag expands to at most 64 bytes from 2 or 3 (a literal never grows): a declared
         // length past that is a lie, refused before it is allocated.
@@ -250,40 +247,38 @@ impl<'a> Block<'a> {
             return Err(SnappyError::Length);
         }
         out.reserve(len + SLACK);
+        let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
         Ok(Self {
             src: &input[start..],
-            // SAFETY: out.len() <= capacity; the pointer is to its spare capacity.
-            dst: unsafe { out.as_mut_ptr().add(out.len()) },
+            out,
+            dst,
             len,
             ip: 0,
             op: 0,
         })
     }
 
-    /// Takes the decoded bytes into `out` once decoding has written all of them.
-    ///
-    /// # Safety
-    /// `out` is the vector `begin` was given, not changed since.
-    unsafe fn end(self, out: &mut Vec<u8>) {
+    /// Appends the decoded bytes to the output, if decoding wrote all of them; else leaves
+    /// its length as it was.
+    fn end(self) {
         if self.op == self.len {
-            // SAFETY: the decoder writes dst[..op] in order, so dst[..len], the start of
-            // `out`'s spare capacity, is written.
-            unsafe { out.set_len(out.len() + self.len) };
+            // SAFETY: `dst` is `out`'s spare capacity and `dst[..op]` is written (the block's
+            // invariant), so with `op == len` the `len` bytes after `out.len()` are written,
+            // and `reserve` made room for them.
+            unsafe { self.out.set_len(self.out.len() + self.len) };
         }
     }
 
     /// Decodes the rest of the block: fixed-size reads while they fit, then the tail, where a
     /// fixed-size read could pass the end of the input, with every read checked.
-    ///
-    /// # Safety
-    /// `dst` valid for writes of `len + SLACK` bytes, `dst[..op]` written.
     #[inline(always)]
-    unsafe fn finish(&mut self) -> Result<(), SnappyError> {
+    fn finish(&mut self) -> Result<(), SnappyError> {
         let (src, dst, len) = (self.src, self.dst, self.len);
         let (mut ip, mut op) = (self.ip, self.op);
         let n = src.len();
         while n - ip >= FAST_INPUT {
-            // SAFETY: as this function's.
+            // SAFETY: FAST_INPUT input bytes are left (the loop's condition); `dst` holds
+            // `len + SLACK` bytes with `dst[..op]` written (the block's invariant).
             unsafe { fast_step(src, dst, len, &mut ip, &mut op)? };
         }
         while ip < n {
@@ -296,7 +291,8 @@ impl<'a> Block<'a> {
                     lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
                     ip += extra;
                 }
-                // SAFETY: as for `literal`; checked inside.
+                // SAFETY: `dst` holds `len` bytes and more (the block's invariant); `literal`
+                // checks that the copy stays inside `src` and `dst[op..len]`.
                 unsafe { literal(src, ip, dst, op, len, lit)? };
                 ip += lit;
                 op += lit;
@@ -306,7 +302,9 @@ impl<'a> Block<'a> {
             let extra = e >> 11;
             let word = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
             ip += extra;
-            // SAFETY: as for `copy`; checked inside.
+            // SAFETY: `dst` holds `len + SLACK` bytes with `dst[..op]` written (the block's
+            // invariant); `copy` checks that it reads inside `dst[..op]` and writes inside
+            // `dst[op..len]`.
             unsafe { copy(dst, op, (e & 0x700) + word, e & 0xff, len)? };
             op += e & 0xff;
         }
