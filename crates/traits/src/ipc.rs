@@ -457,6 +457,15 @@ impl FileFooter {
                         b.bodyLength()
                     )));
                 }
+                // The format pads both to 8 bytes; a body that starts unaligned leaves arrow
+                // viewing its buffers as wider values out of alignment, which panics.
+                if b.offset() % 8 != 0 || b.metaDataLength() % 8 != 0 {
+                    return Err(corrupt(format!(
+                        "{kind} block {k} (offset {}, header {} bytes) is not 8-byte aligned",
+                        b.offset(),
+                        b.metaDataLength()
+                    )));
+                }
             }
             Ok(())
         };
@@ -797,6 +806,7 @@ mod tests {
                 for b in f.dictionaries.iter().chain(&f.record_batches) {
                     let r = block_range(b);
                     prop_assert!(r.start >= 8 && r.start < r.end && r.end <= start);
+                    prop_assert!(r.start % 8 == 0 && b.metaDataLength() % 8 == 0);
                 }
             }
         }

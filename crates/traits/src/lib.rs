@@ -99,7 +99,9 @@ pub use byte_source::{ByteSource, MemorySource, check_range};
 pub use error::{BoxError, Error, Location, Result, panic_message};
 pub use memory::{MemoryLedger, array_memory_size, batch_memory_size};
 pub use object_dir::{MemoryDir, ObjectDir, not_found};
-pub use panic::{catch_panic, panic_is_guarded, quiet_guarded_panics};
+pub use panic::{
+    catch_panic, panic_is_guarded, panics_caught_on_this_thread, quiet_guarded_panics,
+};
 pub use random_access::{RandomAccess, check_slice, project_schema};
 pub use scan::{DecodePart, Decoded, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
 

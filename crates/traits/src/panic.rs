@@ -10,6 +10,16 @@ use crate::panic_message;
 thread_local! {
     /// How many [`catch_panic`] calls this thread is inside.
     static GUARDS: Cell<u32> = const { Cell::new(0) };
+    /// How many panics [`catch_panic`] has caught on this thread.
+    static CAUGHT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many panics [`catch_panic`] has turned into errors on this thread: what the fuzz
+/// findings' replay checks, since a guard that catches a panic hides it from a test. Not
+/// part of the API.
+#[doc(hidden)]
+pub fn panics_caught_on_this_thread() -> u64 {
+    CAUGHT.with(Cell::get)
 }
 
 /// Leaves a guard also when `f` unwinds.
@@ -36,7 +46,10 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let leave = Leave;
     let r = catch_unwind(AssertUnwindSafe(f));
     drop(leave);
-    r.map_err(|payload| panic_message(payload.as_ref()))
+    r.map_err(|payload| {
+        CAUGHT.with(|c| c.set(c.get() + 1));
+        panic_message(payload.as_ref())
+    })
 }
 
 /// True while this thread runs inside [`catch_panic`]: a panic hook that sees it can stay

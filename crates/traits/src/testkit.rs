@@ -346,35 +346,52 @@ impl Drop for TcpProxy {
     }
 }
 
-/// Runs every input of fuzz target `target` through `run`, its harness: the committed seeds
-/// (`fuzz/seeds/TARGET`), each of which must read cleanly (`run` returns true), and the
-/// findings (`fuzz/findings/TARGET`, inputs that once crashed the target), which must return at
-/// all. A panic of `run` fails the test that calls this. Returns the numbers of seeds and
-/// findings; panics if the target has no seeds, so a missing corpus fails loudly.
-pub fn replay_fuzz_inputs(target: &str, run: impl Fn(&[u8]) -> bool) -> (usize, usize) {
+/// Runs every input of fuzz target `target` through `run`, its harness, on this thread:
+/// - the committed seeds (`fuzz/seeds/TARGET`): each must read cleanly (`run` returns true);
+/// - the findings (`fuzz/findings/TARGET`, inputs that once made a dependency panic through
+///   a call of ours, since fixed): none may panic at all, not even one a guard catches;
+/// - the known panics (`fuzz/known-panics/TARGET`, inputs on which a dependency still panics
+///   inside our guard): each must come back, as an error.
+///
+/// A panic of `run` fails the test that calls this. Returns the numbers of seeds, findings and
+/// known panics; panics if the target has no seeds, so a missing corpus fails loudly.
+pub fn replay_fuzz_inputs(target: &str, run: impl Fn(&[u8]) -> bool) -> (usize, usize, usize) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let files = |kind: &str| {
         let dir = root.join(kind).join(target);
-        let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
+        let mut found: Vec<_> = match std::fs::read_dir(&dir) {
             Ok(entries) => entries
                 .map(|e| e.expect("a directory entry").path())
+                .map(|p| {
+                    let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    (p, data)
+                })
                 .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind == "findings" => vec![],
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && kind != "seeds" => vec![],
             Err(e) => panic!("{}: {e}", dir.display()),
         };
-        paths.sort();
-        paths
+        found.sort();
+        found
     };
     let seeds = files("seeds");
     assert!(!seeds.is_empty(), "no seeds for fuzz target {target}");
-    for path in &seeds {
-        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(run(&data), "{}: a seed must read cleanly", path.display());
+    for (path, data) in &seeds {
+        assert!(run(data), "{}: a seed must read cleanly", path.display());
     }
     let findings = files("findings");
-    for path in &findings {
-        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        run(&data);
+    for (path, data) in &findings {
+        let before = crate::panics_caught_on_this_thread();
+        run(data);
+        assert_eq!(
+            crate::panics_caught_on_this_thread(),
+            before,
+            "{}: a guard caught a panic on a fixed finding",
+            path.display()
+        );
     }
-    (seeds.len(), findings.len())
+    let known = files("known-panics");
+    for (_, data) in &known {
+        run(data);
+    }
+    (seeds.len(), findings.len(), known.len())
 }
