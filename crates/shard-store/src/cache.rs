@@ -16,10 +16,11 @@
 //!   takes an exclusive lock without waiting, so it only ever removes shards nobody holds;
 //! - a download holds an exclusive lock on its `.part` file; another process that wants the
 //!   same shard waits for that lock, then finds the entry in place. A `.part` nobody holds
-//!   is a crashed download's: the next process removes it;
-//! - making room and reserving space (the `.part` file is set to its full size at once) happen
-//!   under an exclusive lock on the cache root directory, so processes never overshoot the
-//!   limit together.
+//!   is a crashed download's: the next download to start, of any shard, removes it;
+//! - making room, reserving space (the `.part` file is set to its full size at once) and
+//!   publishing a download (its rename) happen under an exclusive lock on the cache root
+//!   directory, so processes never overshoot the limit together, and each sees the others'
+//!   files whole when it counts them.
 //!
 //! Recency is each entry's modification time, set on every open: eviction removes the least
 //! recently used entries first.
@@ -459,10 +460,17 @@ impl ShardCache {
         match result {
             Ok(()) => {
                 let final_path = self.entry_path(s);
+                // Published under the root's lock, like every reservation: a directory read
+                // that meets a rename may see neither name, and `usage` (always under this
+                // lock) missing a whole shard would let the cache pass its limit (seen with
+                // two processes sharing one: five shards in a four-shard limit).
+                let root_lock = File::open(&self.root).map_err(|e| Error::io(&self.root, e))?;
+                root_lock.lock().map_err(|e| Error::io(&self.root, e))?;
                 std::fs::rename(&part_path, &final_path).map_err(|e| {
                     let _ = std::fs::remove_file(&part_path);
                     Error::io(&final_path, e)
                 })?;
+                drop(root_lock);
                 let mut st = self.lock();
                 st.metrics.downloads += 1;
                 st.metrics.bytes_downloaded += entry.bytes;
@@ -500,6 +508,7 @@ impl ShardCache {
                 Err(_) => return Ok(Room::Busy(part_path)),
             }
         }
+        reclaim_parts(&self.root);
         let need = self.entries[s].bytes;
         let mut u = usage(&self.root)?;
         if u.total + need > self.limit {
@@ -699,6 +708,29 @@ fn usage(root: &Path) -> Result<Usage> {
         }
     }
     Ok(u)
+}
+
+/// Removes every `.part` file under `root` that nobody holds: downloads that died (of any
+/// shard, of any store in the cache), whose reserved bytes would otherwise count against the
+/// limit until the same shard is downloaded again. A live download holds its `.part`
+/// exclusively, so it is never touched. Called under the root's lock, as every download
+/// starts.
+fn reclaim_parts(root: &Path) {
+    let Ok(stores) = std::fs::read_dir(root) else {
+        return;
+    };
+    for store in stores.flatten() {
+        let Ok(files) = std::fs::read_dir(store.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".part") {
+                remove_if_unheld(&f.path());
+            }
+        }
+    }
 }
 
 /// Removes `path` if nobody holds a lock on it; true if removed.

@@ -101,19 +101,24 @@ fn remote_fixture(shards: usize) -> (tempfile::TempDir, Arc<DiskDir>, ShardStore
 
 /// Bytes on disk in the cache at `dir`. Another process may evict a shard or publish a
 /// download (a rename) between the listing and the size: such a file is not on disk under
-/// that name any more, and counts nothing.
+/// that name any more, and counts nothing. A listing taken while a download is published may
+/// show the file under both names (a directory read is not a snapshot), and each name may
+/// still resolve when it is looked up: each file (inode) counts once.
 fn cache_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+    use std::os::unix::fs::MetadataExt;
+    let mut files = std::collections::HashMap::new();
     for store in std::fs::read_dir(dir).unwrap().flatten() {
         for f in std::fs::read_dir(store.path()).unwrap().flatten() {
-            match f.metadata() {
-                Ok(m) => total += m.len(),
+            match std::fs::metadata(f.path()) {
+                Ok(m) => {
+                    files.insert((m.dev(), m.ino()), m.len());
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => panic!("{}: {e}", f.path().display()),
             }
         }
     }
-    total
+    files.values().sum()
 }
 
 fn cache_files(dir: &Path) -> Vec<String> {
@@ -288,10 +293,32 @@ fn a_crashed_download_is_reclaimed() {
     };
     let stale = store_dir.join(format!(".{second}.{xxh}.part"));
     std::fs::write(&stale, b"half a shard").unwrap();
+    // Crashed downloads of shards nobody asks for again (another store's, here), and a live
+    // download's file (held, as a downloading process holds it).
+    let other_store = cache.join("other-store");
+    std::fs::create_dir_all(&other_store).unwrap();
+    let orphan = other_store.join(".shard-00007.arrow.0123456789abcdef.part");
+    std::fs::write(&orphan, vec![0u8; 4096]).unwrap();
+    let live = other_store.join(".shard-00008.arrow.0123456789abcdef.part");
+    std::fs::write(&live, b"in progress").unwrap();
+    let held = std::fs::File::open(&live).unwrap();
+    held.lock().unwrap();
     let got = store.take(&[700], None).unwrap();
     assert_eq!(got, local.take(&[700], None).unwrap());
     assert!(!stale.exists(), "the crashed download's file was removed");
-    assert!(cache_files(&cache).iter().all(|f| !f.ends_with(".part")));
+    assert!(
+        !orphan.exists(),
+        "another shard's crashed download was removed"
+    );
+    assert!(live.exists(), "a live download's file is left alone");
+    drop(held);
+    assert_eq!(
+        cache_files(&cache)
+            .iter()
+            .filter(|f| f.ends_with(".part"))
+            .collect::<Vec<_>>(),
+        [".shard-00008.arrow.0123456789abcdef.part"]
+    );
 }
 
 #[test]
@@ -344,7 +371,16 @@ fn child_reader_of_a_shared_cache() {
             store.take(&rows, None).unwrap(),
             local.take(&rows, None).unwrap()
         );
-        assert!(cache_bytes(&cache) <= limit);
+        let held = cache_bytes(&cache);
+        if held > limit {
+            let mut listing = Vec::new();
+            for store in std::fs::read_dir(&cache).unwrap().flatten() {
+                for f in std::fs::read_dir(store.path()).unwrap().flatten() {
+                    listing.push((f.file_name(), f.metadata().map(|m| m.len()).ok()));
+                }
+            }
+            panic!("{held} bytes in the cache, limit {limit}: {listing:?}");
+        }
     }
 }
 
