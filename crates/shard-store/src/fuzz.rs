@@ -1,7 +1,5 @@
 //! What the fuzz targets in `fuzz/` run, and the tests that replay their seeds and findings.
 
-use std::path::PathBuf;
-
 use arrowfeed_traits::RandomAccess;
 
 use crate::ShardStore;
@@ -28,8 +26,7 @@ pub fn store(kind: Kind, data: &[u8]) -> bool {
         Kind::Arrowfeed => (crate::MANIFEST_FILE, "shard-00000.arrow", "store"),
         Kind::HuggingFace => ("state.json", "data-00000-of-00001.arrow", "hf"),
     };
-    let dir = PathBuf::from(std::env::temp_dir())
-        .join(format!("arrowfeed-fuzz-{tag}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("arrowfeed-fuzz-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the fuzz input");
     std::fs::write(dir.join(meta_name), meta).expect("write the metadata");
     std::fs::write(dir.join(shard_name), shard).expect("write the shard");

@@ -140,7 +140,7 @@ pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<(), Stri
                 "buffer {k} ({len} bytes at {offset}) lies outside the {body}-byte body"
             ));
         }
-        if offset % 8 != 0 && len > 0 {
+        if !offset.is_multiple_of(8) && len > 0 {
             return Err(format!("buffer {k} at {offset} is not 8-byte aligned"));
         }
     }
@@ -671,8 +671,7 @@ mod tests {
         let end = msg
             .header_as_record_batch()
             .and_then(|b| b.buffers())
-            .map(|v| v.iter().map(|b| (b.offset() + b.length()) as u64).max())
-            .flatten()
+            .and_then(|v| v.iter().map(|b| (b.offset() + b.length()) as u64).max())
             .expect("buffers");
         let e = check_buffers(&msg, end - 1).expect_err("a body one byte short");
         assert!(e.contains("lies outside the"), "{e}");
@@ -806,7 +805,7 @@ mod tests {
                 for b in f.dictionaries.iter().chain(&f.record_batches) {
                     let r = block_range(b);
                     prop_assert!(r.start >= 8 && r.start < r.end && r.end <= start);
-                    prop_assert!(r.start % 8 == 0 && b.metaDataLength() % 8 == 0);
+                    prop_assert!(r.start.is_multiple_of(8) && b.metaDataLength() % 8 == 0);
                 }
             }
         }
