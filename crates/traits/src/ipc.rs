@@ -289,6 +289,15 @@ impl StreamCheck {
                             "a compressed buffer at {offset} lies outside the {body}-byte body"
                         ));
                     }
+                    // Prefixes are checked as their bytes pass, once: two that share bytes
+                    // would be checked only where the first is, or not at all, depending on
+                    // how the stream is cut into reads. Refused here, whatever the cuts.
+                    if let Some(w) = checks
+                        .windows(2)
+                        .find(|w| w[1].0 < w[0].0.saturating_add(8))
+                    {
+                        return Err(format!("compressed buffers overlap at {}", w[1].0));
+                    }
                     self.stage = Stage::Body {
                         pos: 0,
                         len: body,
