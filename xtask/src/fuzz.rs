@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{Result, cargo, run};
+use crate::{Result, cargo, ensure_cargo_tool, run};
 
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
@@ -67,13 +67,7 @@ pub(crate) fn fuzz(root: &Path, args: &[String]) -> Result {
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    let have = cargo()
-        .args(["fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        run(root, cargo().args(["install", "--locked", "cargo-fuzz"]))?;
-    }
+    ensure_cargo_tool(root, "fuzz")?;
     run(
         root,
         cargo()

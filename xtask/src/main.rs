@@ -294,14 +294,23 @@ fn python(root: &Path, ctx: &mut Ctx) -> Result {
     )
 }
 
-fn deny(root: &Path, checks: &[&str]) -> Result {
+/// Installs the cargo subcommand `sub` (the crate `cargo-SUB`) unless it is there already.
+fn ensure_cargo_tool(root: &Path, sub: &str) -> Result {
     let have = cargo()
-        .args(["deny", "--version"])
+        .args([sub, "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !have {
-        run(root, cargo().args(["install", "--locked", "cargo-deny"]))?;
+    if have {
+        return Ok(());
     }
+    run(
+        root,
+        cargo().args(["install", "--locked", &format!("cargo-{sub}")]),
+    )
+}
+
+fn deny(root: &Path, checks: &[&str]) -> Result {
+    ensure_cargo_tool(root, "deny")?;
     run(
         root,
         cargo()

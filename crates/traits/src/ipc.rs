@@ -595,15 +595,14 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{Int64Array, RecordBatch, StringArray};
-    use arrow_ipc::reader::StreamReader;
     use arrow_ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
     use proptest::prelude::*;
 
     use super::*;
 
-    /// An LZ4-compressed IPC stream of `batches` batches of 100 rows.
-    fn stream(batches: usize) -> Vec<u8> {
-        let batch = RecordBatch::try_from_iter([
+    /// The 100-row batch the test streams and files repeat.
+    fn batch() -> RecordBatch {
+        RecordBatch::try_from_iter([
             ("id", Arc::new(Int64Array::from_iter_values(0..100)) as _),
             (
                 "s",
@@ -612,10 +611,18 @@ mod tests {
                 )) as _,
             ),
         ])
-        .expect("batch");
-        let options = IpcWriteOptions::default()
+        .expect("batch")
+    }
+
+    fn lz4() -> IpcWriteOptions {
+        IpcWriteOptions::default()
             .try_with_compression(Some(CompressionType::LZ4_FRAME))
-            .expect("lz4");
+            .expect("lz4")
+    }
+
+    /// An LZ4-compressed IPC stream of `batches` batches of 100 rows.
+    fn stream(batches: usize) -> Vec<u8> {
+        let (batch, options) = (batch(), lz4());
         let mut out = Vec::new();
         let mut w =
             StreamWriter::try_new_with_options(&mut out, &batch.schema(), options).expect("writer");
@@ -706,15 +713,7 @@ mod tests {
 
     /// An LZ4-compressed IPC file of `batches` batches of 100 rows.
     fn file(batches: usize) -> Vec<u8> {
-        let stream = stream(1);
-        let batch = StreamReader::try_new(&stream[..], None)
-            .expect("stream")
-            .next()
-            .expect("a batch")
-            .expect("decodes");
-        let options = IpcWriteOptions::default()
-            .try_with_compression(Some(CompressionType::LZ4_FRAME))
-            .expect("lz4");
+        let (batch, options) = (batch(), lz4());
         let mut out = Vec::new();
         let mut w =
             FileWriter::try_new_with_options(&mut out, &batch.schema(), options).expect("writer");
