@@ -527,6 +527,29 @@ impl Plan {
     fn gather(&self, order: &EpochOrder, seg: Segment, k: u64) -> Result<RecordBatch> {
         let (rows, pad) = self.batch_rows(order, seg, k);
         let batch = self.dataset.take(&rows, self.projection.as_deref())?;
+        // The contract of `RandomAccess::take`: the batch has the projected schema's types.
+        // A dataset that breaks it is named here rather than by arrow deep in a training loop.
+        let want = self.schema.fields().len() - usize::from(self.remainder == Remainder::Pad);
+        if batch.num_columns() != want {
+            return Err(Error::invalid_argument(format!(
+                "the dataset returned {} columns, but its schema projects to {want} (RandomAccess::take must return schema().project(p))",
+                batch.num_columns()
+            )));
+        }
+        if let Some((f, c)) = self
+            .schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .find(|(f, c)| f.data_type() != c.data_type())
+        {
+            return Err(Error::invalid_argument(format!(
+                "the dataset returned column {:?} as {}, but its schema says {} (RandomAccess::take must return schema().project(p))",
+                f.name(),
+                c.data_type(),
+                f.data_type()
+            )));
+        }
         match self.remainder {
             Remainder::Drop => Ok(batch),
             Remainder::Pad => {

@@ -34,6 +34,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Wide columns
+//! A string, binary or list column that holds more than `i32::MAX` bytes (or list elements)
+//! across the store is reported in its large type (`LargeUtf8`, `LargeBinary`, `LargeList`)
+//! by `schema()` and returned so in every batch; the writer records each column's total in the
+//! manifest, so this is decided at open. See `docs/shard-store.md`.
+//!
 //! # Memory maps
 //! Shards are memory-mapped by default. If another process truncates a mapped file, the next
 //! read of a lost page raises `SIGBUS`; use [`LoadMode::Read`] (via [`OpenOptions`]) for files
@@ -47,6 +53,7 @@ mod manifest;
 mod shard;
 mod store;
 mod verify;
+mod wide;
 mod writer;
 
 pub use cache::{CacheMetrics, CacheOptions, DEFAULT_CACHE_LIMIT, parse_size};

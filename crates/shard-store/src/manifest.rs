@@ -37,6 +37,11 @@ pub struct Manifest {
     pub compression: String,
     /// The shards, in row order.
     pub shards: Vec<ShardEntry>,
+    /// Per column of the schema, its offset span when recorded: for each top-level `Utf8`,
+    /// `Binary` and `List` column, the sum over all batches of last offset minus first (value
+    /// bytes, or list elements). It decides which columns the store reports in their large
+    /// type; `None` for other columns and in manifests written before spans were recorded.
+    pub column_spans: Vec<Option<u64>>,
 }
 
 impl Manifest {
@@ -55,7 +60,14 @@ impl Manifest {
             .schema
             .fields()
             .iter()
-            .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .enumerate()
+            .map(|(c, f)| {
+                let mut v = json!({"name": f.name(), "type": f.data_type().to_string()});
+                if let Some(span) = self.column_spans.get(c).copied().flatten() {
+                    v["offset_span"] = json!(span);
+                }
+                v
+            })
             .collect();
         let v = json!({
             "format": FORMAT_NAME,
@@ -150,10 +162,36 @@ impl Manifest {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(bad(format!("shard file {} is listed twice", w[0])));
         }
+        let column_spans = match v.get("columns") {
+            None => vec![None; schema.fields().len()],
+            Some(list) => {
+                let list = list
+                    .as_array()
+                    .ok_or_else(|| bad("columns is not a list".into()))?;
+                if list.len() != schema.fields().len() {
+                    return Err(bad(format!(
+                        "columns lists {} columns, the schema has {}",
+                        list.len(),
+                        schema.fields().len()
+                    )));
+                }
+                list.iter()
+                    .enumerate()
+                    .map(|(c, col)| match col.get("offset_span") {
+                        None => Ok(None),
+                        Some(n) => n
+                            .as_u64()
+                            .map(Some)
+                            .ok_or_else(|| bad(format!("columns[{c}].offset_span is not a count"))),
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
         Ok(Self {
             schema: Arc::new(schema),
             compression,
             shards,
+            column_spans,
         })
     }
 }

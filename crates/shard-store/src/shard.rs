@@ -228,13 +228,25 @@ fn decode_stream(path: &Path, data: &Buffer) -> Result<Vec<RecordBatch>> {
     Ok(out)
 }
 
+/// What the message headers of an IPC stream file say.
+#[derive(Debug)]
+pub(crate) struct StreamScan {
+    pub(crate) schema: SchemaRef,
+    /// Rows of all its record batches.
+    pub(crate) rows: u64,
+    /// The file's size.
+    pub(crate) bytes: u64,
+    /// Whether any record batch has compressed buffers.
+    pub(crate) compressed: bool,
+}
+
 /// The schema at the start of an IPC stream file, and the rows of each record batch, from
 /// message headers only (bodies are skipped): how a Hugging Face directory opens without
 /// loading its shards.
-pub(crate) fn scan_stream(path: &Path) -> Result<(SchemaRef, u64)> {
+pub(crate) fn scan_stream(path: &Path) -> Result<StreamScan> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let (mut schema, mut rows) = (None, 0u64);
+    let (mut schema, mut rows, mut compressed) = (None, 0u64, false);
     walk_stream(path, std::io::BufReader::new(file), size, |m| {
         if let Some(s) = m.header.header_as_schema() {
             let s =
@@ -245,10 +257,16 @@ pub(crate) fn scan_stream(path: &Path) -> Result<(SchemaRef, u64)> {
                 Error::corrupt(path, format!("negative batch length at byte {}", m.offset))
             })?;
             rows = rows.saturating_add(n);
+            compressed |= b.compression().is_some();
         }
         Ok(())
     })?;
     let schema =
         schema.ok_or_else(|| Error::corrupt(path, "no schema message; not an Arrow IPC stream"))?;
-    Ok((schema, rows))
+    Ok(StreamScan {
+        schema,
+        rows,
+        bytes: size,
+        compressed,
+    })
 }

@@ -6,15 +6,15 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, Schema, SchemaRef};
 use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result, check_slice, project_schema};
 use serde_json::Value;
 
 use crate::cache::{CacheEntry, CacheMetrics, CacheOptions, ShardCache};
 use crate::manifest::{MANIFEST_FILE, Manifest};
 use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file, scan_stream};
+use crate::wide::{Columns, OFFSET_LIMIT, batch_of, conform, widen};
 
 /// What kind of directory a store was opened from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,10 @@ pub struct OpenOptions {
     /// checksums, so it checks nothing there. (A change *after* the load still reaches a
     /// mapped shard's batches; see [`LoadMode::Mmap`].)
     pub verify_checksums: bool,
+    /// The offset span past which a column is wide (`i32::MAX`); lowered only by tests, to
+    /// drive the wide-column paths with small data.
+    #[doc(hidden)]
+    pub offset_limit: u64,
 }
 
 impl Default for OpenOptions {
@@ -66,6 +70,7 @@ impl Default for OpenOptions {
             max_open_shards: 64,
             prefault: true,
             verify_checksums: false,
+            offset_limit: OFFSET_LIMIT,
         }
     }
 }
@@ -89,6 +94,12 @@ impl OpenOptions {
         self
     }
 
+    #[doc(hidden)]
+    pub fn with_offset_limit(mut self, limit: u64) -> Self {
+        self.offset_limit = limit;
+        self
+    }
+
     /// Sets the cap on open shards (at least 1).
     pub fn with_max_open_shards(mut self, n: usize) -> Self {
         self.max_open_shards = n.max(1);
@@ -105,6 +116,50 @@ pub(crate) struct ShardMeta {
     pub(crate) xxh3: Option<u64>,
 }
 
+/// What opening a directory finds, before the store is built.
+struct Parts {
+    format: StoreFormat,
+    stored: SchemaRef,
+    kind: ShardKind,
+    shards: Vec<ShardMeta>,
+    compression: String,
+    /// Each column's recorded offset span (see [`crate::wide`]).
+    spans: Vec<Option<u64>>,
+    /// What bounds a column's span when none is recorded.
+    unrecorded: u64,
+}
+
+impl Parts {
+    /// An arrowfeed store's parts, its shard files at `path_of(file name)`.
+    fn of_manifest(m: Manifest, path_of: impl Fn(&str) -> PathBuf) -> Self {
+        let shards: Vec<ShardMeta> = m
+            .shards
+            .iter()
+            .map(|s| ShardMeta {
+                file: s.file.clone(),
+                path: path_of(&s.file),
+                rows: s.rows,
+                bytes: Some(s.bytes),
+                xxh3: Some(s.xxh3),
+            })
+            .collect();
+        // Uncompressed shards hold every value byte and offset, so their size bounds a span.
+        let unrecorded = match m.compression.as_str() {
+            "none" => m.shards.iter().map(|s| s.bytes).sum(),
+            _ => u64::MAX,
+        };
+        Self {
+            format: StoreFormat::Arrowfeed,
+            stored: m.schema,
+            kind: ShardKind::File,
+            shards,
+            compression: m.compression,
+            spans: m.column_spans,
+            unrecorded,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Lru {
     open: HashMap<usize, Arc<LoadedShard>>,
@@ -119,6 +174,10 @@ struct Inner {
     /// Set for a store read from object storage through the local shard cache.
     cache: Option<Arc<ShardCache>>,
     format: StoreFormat,
+    /// The schema of the shard files.
+    stored: SchemaRef,
+    /// The schema of every batch the store returns: `stored` with its wide columns in their
+    /// large types (see [`crate::wide`]).
     schema: SchemaRef,
     kind: ShardKind,
     shards: Vec<ShardMeta>,
@@ -190,49 +249,19 @@ impl ShardStore {
             ));
         }
         let manifest_path = dir.join(MANIFEST_FILE);
-        let (format, schema, kind, shards, compression) = if manifest_path.exists() {
+        let parts = if manifest_path.exists() {
             let text = std::fs::read_to_string(&manifest_path)
                 .map_err(|e| Error::io(&manifest_path, e))?;
-            let m = Manifest::parse(dir, &text)?;
-            let shards = m
-                .shards
-                .iter()
-                .map(|s| ShardMeta {
-                    file: s.file.clone(),
-                    path: dir.join(&s.file),
-                    rows: s.rows,
-                    bytes: Some(s.bytes),
-                    xxh3: Some(s.xxh3),
-                })
-                .collect();
-            (
-                StoreFormat::Arrowfeed,
-                m.schema,
-                ShardKind::File,
-                shards,
-                m.compression,
-            )
+            Parts::of_manifest(Manifest::parse(dir, &text)?, |f| dir.join(f))
         } else if dir.join("state.json").exists() {
-            let (schema, shards) = open_hf(dir)?;
-            (
-                StoreFormat::HuggingFace,
-                schema,
-                ShardKind::Stream,
-                shards,
-                "none".to_string(),
-            )
+            open_hf(dir)?
         } else {
             return Err(Error::corrupt(
                 dir,
                 "not a shard store (no manifest.json) nor a Hugging Face datasets directory (no state.json)",
             ));
         };
-        Ok(Self::from_parts(
-            dir.to_path_buf(),
-            None,
-            (format, schema, kind, shards, compression),
-            options,
-        ))
+        Ok(Self::from_parts(dir.to_path_buf(), None, parts, options))
     }
 
     /// Opens the store under the object-store prefix `objects` (`s3://bucket/train`): reads
@@ -282,44 +311,26 @@ impl ShardStore {
                 xxh3: s.xxh3,
             })
             .collect();
-        let shards = m
-            .shards
-            .iter()
-            .map(|s| ShardMeta {
-                file: s.file.clone(),
-                path: PathBuf::from(objects.url_of(&s.file)),
-                rows: s.rows,
-                bytes: Some(s.bytes),
-                xxh3: Some(s.xxh3),
-            })
-            .collect();
+        let parts = Parts::of_manifest(m, |f| PathBuf::from(objects.url_of(f)));
         let cache = ShardCache::new(objects, entries, cache)?;
-        Ok(Self::from_parts(
-            dir,
-            Some(cache),
-            (
-                StoreFormat::Arrowfeed,
-                m.schema,
-                ShardKind::File,
-                shards,
-                m.compression,
-            ),
-            options,
-        ))
+        Ok(Self::from_parts(dir, Some(cache), parts, options))
     }
 
     fn from_parts(
         dir: PathBuf,
         cache: Option<Arc<ShardCache>>,
-        (format, schema, kind, shards, compression): (
-            StoreFormat,
-            SchemaRef,
-            ShardKind,
-            Vec<ShardMeta>,
-            String,
-        ),
+        parts: Parts,
         options: OpenOptions,
     ) -> Self {
+        let Parts {
+            format,
+            stored,
+            kind,
+            shards,
+            compression,
+            spans,
+            unrecorded,
+        } = parts;
         let mut starts = Vec::with_capacity(shards.len() + 1);
         let mut total = 0u64;
         for s in &shards {
@@ -327,11 +338,17 @@ impl ShardStore {
             total += s.rows;
         }
         starts.push(total);
+        let schema = widen(
+            &stored,
+            |c| spans.get(c).copied().flatten().unwrap_or(unrecorded),
+            options.offset_limit,
+        );
         Self {
             inner: Arc::new(Inner {
                 dir,
                 cache,
                 format,
+                stored,
                 schema,
                 kind,
                 shards,
@@ -483,7 +500,7 @@ impl ShardStore {
                 ));
             }
         }
-        let loaded = decode(&meta.path, &bytes, self.inner.kind, &self.inner.schema)?;
+        let loaded = decode(&meta.path, &bytes, self.inner.kind, &self.inner.stored)?;
         let rows = *loaded.starts.last().expect("starts ends with the total");
         if rows != meta.rows {
             return Err(Error::corrupt(
@@ -545,6 +562,14 @@ impl ShardStore {
         &self.inner.shards
     }
 
+    /// How this store builds output columns.
+    fn columns(&self) -> Columns<'_> {
+        Columns {
+            dir: &self.inner.dir,
+            limit: self.inner.options.offset_limit,
+        }
+    }
+
     fn out_of_range(&self, index: u64) -> Error {
         Error::IndexOutOfRange {
             location: arrowfeed_traits::Location::from(self.inner.dir.as_path()),
@@ -563,7 +588,7 @@ fn splitmix64(x: &mut u64) -> u64 {
 }
 
 /// Opens a Hugging Face `save_to_disk` directory: `state.json` lists the shard files.
-fn open_hf(dir: &Path) -> Result<(SchemaRef, Vec<ShardMeta>)> {
+fn open_hf(dir: &Path) -> Result<Parts> {
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let v: Value = serde_json::from_str(&text)
@@ -574,6 +599,7 @@ fn open_hf(dir: &Path) -> Result<(SchemaRef, Vec<ShardMeta>)> {
         .ok_or_else(|| Error::corrupt(&state_path, "no _data_files list"))?;
     let mut schema: Option<SchemaRef> = None;
     let mut shards = Vec::new();
+    let (mut bytes, mut compressed) = (0u64, false);
     for (i, f) in files.iter().enumerate() {
         let name = f.get("filename").and_then(Value::as_str).ok_or_else(|| {
             Error::corrupt(&state_path, format!("_data_files[{i}] has no filename"))
@@ -585,7 +611,10 @@ fn open_hf(dir: &Path) -> Result<(SchemaRef, Vec<ShardMeta>)> {
             ));
         }
         let path = dir.join(name);
-        let (s, rows) = scan_stream(&path)?;
+        let scan = scan_stream(&path)?;
+        let (s, rows) = (scan.schema, scan.rows);
+        bytes = bytes.saturating_add(scan.bytes);
+        compressed |= scan.compressed;
         match &schema {
             None => schema = Some(s),
             Some(first) if first.fields() != s.fields() => {
@@ -604,91 +633,17 @@ fn open_hf(dir: &Path) -> Result<(SchemaRef, Vec<ShardMeta>)> {
             xxh3: None,
         });
     }
-    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-    Ok((schema, shards))
-}
-
-/// The field a gathered column gets when its 32-bit offsets would overflow.
-fn large_type(t: &DataType) -> Option<DataType> {
-    match t {
-        DataType::Utf8 => Some(DataType::LargeUtf8),
-        DataType::Binary => Some(DataType::LargeBinary),
-        DataType::List(f) => Some(DataType::LargeList(f.clone())),
-        _ => None,
-    }
-}
-
-/// Total value length a gather of `positions` from `arrays` produces, for offset types.
-fn gathered_len(arrays: &[&dyn Array], positions: &[(usize, usize)]) -> u64 {
-    let Some(first) = arrays.first() else {
-        return 0;
-    };
-    match first.data_type() {
-        DataType::Utf8 => positions
-            .iter()
-            .map(|&(a, r)| arrays[a].as_string::<i32>().value_length(r) as u64)
-            .sum(),
-        DataType::Binary => positions
-            .iter()
-            .map(|&(a, r)| arrays[a].as_binary::<i32>().value_length(r) as u64)
-            .sum(),
-        DataType::List(_) => positions
-            .iter()
-            .map(|&(a, r)| arrays[a].as_list::<i32>().value_length(r) as u64)
-            .sum(),
-        _ => 0,
-    }
-}
-
-/// Total value length of whole arrays, for offset types: what concatenating them produces.
-fn values_len(arrays: &[&dyn Array]) -> u64 {
-    fn span<O: arrow_array::OffsetSizeTrait>(o: &[O]) -> u64 {
-        match (o.first(), o.last()) {
-            (Some(a), Some(b)) => (b.as_usize() - a.as_usize()) as u64,
-            _ => 0,
-        }
-    }
-    arrays
-        .iter()
-        .map(|a| match a.data_type() {
-            DataType::Utf8 => span(a.as_string::<i32>().value_offsets()),
-            DataType::Binary => span(a.as_binary::<i32>().value_offsets()),
-            DataType::List(_) => span(a.as_list::<i32>().value_offsets()),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// Gathers one column; a string, binary or list column whose output would not fit 32-bit
-/// offsets comes back as its large type instead of overflowing.
-fn gather_column(arrays: Vec<&dyn Array>, positions: &[(usize, usize)]) -> Result<ArrayRef> {
-    if gathered_len(&arrays, positions) > i32::MAX as u64
-        && let Some(large) = large_type(arrays[0].data_type())
-    {
-        let cast: Vec<ArrayRef> = arrays
-            .iter()
-            .map(|a| arrow_cast::cast(*a, &large))
-            .collect::<std::result::Result<_, _>>()?;
-        let refs: Vec<&dyn Array> = cast.iter().map(|a| a.as_ref()).collect();
-        return Ok(arrow_select::interleave::interleave(&refs, positions)?);
-    }
-    Ok(arrow_select::interleave::interleave(&arrays, positions)?)
-}
-
-fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-    // Columns promoted to large types change the schema.
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
-        .collect();
-    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    Ok(RecordBatch::try_new_with_options(
-        schema,
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )?)
+    let stored = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+    Ok(Parts {
+        format: StoreFormat::HuggingFace,
+        spans: vec![None; stored.fields().len()],
+        stored,
+        kind: ShardKind::Stream,
+        shards,
+        compression: "none".to_string(),
+        // The state records no spans; uncompressed shards' sizes bound them.
+        unrecorded: if compressed { u64::MAX } else { bytes },
+    })
 }
 
 impl RandomAccess for ShardStore {
@@ -707,9 +662,10 @@ impl RandomAccess for ShardStore {
     /// Gathers rows grouped by shard and batch: each shard is loaded once per call and each
     /// column gathered in one pass; a sorted run of consecutive rows is served as a slice.
     ///
-    /// String, binary and list columns whose gathered values exceed 2 GiB come back as
-    /// `LargeUtf8`, `LargeBinary` or `LargeList` (the output schema says so) instead of
-    /// overflowing 32-bit offsets.
+    /// The batch's schema is always `schema().project(p)`: string, binary and list columns
+    /// that can pass 2 GiB of values are in their large types in every batch (decided at open;
+    /// see the crate docs). A `take` that repeats rows until a column reported in its 32-bit
+    /// type would pass 2 GiB is an [`Error::InvalidArgument`] naming the column.
     fn take(&self, indices: &[u64], projection: Option<&[usize]>) -> Result<RecordBatch> {
         let schema = project_schema(&self.inner.schema, projection)?;
         let n = self.num_rows();
@@ -754,9 +710,13 @@ impl RandomAccess for ShardStore {
             };
             positions.push((src, r));
         }
-        let columns = (0..schema.fields().len())
-            .map(|c| {
-                gather_column(
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                self.columns().gather(
+                    f,
                     sources.iter().map(|b| b.column(c).as_ref()).collect(),
                     &positions,
                 )
@@ -796,22 +756,15 @@ impl RandomAccess for ShardStore {
             row += take as u64;
         }
         if pieces.len() == 1 {
-            return Ok(pieces.pop().expect("one piece"));
+            return conform(pieces.pop().expect("one piece"), &schema);
         }
-        let columns = (0..schema.fields().len())
-            .map(|c| {
-                let arrays: Vec<&dyn Array> = pieces.iter().map(|p| p.column(c).as_ref()).collect();
-                if values_len(&arrays) > i32::MAX as u64 {
-                    // Rare: only then build the positions a large-type gather needs.
-                    let positions: Vec<(usize, usize)> = pieces
-                        .iter()
-                        .enumerate()
-                        .flat_map(|(k, p)| (0..p.num_rows()).map(move |r| (k, r)))
-                        .collect();
-                    gather_column(arrays, &positions)
-                } else {
-                    Ok(arrow_select::concat::concat(&arrays)?)
-                }
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                self.columns()
+                    .concat(f, pieces.iter().map(|p| p.column(c).as_ref()).collect())
             })
             .collect::<Result<Vec<_>>>()?;
         batch_of(&schema, columns, len as usize)
@@ -890,9 +843,16 @@ impl ShardStore {
                     .collect::<std::result::Result<Vec<_>, _>>()?,
                 None => sources,
             };
-            let columns = (0..schema.fields().len())
-                .map(|c| {
-                    gather_column(sources.iter().map(|b| b.column(c).as_ref()).collect(), &pos)
+            let columns = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, f)| {
+                    self.columns().gather(
+                        f,
+                        sources.iter().map(|b| b.column(c).as_ref()).collect(),
+                        &pos,
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             part_of.insert(s, parts.len());
@@ -904,9 +864,13 @@ impl ShardStore {
         }
         let positions: Vec<(usize, usize)> =
             positions.iter().map(|&(s, r)| (part_of[&s], r)).collect();
-        let columns = (0..schema.fields().len())
-            .map(|c| {
-                gather_column(
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                self.columns().gather(
+                    f,
                     parts.iter().map(|b| b.column(c).as_ref()).collect(),
                     &positions,
                 )
@@ -936,7 +900,9 @@ impl Iterator for ShardIter {
             if let Some((shard, k)) = &mut self.current {
                 if let Some(b) = shard.batches.get(*k) {
                     *k += 1;
-                    return Some(Ok(b.clone()));
+                    return Some(
+                        conform(b.clone(), &self.store.inner.schema).map_err(Error::into_arrow),
+                    );
                 }
                 self.current = None;
             }

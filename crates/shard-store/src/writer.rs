@@ -11,6 +11,7 @@ use arrow_schema::SchemaRef;
 use arrowfeed_traits::{Error, ObjectDir, Result};
 
 use crate::manifest::{MANIFEST_FILE, Manifest, ShardEntry};
+use crate::wide::{large_type, offset_span};
 
 /// Compression of shard files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -279,6 +280,7 @@ impl StoreWriter {
         let mut shards: Vec<ShardEntry> = Vec::new();
         let mut open: Option<OpenShard> = None;
         let mut total = 0u64;
+        let mut spans = vec![0u64; schema.fields().len()];
         for batch in input {
             let batch = batch.map_err(Error::from_arrow)?;
             let mut done = 0;
@@ -292,6 +294,9 @@ impl StoreWriter {
                     .min(self.batch_rows)
                     .min(room.max(1));
                 let piece = batch.slice(done, n);
+                for (span, col) in spans.iter_mut().zip(piece.columns()) {
+                    *span = span.saturating_add(offset_span(col.as_ref()));
+                }
                 if open.is_none() {
                     open = Some(self.open_shard(tmp, shards.len(), token, &schema)?);
                 }
@@ -320,7 +325,14 @@ impl StoreWriter {
             on_shard(&path, &entry)?;
             shards.push(entry);
         }
+        let column_spans = schema
+            .fields()
+            .iter()
+            .zip(spans)
+            .map(|(f, span)| large_type(f.data_type()).map(|_| span))
+            .collect();
         let manifest = Manifest {
+            column_spans,
             schema,
             compression: self.compression.name().to_string(),
             shards,

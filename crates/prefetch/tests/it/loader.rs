@@ -580,3 +580,84 @@ proptest! {
         prop_assert!(skipped <= bound, "{} rows skipped, at most {} allowed", skipped, bound);
     }
 }
+
+/// A dataset that breaks the `RandomAccess` contract: its `take` returns `text` as
+/// `LargeUtf8` while its schema says `Utf8` (what the shard store did before its schema said
+/// which columns are wide).
+struct Promoting(Arc<MemTable>);
+
+impl RandomAccess for Promoting {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.0.schema()
+    }
+    fn num_rows(&self) -> u64 {
+        self.0.num_rows()
+    }
+    fn take(
+        &self,
+        indices: &[u64],
+        projection: Option<&[usize]>,
+    ) -> arrowfeed_traits::Result<RecordBatch> {
+        let b = self.0.take(indices, projection)?;
+        let cols = b
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                arrow_schema::DataType::Utf8 => Arc::new(arrow_array::LargeStringArray::from_iter(
+                    c.as_string::<i32>().iter(),
+                )) as arrow_array::ArrayRef,
+                _ => c.clone(),
+            })
+            .collect::<Vec<_>>();
+        Ok(RecordBatch::try_from_iter(
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .zip(cols),
+        )
+        .unwrap())
+    }
+    fn slice(
+        &self,
+        offset: u64,
+        len: u64,
+        projection: Option<&[usize]>,
+    ) -> arrowfeed_traits::Result<RecordBatch> {
+        self.0.slice(offset, len, projection)
+    }
+}
+
+/// Under every remainder policy, a batch whose types differ from the dataset's schema is an
+/// error naming the column and both types, not a batch of another schema (Drop) or an arrow
+/// error from building the padded batch (Pad).
+#[test]
+fn a_dataset_returning_other_types_than_its_schema_is_an_error_naming_the_column() {
+    for remainder in [Remainder::Drop, Remainder::Pad] {
+        let loader = Loader::builder(Arc::new(Promoting(table(10, 4))))
+            .batch_size(3)
+            .rank(0, 3)
+            .remainder(remainder)
+            .build()
+            .unwrap();
+        let err = loader
+            .epoch(0)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"text\"") && err.contains("LargeUtf8") && err.contains("Utf8"),
+            "{remainder:?}: {err}"
+        );
+        // Projecting the column away leaves a dataset that keeps the contract.
+        let loader = Loader::builder(Arc::new(Promoting(table(10, 4))))
+            .batch_size(3)
+            .projection(vec![0])
+            .remainder(remainder)
+            .build()
+            .unwrap();
+        assert!(loader.epoch(0).unwrap().all(|b| b.is_ok()), "{remainder:?}");
+    }
+}

@@ -18,14 +18,6 @@ fn store(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-fn edit_manifest(p: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let m = p.join("manifest.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
-    f(&mut v);
-    std::fs::write(&m, serde_json::to_string(&v).unwrap()).unwrap();
-}
-
 #[test]
 fn a_shard_rewritten_in_place_is_refused_when_checksums_are_verified() {
     use arrowfeed_shard_store::{LoadMode, OpenOptions};
@@ -131,7 +123,8 @@ fn a_schema_that_disagrees() {
     let other_schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(q.join("manifest.json")).unwrap()).unwrap();
     edit_manifest(&p, |v| {
-        v["schema_ipc_hex"] = other_schema["schema_ipc_hex"].clone()
+        v["schema_ipc_hex"] = other_schema["schema_ipc_hex"].clone();
+        v["columns"] = other_schema["columns"].clone();
     });
     let s = ShardStore::open(&p).unwrap();
     let e = s.take(&[0], None).unwrap_err();
@@ -302,31 +295,10 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
 
         // A Hugging Face directory: an LZ4-compressed IPC stream.
         let hf = dir.path().join("hf");
-        std::fs::create_dir(&hf).unwrap();
-        std::fs::write(
-            hf.join("state.json"),
-            r#"{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}"#,
-        )
-        .unwrap();
-        let batches = input(&[120]);
-        let mut stream = Vec::new();
-        let options = arrow_ipc::writer::IpcWriteOptions::default()
-            .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))
-            .unwrap();
-        let mut w = arrow_ipc::writer::StreamWriter::try_new_with_options(
-            &mut stream,
-            &batches[0].schema(),
-            options,
-        )
-        .unwrap();
-        for b in &batches {
-            w.write(b).unwrap();
-        }
-        w.finish().unwrap();
-        drop(w);
+        let mut stream = ipc_stream(&input(&[120]), Some(arrow_ipc::CompressionType::LZ4_FRAME));
         let at = first_prefix_at(&stream, 0);
         stream[at..at + 8].copy_from_slice(&huge);
-        std::fs::write(hf.join("data-00000-of-00001.arrow"), &stream).unwrap();
+        hf_dir(&hf, &stream);
         refused(&hf, 3, "data-00000-of-00001.arrow");
     }
 }

@@ -54,3 +54,43 @@ pub fn write(dir: &Path, batches: Vec<RecordBatch>, w: &StoreWriter) -> ShardSto
     write_batches(dir, batch(0, 0).schema(), batches, w).unwrap();
     ShardStore::open(dir).unwrap()
 }
+
+/// `batches` as an Arrow IPC stream, compressed with `codec`: a Hugging Face shard.
+pub fn ipc_stream(batches: &[RecordBatch], codec: Option<arrow_ipc::CompressionType>) -> Vec<u8> {
+    let mut stream = Vec::new();
+    let options = arrow_ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(codec)
+        .unwrap();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new_with_options(
+        &mut stream,
+        &batches[0].schema(),
+        options,
+    )
+    .unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    drop(w);
+    stream
+}
+
+/// A Hugging Face `save_to_disk` directory at `dir` whose one shard is `stream`.
+pub fn hf_dir(dir: &Path, stream: &[u8]) {
+    std::fs::create_dir(dir).unwrap();
+    std::fs::write(
+        dir.join("state.json"),
+        r#"{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("data-00000-of-00001.arrow"), stream).unwrap();
+}
+
+/// Rewrites the manifest of the store at `p` through `f`.
+pub fn edit_manifest(p: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let m = p.join("manifest.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&m, serde_json::to_string(&v).unwrap()).unwrap();
+}

@@ -7,3 +7,4 @@ mod crash;
 mod fuzz_inputs;
 mod random_access;
 mod remote;
+mod wide;
