@@ -24,12 +24,13 @@ use crate::{Error, Result};
 ///   [`schema`](Self::schema), in that order), and its schema is `schema().project(p)`; an
 ///   index outside the schema is an [`Error::InvalidArgument`]. With `None`, every column.
 ///   The schema never depends on which rows were asked for.
-/// - **Wide columns.** A dataset whose string, binary or list column can hold more than
-///   `i32::MAX` bytes (or list elements) in all reports that column in its large type
-///   (`LargeUtf8`, `LargeBinary`, `LargeList`) in [`schema`](Self::schema), decided when it is
-///   opened, and returns it so in every batch. A request that would put more than that into
-///   a column reported with 32-bit offsets (possible only by repeating rows) is an
-///   [`Error::InvalidArgument`] naming the column, never a batch of another type.
+/// - **Wide columns.** A request whose string, binary or list column would need more than
+///   `i32::MAX` bytes (or list elements) in a column the schema gives 32-bit offsets is an
+///   error, never a batch of another type. A dataset that can hold that much in a column
+///   says so up front instead: the shard store reports such a column in its large type
+///   (`LargeUtf8`, `LargeBinary`, `LargeList`) in [`schema`](Self::schema), decided when it
+///   is opened, and returns it so in every batch; a table in memory keeps the types it was
+///   given.
 /// - The output is one contiguous batch (each column one array), owned or sharing memory with
 ///   the storage; it stays valid as long as the caller holds it.
 /// - [`partitions`](Self::partitions) are contiguous, non-empty, ascending ranges that cover
