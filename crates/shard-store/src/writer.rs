@@ -3,7 +3,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
@@ -62,6 +63,108 @@ struct OpenShard {
     path: PathBuf,
     writer: FileWriter<Hashing>,
     rows: u64,
+    /// Bytes written when writeback was last started.
+    kicked: u64,
+}
+
+/// Bytes of a shard between two early writebacks.
+const WRITEBACK_BYTES: u64 = 64 << 20;
+
+/// Makes shard files durable off the writing thread. Each closed shard is synced (`fsync`) on
+/// a thread of its own while the writer goes on with the next one, and while a shard is being
+/// written its bytes so far are flushed (`fdatasync` of a second handle) every
+/// [`WRITEBACK_BYTES`], so the disk works while the writer encodes and the sync at its close
+/// finds little left. [`finish`](Self::finish) waits for every sync and reports the first
+/// failure, naming the shard; the manifest is written only after it.
+struct Syncer {
+    jobs: Option<std::sync::mpsc::Sender<Sync>>,
+    /// An early writeback is queued and not yet started: more are not queued (the one
+    /// waiting covers them).
+    early_queued: Arc<AtomicBool>,
+    worker: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+enum Sync {
+    /// Flush the data written so far.
+    Early(File, PathBuf),
+    /// The shard is complete: sync it whole.
+    Close(File, PathBuf),
+}
+
+impl Syncer {
+    fn new() -> Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Sync>();
+        let early_queued = Arc::new(AtomicBool::new(false));
+        let queued = early_queued.clone();
+        let worker = std::thread::Builder::new()
+            .name("arrowfeed-sync".into())
+            .spawn(move || {
+                let mut first: Result<()> = Ok(());
+                for job in rx {
+                    let (r, path) = match job {
+                        Sync::Early(f, path) => {
+                            queued.store(false, Ordering::Release);
+                            (f.sync_data(), path)
+                        }
+                        Sync::Close(f, path) => (f.sync_all(), path),
+                    };
+                    if let (Err(e), true) = (r, first.is_ok()) {
+                        first = Err(Error::io(path, e));
+                    }
+                }
+                first
+            })
+            .map_err(|e| Error::io(Path::new("<sync thread>"), e))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            early_queued,
+            worker: Some(worker),
+        })
+    }
+
+    fn send(&self, job: Sync) {
+        if let Some(tx) = &self.jobs {
+            // The worker runs until the sender is dropped, so this cannot fail.
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Starts writeback of what `o` has written so far, if it wrote enough since the last.
+    fn kick(&self, o: &mut OpenShard) {
+        let written = o.writer.get_ref().written;
+        if written - o.kicked < WRITEBACK_BYTES || self.early_queued.load(Ordering::Acquire) {
+            return;
+        }
+        o.kicked = written;
+        if let Ok(f) = o.writer.get_ref().inner.get_ref().try_clone() {
+            self.early_queued.store(true, Ordering::Release);
+            self.send(Sync::Early(f, o.path.clone()));
+        }
+    }
+
+    /// Syncs the closed shard `file` at `path` before [`finish`](Self::finish) returns.
+    fn close(&self, file: File, path: &Path) {
+        self.send(Sync::Close(file, path.to_path_buf()));
+    }
+
+    /// Waits for every sync; the first failure, naming its shard.
+    fn finish(mut self) -> Result<()> {
+        self.jobs = None;
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Writes a shard store from any `RecordBatchReader`.
@@ -190,7 +293,7 @@ impl StoreWriter {
         // Held until the write is over, published or not.
         let _working = lock_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let r = self
-            .write_into(&tmp, input, &mut progress, "", &mut |_, _| Ok(()))
+            .write_into(&tmp, input, &mut progress, "", true, &mut |_, _| Ok(()))
             .and_then(|m| {
                 publish(&tmp, dir, &parent, &name, seq)?;
                 Ok(m)
@@ -253,6 +356,7 @@ impl StoreWriter {
                 input,
                 &mut progress,
                 &token,
+                false,
                 &mut |path, entry| {
                     block_on(objects.put_file(&entry.file, path))?;
                     std::fs::remove_file(path).map_err(|e| Error::io(path, e))
@@ -267,15 +371,29 @@ impl StoreWriter {
     }
 
     /// Writes the shards and manifest into `tmp`, naming shards `shard-NNNNN{token}.arrow`
-    /// and calling `on_shard` with each one's path and entry once it is complete.
+    /// and calling `on_shard` with each one's path and entry once it is complete. With
+    /// `durable`, every file is on disk (synced) when it returns; without (a staging directory
+    /// whose files are uploaded and removed), nothing is synced.
     fn write_into(
         &self,
         tmp: &Path,
         input: impl RecordBatchReader,
         progress: &mut impl FnMut(u64),
         token: &str,
+        durable: bool,
         on_shard: &mut dyn FnMut(&Path, &ShardEntry) -> Result<()>,
     ) -> Result<Manifest> {
+        let syncer = durable.then(Syncer::new).transpose()?;
+        let mut close = |o: OpenShard, shards: &mut Vec<ShardEntry>| -> Result<()> {
+            let path = o.path.clone();
+            let (entry, file) = close_shard(o)?;
+            if let Some(s) = &syncer {
+                s.close(file, &path);
+            }
+            on_shard(&path, &entry)?;
+            shards.push(entry);
+            Ok(())
+        };
         let schema = input.schema();
         let mut shards: Vec<ShardEntry> = Vec::new();
         let mut open: Option<OpenShard> = None;
@@ -307,23 +425,22 @@ impl StoreWriter {
                 o.rows += n as u64;
                 done += n;
                 total += n as u64;
+                if let Some(s) = &syncer {
+                    s.kick(o);
+                }
                 let full = o.writer.get_ref().written >= self.shard_bytes
                     || self.shard_rows.is_some_and(|m| o.rows >= m);
                 if full {
-                    let o = open.take().expect("open");
-                    let path = o.path.clone();
-                    let entry = close_shard(o)?;
-                    on_shard(&path, &entry)?;
-                    shards.push(entry);
+                    close(open.take().expect("open"), &mut shards)?;
                 }
             }
             progress(total);
         }
         if let Some(o) = open.take() {
-            let path = o.path.clone();
-            let entry = close_shard(o)?;
-            on_shard(&path, &entry)?;
-            shards.push(entry);
+            close(o, &mut shards)?;
+        }
+        if let Some(s) = syncer {
+            s.finish()?;
         }
         let column_spans = schema
             .fields()
@@ -341,8 +458,10 @@ impl StoreWriter {
         let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
         f.write_all(manifest.to_json()?.as_bytes())
             .map_err(|e| Error::io(&path, e))?;
-        f.sync_all().map_err(|e| Error::io(&path, e))?;
-        sync_dir(tmp)?;
+        if durable {
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+            sync_dir(tmp)?;
+        }
         Ok(manifest)
     }
 
@@ -376,11 +495,13 @@ impl StoreWriter {
             path,
             writer,
             rows: 0,
+            kicked: 0,
         })
     }
 }
 
-fn close_shard(mut o: OpenShard) -> Result<ShardEntry> {
+/// Finishes `o`'s file: its entry, and the file to sync.
+fn close_shard(mut o: OpenShard) -> Result<(ShardEntry, File)> {
     o.writer.finish().map_err(|e| Error::arrow_at(&o.path, e))?;
     let mut h = o
         .writer
@@ -391,13 +512,13 @@ fn close_shard(mut o: OpenShard) -> Result<ShardEntry> {
         .inner
         .into_inner()
         .map_err(|e| Error::io(&o.path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(&o.path, e))?;
-    Ok(ShardEntry {
+    let entry = ShardEntry {
         file: o.file,
         rows: o.rows,
         bytes: h.written,
         xxh3: h.hasher.digest(),
-    })
+    };
+    Ok((entry, file))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
