@@ -186,6 +186,9 @@ struct Inner {
     compression: String,
     options: OpenOptions,
     lru: Mutex<Lru>,
+    /// One lock per shard, held while it loads: threads that need a shard another is loading
+    /// wait for that load instead of mapping and decoding it a second time.
+    loading: Vec<Mutex<()>>,
 }
 
 impl Drop for Inner {
@@ -343,6 +346,7 @@ impl ShardStore {
             |c| spans.get(c).copied().flatten().unwrap_or(unrecorded),
             options.offset_limit,
         );
+        let loading = (0..shards.len()).map(|_| Mutex::new(())).collect();
         Self {
             inner: Arc::new(Inner {
                 dir,
@@ -356,6 +360,7 @@ impl ShardStore {
                 compression,
                 options,
                 lru: Mutex::new(Lru::default()),
+                loading,
             }),
         }
     }
@@ -458,17 +463,27 @@ impl ShardStore {
         (s, row - self.inner.starts[s])
     }
 
+    /// Shard `s` if it is open, marked most recently used.
+    fn cached_shard(&self, s: usize) -> Option<Arc<LoadedShard>> {
+        let mut lru = self.lock();
+        let sh = lru.open.get(&s).cloned()?;
+        if let Some(p) = lru.order.iter().position(|&k| k == s) {
+            lru.order.remove(p);
+        }
+        lru.order.push_back(s);
+        Some(sh)
+    }
+
     /// Loads shard `s` (or takes it from the cache).
     pub(crate) fn shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
-        {
-            let mut lru = self.lock();
-            if let Some(sh) = lru.open.get(&s).cloned() {
-                if let Some(p) = lru.order.iter().position(|&k| k == s) {
-                    lru.order.remove(p);
-                }
-                lru.order.push_back(s);
-                return Ok(sh);
-            }
+        if let Some(sh) = self.cached_shard(s) {
+            return Ok(sh);
+        }
+        let _loading = self.inner.loading[s]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(sh) = self.cached_shard(s) {
+            return Ok(sh);
         }
         let meta = &self.inner.shards[s];
         let bytes = match &self.inner.cache {

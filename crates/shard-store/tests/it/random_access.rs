@@ -136,6 +136,30 @@ fn the_open_shard_cap_is_respected_and_lru() {
     assert_eq!(loads_after(1), 5, "shard 1 was the least recently used");
 }
 
+/// Threads that need the same shard at once load it once: the others wait for that load
+/// rather than mapping and decoding it again (which doubled a fresh epoch's resident memory).
+#[test]
+fn threads_asking_for_one_shard_at_once_load_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    write(&p, input(&[4000]), &StoreWriter::new().shard_rows(2000));
+    for round in 0..20 {
+        let store =
+            ShardStore::open_with(&p, OpenOptions::default().with_mode(LoadMode::Read)).unwrap();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    store.take(&[t * 7, 3999 - t], None).unwrap();
+                });
+            }
+        });
+        assert_eq!(store.shard_loads(), 2, "round {round}");
+    }
+}
+
 #[test]
 fn shard_iteration_natural_and_shuffled() {
     let dir = tempfile::tempdir().unwrap();
