@@ -18,7 +18,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_buffer::ArrowNativeType;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use arrowfeed_traits::{Error, Result};
 use std::path::Path;
 
@@ -83,29 +83,40 @@ pub(crate) struct Columns<'a> {
 
 impl Columns<'_> {
     /// Gathers `positions` (array, row) from `arrays` into a column of `field`'s type.
+    ///
+    /// At the real limit, arrow's interleave finds an overflow itself (an error, checked as it
+    /// builds the offsets), so the common case costs one pass; a lowered limit (tests) is
+    /// checked by summing the lengths first.
     pub(crate) fn gather(
         self,
         field: &Field,
         arrays: Vec<&dyn Array>,
         positions: &[(usize, usize)],
     ) -> Result<ArrayRef> {
-        let limit = self.limit;
         let Some(first) = arrays.first() else {
             return Ok(arrow_array::new_empty_array(field.data_type()));
         };
-        let len = gathered_len(&arrays, positions);
-        if len > limit {
-            if first.data_type() == field.data_type() {
-                return Err(self.too_wide(field, len));
+        let overflows = if self.limit < OFFSET_LIMIT {
+            gathered_len(&arrays, positions) > self.limit
+        } else {
+            false
+        };
+        let gathered = match overflows {
+            true => Err(ArrowError::OffsetOverflowError(0)),
+            false => arrow_select::interleave::interleave(&arrays, positions),
+        };
+        match gathered {
+            Ok(a) => conform_array(a, field),
+            Err(ArrowError::OffsetOverflowError(_)) if large_type(first.data_type()).is_some() => {
+                if first.data_type() == field.data_type() {
+                    return Err(self.too_wide(field, gathered_len(&arrays, positions)));
+                }
+                let cast = cast_all(&arrays, field.data_type())?;
+                let refs: Vec<&dyn Array> = cast.iter().map(|a| a.as_ref()).collect();
+                Ok(arrow_select::interleave::interleave(&refs, positions)?)
             }
-            let cast = cast_all(&arrays, field.data_type())?;
-            let refs: Vec<&dyn Array> = cast.iter().map(|a| a.as_ref()).collect();
-            return Ok(arrow_select::interleave::interleave(&refs, positions)?);
+            Err(e) => Err(e.into()),
         }
-        conform_array(
-            arrow_select::interleave::interleave(&arrays, positions)?,
-            field,
-        )
     }
 
     /// Concatenates whole `arrays` into a column of `field`'s type.
