@@ -66,6 +66,15 @@ pub use arrowfeed_object_store as object_store;
 
 mod inputs;
 
+#[cfg(all(feature = "core-source", feature = "shard-store"))]
+#[doc(hidden)]
+pub mod readme;
+
+/// The workspace README's Rust examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(feature = "core-source")]
 pub use arrowfeed_core_source::{Input, ReadOptions, Source, SourceInfo};
 #[cfg(feature = "core-source")]
