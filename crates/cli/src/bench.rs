@@ -97,9 +97,9 @@ impl Summary {
     /// `N rows/s, M MB/s, per batch p50 ..., p99 ...`
     fn rates(&self) -> String {
         format!(
-            "{:.0} rows/s, {:.1} MB/s, per batch p50 {:.3} ms, p99 {:.3} ms",
-            self.rows_per_s(),
-            self.mb_per_s(),
+            "{} rows/s, {}/s, per batch p50 {:.3} ms, p99 {:.3} ms",
+            crate::units::si(self.rows_per_s()),
+            crate::units::bytes((self.bytes as f64 / self.seconds) as u64),
             self.p50,
             self.p99
         )
@@ -210,11 +210,11 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
         )
     } else {
         write_stdout(&format!(
-            "scan {} ({engine_name}): {} rows in {} batches, {:.1} MB in {:.3} s\n  {}\n",
+            "scan {} ({engine_name}): {} rows in {} batches, {} in {:.3} s\n  {}\n",
             path.display(),
-            sum.rows,
-            sum.batches,
-            sum.bytes as f64 / 1e6,
+            crate::units::count(sum.rows),
+            crate::units::count(sum.batches as u64),
+            crate::units::bytes(sum.bytes),
             sum.seconds,
             sum.rates()
         ))
@@ -357,8 +357,8 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
             "epoch {} of {}: {} rows in {} batches, {:.3} s\n  {}\n  {m}\n{cache}",
             a.epoch,
             path.display(),
-            sum.rows,
-            sum.batches,
+            crate::units::count(sum.rows),
+            crate::units::count(sum.batches as u64),
             sum.seconds,
             sum.rates()
         ))

@@ -144,8 +144,11 @@ pub(crate) fn run(
         write_stdout(&format!("{v}\n"))
     } else {
         eprintln!(
-            "wrote {rows} rows in {batches} batches to {} ({format}, {bytes} bytes) in {seconds:.2} s",
-            out.display()
+            "wrote {} rows in {} batches to {} ({format}, {}) in {seconds:.2} s",
+            crate::units::count(rows),
+            crate::units::count(batches),
+            out.display(),
+            crate::units::bytes(bytes)
         );
         Ok(())
     }
@@ -198,10 +201,11 @@ fn to_store(
         write_stdout(&format!("{v}\n"))
     } else {
         eprintln!(
-            "wrote {} rows in {} shards to {} ({bytes} bytes) in {seconds:.2} s",
-            manifest.rows(),
+            "wrote {} rows in {} shards to {} ({}) in {seconds:.2} s",
+            crate::units::count(manifest.rows()),
             manifest.shards.len(),
-            out.display()
+            out.display(),
+            crate::units::bytes(bytes)
         );
         Ok(())
     }
@@ -236,9 +240,15 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<ProgressBar> {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})",
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows ({rate} rows/s, eta {eta})",
         )
         .expect("the template is valid")
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&crate::units::si(state.per_sec()));
+            },
+        )
         .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(200));

@@ -202,14 +202,14 @@ pub(crate) fn run(dir: Option<PathBuf>, rows: u64, as_json: bool) -> CliResult {
         say(
             as_json,
             &format!(
-                "3.{} epoch {e}: {} rows in {:.2} s ({:.0} rows/s), waited for data {:.3} s, gathered {:.2} s in workers, peak {:.1} MB buffered",
+                "3.{} epoch {e}: {} rows in {:.2} s ({} rows/s), waited for data {:.3} s, gathered {:.2} s in workers, peak {} buffered",
                 e + 1,
-                m.rows,
+                crate::units::count(m.rows),
                 m.elapsed.as_secs_f64(),
-                m.rows_per_s(),
+                crate::units::si(m.rows_per_s()),
                 m.consumer_wait.as_secs_f64(),
                 m.gather.as_secs_f64(),
-                m.peak_bytes as f64 / 1e6
+                crate::units::bytes(m.peak_bytes as u64)
             ),
         );
         epochs.push(json!({"epoch": e, "rows": m.rows, "seconds": m.elapsed.as_secs_f64(), "rows_per_s": m.rows_per_s(),
@@ -223,8 +223,8 @@ pub(crate) fn run(dir: Option<PathBuf>, rows: u64, as_json: bool) -> CliResult {
         crate::convert::write_stdout(&format!("{v}\n"))
     } else {
         eprintln!(
-            "peak memory {:.0} MB resident. Consumer wait near zero means the loop was never input-bound.",
-            rss as f64 / 1e6
+            "peak memory {} resident. Consumer wait near zero means the loop was never input-bound.",
+            crate::units::bytes(rss)
         );
         Ok(())
     }

@@ -33,10 +33,14 @@ fn store(path: &Path, as_json: bool) -> CliResult {
         let mut s = String::new();
         s += &format!("path:        {}\n", path.display());
         s += &format!("format:      {}\n", store.format().name());
-        s += &format!("rows:        {}\n", store.num_rows());
+        s += &format!("rows:        {}\n", crate::units::count(store.num_rows()));
         s += &format!("shards:      {}\n", shards.len());
         if let Some(b) = store.total_bytes() {
-            s += &format!("size:        {b} bytes\n");
+            s += &format!(
+                "size:        {} ({} bytes)\n",
+                crate::units::bytes(b),
+                crate::units::count(b)
+            );
         }
         s += &format!("compression: {}\n", store.compression());
         s += &format!("columns:     {}\n", schema.fields().len());
@@ -85,14 +89,18 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
         s += &format!("format:      {}\n", info.format);
         s += &format!(
             "rows:        {}\n",
-            info.rows.map_or("unknown".into(), |r| r.to_string())
+            info.rows.map_or("unknown".into(), crate::units::count)
         );
         s += &format!(
             "{:<12} {}\n",
             format!("{}:", info.unit),
             info.unit_rows.len()
         );
-        s += &format!("size:        {} bytes\n", info.file_bytes);
+        s += &format!(
+            "size:        {} ({} bytes)\n",
+            crate::units::bytes(info.file_bytes),
+            crate::units::count(info.file_bytes)
+        );
         s += &format!(
             "compression: {}\n",
             if info.compression.is_empty() {

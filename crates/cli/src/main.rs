@@ -30,6 +30,7 @@ mod info;
 mod input;
 mod take;
 mod touch;
+mod units;
 mod verify;
 
 /// Keeps Arrow data flowing: inspect, print, convert and benchmark Parquet and Arrow IPC files

@@ -40,9 +40,9 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
             );
         }
         s += &format!(
-            "{} shards, {} bytes checked, {} bad\n",
+            "{} shards, {} checked, {} bad\n",
             report.checked,
-            report.bytes,
+            crate::units::bytes(report.bytes),
             report.bad.len()
         );
         crate::convert::write_stdout(&s)?;
