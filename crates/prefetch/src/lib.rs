@@ -62,4 +62,5 @@ pub use loader::{
 pub use metrics::PrefetchMetrics;
 pub use options::{Order, Prefetch, PrefetchBuilder};
 pub use reader::{PrefetchReader, PrefetchStream, TryNext};
-pub use sampler::{Permutation, Shuffle};
+pub use arrowfeed_traits::Permutation;
+pub use sampler::Shuffle;

@@ -543,14 +543,14 @@ impl ShardStore {
     /// Every batch, shard by shard: in natural order, or with the shard order shuffled by
     /// `seed` (rows within a shard stay in order).
     pub fn iter_shards(&self, shuffle_seed: Option<u64>) -> ShardIter {
-        let mut order: Vec<usize> = (0..self.inner.shards.len()).collect();
-        if let Some(seed) = shuffle_seed {
-            let mut x = seed;
-            for i in (1..order.len()).rev() {
-                let j = (splitmix64(&mut x) % (i as u64 + 1)) as usize;
-                order.swap(i, j);
+        let n = self.inner.shards.len();
+        let order: Vec<usize> = match shuffle_seed {
+            None => (0..n).collect(),
+            Some(seed) => {
+                let p = arrowfeed_traits::Permutation::new(n as u64, seed);
+                (0..n as u64).map(|i| p.apply(i) as usize).collect()
             }
-        }
+        };
         ShardIter {
             store: self.clone(),
             order: order.into(),
@@ -592,14 +592,6 @@ impl ShardStore {
             len: self.num_rows(),
         }
     }
-}
-
-fn splitmix64(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Opens a Hugging Face `save_to_disk` directory: `state.json` lists the shard files.

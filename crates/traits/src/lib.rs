@@ -90,6 +90,7 @@ mod memory;
 pub mod mmap;
 mod object_dir;
 mod panic;
+pub mod permutation;
 mod random_access;
 mod scan;
 #[cfg(feature = "testkit")]
@@ -102,6 +103,7 @@ pub use object_dir::{MemoryDir, ObjectDir, not_found};
 pub use panic::{
     catch_panic, panic_is_guarded, panics_caught_on_this_thread, quiet_guarded_panics,
 };
+pub use permutation::Permutation;
 pub use random_access::{RandomAccess, check_slice, project_schema};
 pub use scan::{DecodePart, Decoded, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
 
