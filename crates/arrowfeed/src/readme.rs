@@ -42,11 +42,15 @@ pub fn enter() -> Result<Fixtures> {
         ("id", Arc::new(Int64Array::from_iter_values(0..n)) as _),
         (
             "text",
-            Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("row {i}")))) as _,
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("row {i}")),
+            )) as _,
         ),
         (
             "label",
-            Arc::new(Int32Array::from_iter_values((0..n).map(|i| (i % 10) as i32))) as _,
+            Arc::new(Int32Array::from_iter_values(
+                (0..n).map(|i| (i % 10) as i32),
+            )) as _,
         ),
     ])?;
     for (file, format) in [
@@ -64,9 +68,11 @@ pub fn enter() -> Result<Fixtures> {
         w.write(&batch)?;
         w.finish()?;
     }
-    arrowfeed_shard_store::StoreWriter::new().shard_rows(500).write(
-        fixtures.dir.join("data/train"),
-        RecordBatchIterator::new([Ok(batch.clone())], batch.schema()),
-    )?;
+    arrowfeed_shard_store::StoreWriter::new()
+        .shard_rows(500)
+        .write(
+            fixtures.dir.join("data/train"),
+            RecordBatchIterator::new([Ok(batch.clone())], batch.schema()),
+        )?;
     Ok(fixtures)
 }

@@ -55,6 +55,7 @@ mod options;
 mod reader;
 mod sampler;
 
+pub use arrowfeed_traits::Permutation;
 pub use loader::{
     Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderState, LoaderStream, PAD_COLUMN,
     Remainder,
@@ -62,5 +63,4 @@ pub use loader::{
 pub use metrics::PrefetchMetrics;
 pub use options::{Order, Prefetch, PrefetchBuilder};
 pub use reader::{PrefetchReader, PrefetchStream, TryNext};
-pub use arrowfeed_traits::Permutation;
 pub use sampler::Shuffle;

@@ -49,6 +49,7 @@ mod cache;
 /// The fuzz targets' entry points; not part of the API, and not stable.
 #[doc(hidden)]
 pub mod fuzz;
+mod hf;
 mod manifest;
 mod shard;
 mod store;

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_schema::{ArrowError, Schema, SchemaRef};
+use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result, check_slice, project_schema};
-use serde_json::Value;
 
 use crate::cache::{CacheEntry, CacheMetrics, CacheOptions, ShardCache};
+use crate::hf::open_hf;
 use crate::manifest::{MANIFEST_FILE, Manifest};
-use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file, scan_stream};
+use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file};
 use crate::wide::{Columns, OFFSET_LIMIT, batch_of, conform, widen};
 
 /// What kind of directory a store was opened from.
@@ -117,16 +117,16 @@ pub(crate) struct ShardMeta {
 }
 
 /// What opening a directory finds, before the store is built.
-struct Parts {
-    format: StoreFormat,
-    stored: SchemaRef,
-    kind: ShardKind,
-    shards: Vec<ShardMeta>,
-    compression: String,
+pub(crate) struct Parts {
+    pub(crate) format: StoreFormat,
+    pub(crate) stored: SchemaRef,
+    pub(crate) kind: ShardKind,
+    pub(crate) shards: Vec<ShardMeta>,
+    pub(crate) compression: String,
     /// Each column's recorded offset span (see [`crate::wide`]).
-    spans: Vec<Option<u64>>,
+    pub(crate) spans: Vec<Option<u64>>,
     /// What bounds a column's span when none is recorded.
-    unrecorded: u64,
+    pub(crate) unrecorded: u64,
 }
 
 impl Parts {
@@ -592,65 +592,6 @@ impl ShardStore {
             len: self.num_rows(),
         }
     }
-}
-
-/// Opens a Hugging Face `save_to_disk` directory: `state.json` lists the shard files.
-fn open_hf(dir: &Path) -> Result<Parts> {
-    let state_path = dir.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::corrupt_with(&state_path, "not valid JSON", e))?;
-    let files = v
-        .get("_data_files")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::corrupt(&state_path, "no _data_files list"))?;
-    let mut schema: Option<SchemaRef> = None;
-    let mut shards = Vec::new();
-    let (mut bytes, mut compressed) = (0u64, false);
-    for (i, f) in files.iter().enumerate() {
-        let name = f.get("filename").and_then(Value::as_str).ok_or_else(|| {
-            Error::corrupt(&state_path, format!("_data_files[{i}] has no filename"))
-        })?;
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(Error::corrupt(
-                &state_path,
-                format!("_data_files[{i}]: {name:?} leaves the directory"),
-            ));
-        }
-        let path = dir.join(name);
-        let scan = scan_stream(&path)?;
-        let (s, rows) = (scan.schema, scan.rows);
-        bytes = bytes.saturating_add(scan.bytes);
-        compressed |= scan.compressed;
-        match &schema {
-            None => schema = Some(s),
-            Some(first) if first.fields() != s.fields() => {
-                return Err(Error::corrupt(
-                    &path,
-                    format!("schema {s:?} differs from the first shard's {first:?}"),
-                ));
-            }
-            Some(_) => {}
-        }
-        shards.push(ShardMeta {
-            file: name.to_string(),
-            path,
-            rows,
-            bytes: None,
-            xxh3: None,
-        });
-    }
-    let stored = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-    Ok(Parts {
-        format: StoreFormat::HuggingFace,
-        spans: vec![None; stored.fields().len()],
-        stored,
-        kind: ShardKind::Stream,
-        shards,
-        compression: "none".to_string(),
-        // The state records no spans; uncompressed shards' sizes bound them.
-        unrecorded: if compressed { u64::MAX } else { bytes },
-    })
 }
 
 impl RandomAccess for ShardStore {
