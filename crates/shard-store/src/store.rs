@@ -658,19 +658,7 @@ impl RandomAccess for ShardStore {
             };
             positions.push((src, r));
         }
-        let columns = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(c, f)| {
-                self.columns().gather(
-                    f,
-                    sources.iter().map(|b| b.column(c).as_ref()).collect(),
-                    &positions,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        batch_of(&schema, columns, indices.len())
+        self.columns().gather_batch(&schema, &sources, &positions)
     }
 
     /// Rows `offset..offset + len`: zero-copy when they lie in one batch, else the pieces of
@@ -791,20 +779,8 @@ impl ShardStore {
                     .collect::<std::result::Result<Vec<_>, _>>()?,
                 None => sources,
             };
-            let columns = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(c, f)| {
-                    self.columns().gather(
-                        f,
-                        sources.iter().map(|b| b.column(c).as_ref()).collect(),
-                        &pos,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
             part_of.insert(s, parts.len());
-            parts.push(batch_of(schema, columns, local.len())?);
+            parts.push(self.columns().gather_batch(schema, &sources, &pos)?);
             // The shard is let go here, before the next is opened.
         }
         if parts.len() == 1 {
@@ -812,19 +788,7 @@ impl ShardStore {
         }
         let positions: Vec<(usize, usize)> =
             positions.iter().map(|&(s, r)| (part_of[&s], r)).collect();
-        let columns = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(c, f)| {
-                self.columns().gather(
-                    f,
-                    parts.iter().map(|b| b.column(c).as_ref()).collect(),
-                    &positions,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        batch_of(schema, columns, indices.len())
+        self.columns().gather_batch(schema, &parts, &positions)
     }
 }
 

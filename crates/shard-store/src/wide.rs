@@ -96,14 +96,11 @@ impl Columns<'_> {
         let Some(first) = arrays.first() else {
             return Ok(arrow_array::new_empty_array(field.data_type()));
         };
-        let overflows = if self.limit < OFFSET_LIMIT {
-            gathered_len(&arrays, positions) > self.limit
+        let gathered = if self.limit < OFFSET_LIMIT && gathered_len(&arrays, positions) > self.limit
+        {
+            Err(ArrowError::OffsetOverflowError(0))
         } else {
-            false
-        };
-        let gathered = match overflows {
-            true => Err(ArrowError::OffsetOverflowError(0)),
-            false => arrow_select::interleave::interleave(&arrays, positions),
+            arrow_select::interleave::interleave(&arrays, positions)
         };
         match gathered {
             Ok(a) => conform_array(a, field),
@@ -119,14 +116,36 @@ impl Columns<'_> {
         }
     }
 
+    /// Gathers `positions` (batch, row) from `sources` into a batch of `schema`, column by
+    /// column.
+    pub(crate) fn gather_batch(
+        self,
+        schema: &SchemaRef,
+        sources: &[RecordBatch],
+        positions: &[(usize, usize)],
+    ) -> Result<RecordBatch> {
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(c, f)| {
+                self.gather(
+                    f,
+                    sources.iter().map(|b| b.column(c).as_ref()).collect(),
+                    positions,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(schema, columns, positions.len())
+    }
+
     /// Concatenates whole `arrays` into a column of `field`'s type.
     pub(crate) fn concat(self, field: &Field, arrays: Vec<&dyn Array>) -> Result<ArrayRef> {
-        let limit = self.limit;
         let Some(first) = arrays.first() else {
             return Ok(arrow_array::new_empty_array(field.data_type()));
         };
         let len: u64 = arrays.iter().map(|a| offset_span(*a)).sum();
-        if len > limit {
+        if len > self.limit {
             if first.data_type() == field.data_type() {
                 return Err(self.too_wide(field, len));
             }
