@@ -15,9 +15,8 @@ use arrow_ipc::reader::{FileDecoder, StreamReader};
 use arrow_ipc::{Block, CompressionType};
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::ipc::{CheckedRead, FileFooter, check_message, footer_range, message_header};
-use arrowfeed_traits::{ByteSource, Error, Result};
+use arrowfeed_traits::{ByteSource, Error, Result, no_panic};
 
-use crate::guard::no_panic;
 use crate::input::{SourceChunks, SourceReader};
 use crate::local::LocalFile;
 
@@ -132,7 +131,9 @@ impl IpcFileReader {
     ) -> Result<Self> {
         let path = path.as_ref();
         let file = Reads::Local(LocalFile::open(path)?);
-        no_panic(path, || Self::from_file(file, |_| Ok(projection)))
+        no_panic(path, "the decoder", || {
+            Self::from_file(file, |_| Ok(projection))
+        })
     }
 
     /// Opens the IPC file at `path`, reading only `columns` (by name, in the output order), or
@@ -145,7 +146,9 @@ impl IpcFileReader {
     pub fn open_with_columns(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
         let path = path.as_ref();
         let file = Reads::Local(LocalFile::open(path)?);
-        no_panic(path, || Self::from_file(file, by_name(columns)))
+        no_panic(path, "the decoder", || {
+            Self::from_file(file, by_name(columns))
+        })
     }
 
     /// Opens the IPC file behind `source` (a remote object, a memory map), reading only
@@ -161,7 +164,9 @@ impl IpcFileReader {
             tail: SourceChunks::new(source.clone())?,
             source,
         };
-        no_panic(name.as_str(), || Self::from_file(file, by_name(columns)))
+        no_panic(name.as_str(), "the decoder", || {
+            Self::from_file(file, by_name(columns))
+        })
     }
 
     /// Reads the footer and dictionaries of `file`; `projection` picks the columns once the
@@ -262,7 +267,7 @@ impl IpcFileReader {
         let block = self.blocks.get(index).ok_or_else(|| {
             Error::index_out_of_range(index as u64, self.blocks.len() as u64).or_location(path)
         })?;
-        no_panic(path, || {
+        no_panic(path, "the decoder", || {
             let buf = self.file.block(block)?;
             check_message(&buf, block.metaDataLength() as usize)
                 .map_err(|m| Error::corrupt(path, format!("record batch {index}: {m}")))?;
@@ -447,7 +452,7 @@ impl IpcStreamReader {
             ));
         }
         let reader = BufReader::with_capacity(1 << 20, CheckedRead::new(read));
-        let inner = no_panic(&path, || {
+        let inner = no_panic(&path, "the decoder", || {
             // Check the projection against the schema first, for an error that says what is wrong.
             StreamReader::try_new(reader, projection.clone()).map_err(|e| match e {
                 ArrowError::SchemaError(_) | ArrowError::InvalidArgumentError(_)
@@ -482,7 +487,7 @@ impl Iterator for IpcStreamReader {
         }
         let path = &self.path;
         let inner = &mut self.inner;
-        let r = no_panic(path, || {
+        let r = no_panic(path, "the decoder", || {
             inner
                 .next()
                 .transpose()

@@ -45,7 +45,6 @@
 
 mod detect;
 mod flat;
-mod guard;
 mod input;
 mod ipc;
 mod local;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{ByteSource, Error, Result};
+use arrowfeed_traits::{ByteSource, Error, Result, no_panic};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
@@ -15,7 +15,6 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::ChunkReader;
 
-use crate::guard::no_panic;
 use crate::input::SourceChunks;
 use crate::{Format, ReadOptions, SourceInfo};
 
@@ -75,7 +74,9 @@ impl ParquetReader {
         let (file, file_bytes) = crate::detect::open_regular_file(path)?;
         let name = path.display().to_string();
         let footer = ParquetFooter::read(&name, &file, file_bytes, options)?;
-        no_panic(path, || Self::build(path, file, footer, options))
+        no_panic(path, "the decoder", || {
+            Self::build(path, file, footer, options)
+        })
     }
 
     fn build(
@@ -146,7 +147,7 @@ impl ParquetFooter {
         file_bytes: u64,
         options: &ReadOptions,
     ) -> Result<Self> {
-        no_panic(name, || {
+        no_panic(name, "the decoder", || {
             let metadata = load_metadata(name, reader, file_bytes)?;
             let projection = resolve_columns(name, &metadata, options.columns.as_deref())?;
             if let Some(rgs) = &options.row_groups {
@@ -352,7 +353,7 @@ impl Iterator for ParquetReader {
         let path = &self.path;
         let inner = &mut self.inner;
         let reorder = &self.reorder;
-        let r = no_panic(path, || match inner.next() {
+        let r = no_panic(path, "the decoder", || match inner.next() {
             None => Ok(None),
             Some(Err(e)) => Err(Error::arrow_at(path, e)),
             Some(Ok(b)) => match reorder {

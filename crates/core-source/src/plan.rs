@@ -13,7 +13,7 @@ use arrow_ipc::reader::FileDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{
     ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
-    TaskDecoder,
+    TaskDecoder, no_panic,
 };
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
@@ -25,7 +25,6 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use crate::ReadOptions;
 use crate::flat::{FlatReader, Kind};
-use crate::guard::no_panic;
 use crate::ipc::IpcFileReader;
 use crate::pages::{PageCounts, SharedPages, SharedRowGroup};
 use crate::parquet::{ParquetFooter, Projection};
@@ -459,7 +458,7 @@ impl PartDecoder for PartReader {
     fn decode(mut self: Box<Self>) -> Result<PartDecoded> {
         let rg = self.rg.clone();
         let g = &rg.group;
-        let out = no_panic(&*g.name, || {
+        let out = no_panic(&*g.name, "the decoder", || {
             let readers = match &mut self.readers {
                 Some(r) => r,
                 None => self.readers.insert(rg.readers(self.rows.clone())?),
@@ -682,10 +681,12 @@ impl Iterator for IpcScanPlan {
                 let buf = Buffer::from(data);
                 arrowfeed_traits::ipc::check_message(&buf, block.metaDataLength() as usize)
                     .map_err(|m| Error::corrupt(path, m))?;
-                no_panic(path, || match decoder.read_record_batch(&block, &buf) {
-                    Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),
-                    Ok(None) => Ok(Decoded::Batches(vec![])),
-                    Err(e) => Err(Error::arrow_at(path, e)),
+                no_panic(path, "the decoder", || {
+                    match decoder.read_record_batch(&block, &buf) {
+                        Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),
+                        Ok(None) => Ok(Decoded::Batches(vec![])),
+                        Err(e) => Err(Error::arrow_at(path, e)),
+                    }
                 })
             }),
         };

@@ -40,6 +40,23 @@
 //!   them and end the output. **Dropping** the reader or stream stops scheduling, frees the
 //!   budget and joins the threads: no task outlives it.
 //!
+//! # Words
+//! One word per concept, in this crate's code and docs:
+//!
+//! | word | meaning |
+//! |---|---|
+//! | *plan*, *task* | a [`ScanPlan`] yields [`ReadTask`](arrowfeed_traits::ReadTask)s, numbered in plan order |
+//! | *range* | bytes a decoder asks for |
+//! | *read* | one request to the source: ranges closer than `coalesce_gap` are one read, a range longer than `max_request_bytes` several |
+//! | *fetch* | the reads of a task's ranges: its first, or a *follow-up* (`Decoded::NeedMore`) |
+//! | *charge* | the bytes a task's fetches asked for, held against the budget until the consumer takes its last piece |
+//! | *part* | a row range of a split task (`Decoded::Parts`), decoded on any thread |
+//! | *piece* | what the consumer takes at once: an unsplit task's batches, or one step of a part (`PartDecoded`) |
+//! | *output* | a task or a part: what the decode-ahead limit counts while it is started and not yet taken |
+//! | *head* | the piece the consumer takes next, and its task |
+//!
+//! (*Chunk* is not one of them: in Parquet it names a column chunk.)
+//!
 //! # Example
 //! A plan of two tasks over bytes in memory, each task's decoder turning its bytes into rows:
 //! ```
@@ -384,10 +401,12 @@ impl ScanReader {
                 return Poll::Ready(None);
             }
             match self.shared.next_output(waker) {
-                Err(()) => return Poll::Pending,
-                Ok(None) => self.input_done = true,
-                Ok(Some(Ok(batches))) => batches.into_iter().for_each(|b| self.rebatch.push(b)),
-                Ok(Some(Err(e))) => self.error = Some(e),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => self.input_done = true,
+                Poll::Ready(Some(Ok(batches))) => {
+                    batches.into_iter().for_each(|b| self.rebatch.push(b))
+                }
+                Poll::Ready(Some(Err(e))) => self.error = Some(e),
             }
         }
     }

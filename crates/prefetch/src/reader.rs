@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{Error, Location, MemoryLedger, Result, batch_memory_size, catch_panic};
+use arrowfeed_traits::{MemoryLedger, Result, batch_memory_size, no_panic, spawn_thread};
 use futures::Stream;
 
 use crate::metrics::PrefetchMetrics;
@@ -169,10 +169,9 @@ impl PrefetchReader {
         for (p, mine) in per_producer.into_iter().enumerate() {
             let shared = shared.clone();
             let slot = p % nslots;
-            std::thread::Builder::new()
-                .name(format!("arrowfeed-prefetch-{p}"))
-                .spawn(move || produce(&shared, slot, mine))
-                .map_err(|e| Error::external(Location::new("prefetch"), e))?;
+            spawn_thread(format!("arrowfeed-prefetch-{p}"), move || {
+                produce(&shared, slot, mine)
+            })?;
         }
         Ok(reader)
     }
@@ -387,14 +386,10 @@ fn produce(shared: &Shared, slot: usize, sources: Vec<Source>) {
                     break 'sources;
                 }
             }
-            let item = match catch_panic(|| source.next()) {
+            let item = match no_panic("prefetch source", "the source", || Ok(source.next())) {
                 Ok(None) => continue 'sources,
                 Ok(Some(item)) => item,
-                Err(message) => Err(Error::external(
-                    Location::new("prefetch source"),
-                    format!("the source panicked: {message}"),
-                )
-                .into_arrow()),
+                Err(e) => Err(e.into_arrow()),
             };
             let is_err = item.is_err();
             let mut st = shared.lock();

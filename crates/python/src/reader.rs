@@ -35,17 +35,15 @@ pub(crate) fn spawn_reader(
     thread_name: &str,
 ) -> PyResult<Batches> {
     let (tx, rx): (SyncSender<Item>, Receiver<Item>) = sync_channel(AHEAD);
-    std::thread::Builder::new()
-        .name(thread_name.into())
-        .spawn(move || {
-            for item in reader {
-                let end = item.is_err();
-                if tx.send(item).is_err() || end {
-                    break;
-                }
+    arrowfeed::traits::spawn_thread(thread_name.into(), move || {
+        for item in reader {
+            let end = item.is_err();
+            if tx.send(item).is_err() || end {
+                break;
             }
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a reader thread: {e}")))?;
+        }
+    })
+    .py_err()?;
     Ok(Mutex::new(rx))
 }
 

@@ -306,10 +306,9 @@ impl ShardCache {
         });
         for _ in 0..options.read_ahead_threads {
             let weak = Arc::downgrade(&cache);
-            std::thread::Builder::new()
-                .name("arrowfeed-shard-read-ahead".into())
-                .spawn(move || read_ahead_loop(weak))
-                .map_err(|e| Error::io("<thread spawn>", e))?;
+            arrowfeed_traits::spawn_thread("arrowfeed-shard-read-ahead".into(), move || {
+                read_ahead_loop(weak)
+            })?;
         }
         Ok(cache)
     }

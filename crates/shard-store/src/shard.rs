@@ -121,19 +121,10 @@ pub(crate) fn decode(
     kind: ShardKind,
     schema: &SchemaRef,
 ) -> Result<LoadedShard> {
-    let decoded = arrowfeed_traits::catch_panic(|| match kind {
+    let batches = arrowfeed_traits::no_panic(path, "the decoder", || match kind {
         ShardKind::File => decode_file(path, data, schema),
         ShardKind::Stream => decode_stream(path, data),
-    });
-    let batches = match decoded {
-        Ok(r) => r?,
-        Err(message) => {
-            return Err(Error::corrupt(
-                path,
-                format!("the decoder failed on malformed data ({message})"),
-            ));
-        }
-    };
+    })?;
     let mut starts = Vec::with_capacity(batches.len() + 1);
     let mut total = 0u64;
     let mut kept = Vec::with_capacity(batches.len());

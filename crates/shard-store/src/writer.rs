@@ -96,25 +96,22 @@ impl Syncer {
         let (jobs, rx) = std::sync::mpsc::channel::<Sync>();
         let early_queued = Arc::new(AtomicBool::new(false));
         let queued = early_queued.clone();
-        let worker = std::thread::Builder::new()
-            .name("arrowfeed-sync".into())
-            .spawn(move || {
-                let mut first: Result<()> = Ok(());
-                for job in rx {
-                    let (r, path) = match job {
-                        Sync::Early(f, path) => {
-                            queued.store(false, Ordering::Release);
-                            (f.sync_data(), path)
-                        }
-                        Sync::Close(f, path) => (f.sync_all(), path),
-                    };
-                    if let (Err(e), true) = (r, first.is_ok()) {
-                        first = Err(Error::io(path, e));
+        let worker = arrowfeed_traits::spawn_thread("arrowfeed-sync".into(), move || {
+            let mut first: Result<()> = Ok(());
+            for job in rx {
+                let (r, path) = match job {
+                    Sync::Early(f, path) => {
+                        queued.store(false, Ordering::Release);
+                        (f.sync_data(), path)
                     }
+                    Sync::Close(f, path) => (f.sync_all(), path),
+                };
+                if let (Err(e), true) = (r, first.is_ok()) {
+                    first = Err(Error::io(path, e));
                 }
-                first
-            })
-            .map_err(|e| Error::io(Path::new("<sync thread>"), e))?;
+            }
+            first
+        })?;
         Ok(Self {
             jobs: Some(jobs),
             early_queued,

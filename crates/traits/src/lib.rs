@@ -101,7 +101,8 @@ pub use error::{BoxError, Error, Location, Result, panic_message};
 pub use memory::{MemoryLedger, array_memory_size, batch_memory_size};
 pub use object_dir::{MemoryDir, ObjectDir, not_found};
 pub use panic::{
-    catch_panic, panic_is_guarded, panics_caught_on_this_thread, quiet_guarded_panics,
+    catch_panic, no_panic, panic_is_guarded, panics_caught_on_this_thread, quiet_guarded_panics,
+    spawn_thread,
 };
 pub use permutation::Permutation;
 pub use random_access::{RandomAccess, check_slice, project_schema};

@@ -1,11 +1,13 @@
-//! One way to catch a panic: [`catch_panic`], which every guard around untrusted bytes and
-//! user code uses, and [`panic_is_guarded`], which a panic hook asks so that a panic a guard
-//! turns into an error prints nothing (the error says what failed, naming the file).
+//! One way to catch a panic: [`catch_panic`], and [`no_panic`], the guard around untrusted
+//! bytes and user code that turns a panic into the workspace's error; [`panic_is_guarded`],
+//! which a panic hook asks so that a panic a guard turns into an error prints nothing (the
+//! error says what failed, naming the file). And one way to start a thread: [`spawn_thread`],
+//! whose failure is one error wherever it happens.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::panic_message;
+use crate::{Error, Location, Result, panic_message};
 
 thread_local! {
     /// How many [`catch_panic`] calls this thread is inside.
@@ -50,6 +52,52 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         CAUGHT.with(|c| c.set(c.get() + 1));
         panic_message(payload.as_ref())
     })
+}
+
+/// Runs `f`, a decoder of untrusted bytes or code a caller supplied; a panic inside it becomes
+/// [`Error::Corrupt`] at `location`, saying that `what` panicked and why. The one guard every
+/// crate uses, so a panic reads the same wherever it is caught.
+///
+/// ```
+/// use arrowfeed_traits::{Error, no_panic};
+/// let r = no_panic("data.parquet", "the decoder", || -> arrowfeed_traits::Result<u8> {
+///     panic!("offset 9 out of range")
+/// });
+/// let e = r.unwrap_err();
+/// assert!(matches!(e, Error::Corrupt { .. }));
+/// assert_eq!(e.to_string(), "data.parquet: the decoder panicked: offset 9 out of range");
+/// ```
+pub fn no_panic<T>(
+    location: impl Into<Location>,
+    what: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match catch_panic(f) {
+        Ok(r) => r,
+        Err(message) => Err(Error::corrupt(
+            location,
+            format!("{what} panicked: {message}"),
+        )),
+    }
+}
+
+/// Starts a thread named `name` running `f`. A thread that cannot start is
+/// [`Error::External`] at `thread NAME`, with the operating system's error as its source.
+///
+/// ```
+/// let h = arrowfeed_traits::spawn_thread("arrowfeed-example".into(), || 6 * 7)?;
+/// assert_eq!(h.join().expect("no panic"), 42);
+/// # Ok::<(), arrowfeed_traits::Error>(())
+/// ```
+pub fn spawn_thread<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>> {
+    let at = Location::new(format!("thread {name}"));
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| Error::external(at, e))
 }
 
 /// True while this thread runs inside [`catch_panic`]: a panic hook that sees it can stay

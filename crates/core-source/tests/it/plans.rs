@@ -406,11 +406,7 @@ fn damaged_plan_is_an_error_not_a_panic(
     let bytes = bytes::Bytes::from(bytes);
     if let Err(e) = run_plan_in_order(plan, |r| Ok(bytes.slice(r.start as usize..r.end as usize))) {
         let msg = e.to_string();
-        prop_assert!(
-            !msg.contains("failed on malformed data"),
-            "a panic: {}",
-            msg
-        );
+        prop_assert!(!msg.contains("panicked"), "a panic: {}", msg);
         prop_assert!(msg.contains("damaged.parquet"), "{}", msg);
     }
     Ok(())
