@@ -47,13 +47,15 @@ mod detect;
 mod flat;
 mod input;
 mod ipc;
+mod ipc_plan;
 mod local;
 mod memtable;
 mod open;
+mod page_cache;
 mod page_header;
 mod pages;
 mod parquet;
-mod plan;
+mod parquet_plan;
 mod plan_reader;
 mod snappy;
 mod varwidth;
@@ -63,6 +65,7 @@ pub use detect::{Format, detect_format, detect_format_of};
 pub use ipc::{
     IpcBatchInfo, IpcFileReader, IpcStreamReader, stream_batch_infos, stream_batch_infos_of,
 };
+pub use ipc_plan::IpcScanPlan;
 pub use local::{LocalFile, MmapFile};
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{
@@ -70,8 +73,8 @@ pub use open::{
     open_source, open_with,
 };
 pub use parquet::ParquetReader;
-pub use plan::{DEFAULT_PIECE_BYTES, IpcScanPlan, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};
-pub use plan_reader::{PlanReader, run_plan_in_order};
+pub use parquet_plan::{DEFAULT_PIECE_BYTES, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};
+pub use plan_reader::PlanReader;
 pub use write::{BatchWriter, WriteCompression};
 
 /// The fuzz targets' entry points; not part of the API, and not stable.

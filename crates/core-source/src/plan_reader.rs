@@ -1,14 +1,13 @@
-//! Running a scan plan in order on the caller's thread: the reference semantics of
-//! `ScanPlan` that an engine's output must equal, and the reader over a `ByteSource` that
-//! `open_source` hands out (one task's ranges at a time, in one batched read).
+//! The reader over a `ByteSource` that `open_source` hands out: a scan plan run in order on
+//! the caller's thread (`arrowfeed_traits::InOrder`, the reference semantics of `ScanPlan`),
+//! one task's ranges at a time in one batched read.
 
-use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{ByteSource, Decoded, PartDecoded, PartDecoder, Result, ScanPlan};
+use arrowfeed_traits::{ByteSource, InOrder, Result, ScanPlan};
 use bytes::Bytes;
 
 /// Reads a task's ranges: all of them, in order.
@@ -22,7 +21,7 @@ type ReadRanges = Box<dyn FnMut(Vec<Range<u64>>) -> Result<Vec<Bytes>> + Send>;
 /// The scan engine (`arrowfeed-decode-sched`) runs the same plans with I/O and decoding
 /// overlapped on several threads; this is the simple way without one.
 pub struct PlanReader {
-    runner: Runner<Box<dyn ScanPlan>, ReadRanges>,
+    runner: InOrder<Box<dyn ScanPlan>, ReadRanges>,
     schema: SchemaRef,
     /// Set by [`PlanReader::exact_batches`]: rows per output batch.
     exact: Option<usize>,
@@ -47,7 +46,7 @@ impl PlanReader {
             Box::new(move |ranges| futures::executor::block_on(source.read_many(ranges)));
         Self {
             schema: plan.schema(),
-            runner: Runner::new(plan, read),
+            runner: InOrder::new(plan, read),
             exact: None,
             held: Vec::new(),
             finished: false,
@@ -106,71 +105,6 @@ impl PlanReader {
     }
 }
 
-/// The loop both [`PlanReader`] and [`run_plan_in_order`] run.
-struct Runner<P, F> {
-    plan: P,
-    read: F,
-    ready: VecDeque<RecordBatch>,
-    parts: VecDeque<Box<dyn PartDecoder>>,
-}
-
-impl<P: Iterator<Item = Result<arrowfeed_traits::ReadTask>>, F> Runner<P, F>
-where
-    F: FnMut(Vec<Range<u64>>) -> Result<Vec<Bytes>>,
-{
-    fn new(plan: P, read: F) -> Self {
-        Self {
-            plan,
-            read,
-            ready: VecDeque::new(),
-            parts: VecDeque::new(),
-        }
-    }
-
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        loop {
-            if let Some(b) = self.ready.pop_front() {
-                return Ok(Some(b));
-            }
-            if let Some(part) = self.parts.pop_front() {
-                match part.decode()? {
-                    PartDecoded::Done(b) => self.ready.extend(b),
-                    PartDecoded::More(b, next) => {
-                        self.ready.extend(b);
-                        self.parts.push_front(next);
-                    }
-                }
-                continue;
-            }
-            let Some(task) = self.plan.next() else {
-                return Ok(None);
-            };
-            let task = task?;
-            let (mut ranges, mut decoder) = (task.ranges, task.decoder);
-            loop {
-                let bytes = (self.read)(ranges)?;
-                match decoder.decode(bytes)? {
-                    Decoded::Batches(b) => {
-                        self.ready.extend(b);
-                        break;
-                    }
-                    Decoded::Parts(parts) => {
-                        self.parts.extend(parts.into_iter().map(|p| p.decoder));
-                        break;
-                    }
-                    Decoded::NeedMore {
-                        ranges: more,
-                        decoder: next,
-                    } => {
-                        ranges = more;
-                        decoder = next;
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl Iterator for PlanReader {
     type Item = std::result::Result<RecordBatch, ArrowError>;
 
@@ -187,23 +121,4 @@ impl RecordBatchReader for PlanReader {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-}
-
-/// Runs `plan` in order on this thread, reading through `read(range)`: the reference an engine's
-/// output must equal, and a simple way to use a plan without one.
-///
-/// # Errors
-/// The first error of the plan, a read, or a decoder.
-pub fn run_plan_in_order(
-    plan: impl ScanPlan,
-    mut read: impl FnMut(Range<u64>) -> Result<Bytes>,
-) -> Result<Vec<RecordBatch>> {
-    let mut runner = Runner::new(plan, |ranges: Vec<Range<u64>>| {
-        ranges.into_iter().map(&mut read).collect()
-    });
-    let mut out = Vec::new();
-    while let Some(b) = runner.next_batch()? {
-        out.push(b);
-    }
-    Ok(out)
 }

@@ -106,7 +106,10 @@ pub use panic::{
 };
 pub use permutation::Permutation;
 pub use random_access::{RandomAccess, check_slice, project_schema};
-pub use scan::{DecodePart, Decoded, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder};
+pub use scan::{
+    DecodePart, Decoded, InOrder, PartDecoded, PartDecoder, ReadTask, ScanPlan, TaskDecoder,
+    run_plan_in_order,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Scan-plan traits: a format says *what* to read and *how* to decode it; the engine in
 //! `arrowfeed-decode-sched` decides *when*.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 
@@ -17,6 +18,10 @@ use crate::Result;
 ///   *k*'s end, the first starting at 0.
 /// - Every batch decoded from any task has the schema [`schema`](Self::schema).
 /// - An `Err` item ends the plan (the engine reports it after the batches of earlier tasks).
+///
+/// Its reference semantics are [`run_plan_in_order`]: one task at a time, each decoder run to
+/// the end (follow-ups, parts and pieces in order) before the next task is read. An engine's
+/// output must equal it, batch boundaries aside.
 pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     /// The schema of the decoded batches.
     fn schema(&self) -> SchemaRef;
@@ -166,4 +171,141 @@ where
     fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
         (*self)(bytes)
     }
+}
+
+/// A plan run in order on the calling thread, as an iterator of its decoded batches: each
+/// task's ranges are read with `read` (all of them, in the decoder's order), decoded, and its
+/// batches handed out before the next task is read, so at most one task's bytes and batches
+/// are held at a time. [`run_plan_in_order`] collects it.
+pub struct InOrder<P, F> {
+    plan: P,
+    read: F,
+    ready: VecDeque<RecordBatch>,
+    parts: VecDeque<Box<dyn PartDecoder>>,
+}
+
+impl<P, F> fmt::Debug for InOrder<P, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InOrder")
+            .field("ready", &self.ready.len())
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, F> InOrder<P, F>
+where
+    P: Iterator<Item = Result<ReadTask>>,
+    F: FnMut(Vec<Range<u64>>) -> Result<Vec<Bytes>>,
+{
+    /// Runs `plan`, reading each fetch's ranges with `read`.
+    pub fn new(plan: P, read: F) -> Self {
+        Self {
+            plan,
+            read,
+            ready: VecDeque::new(),
+            parts: VecDeque::new(),
+        }
+    }
+
+    /// The next batch; `Ok(None)` at the end.
+    ///
+    /// # Errors
+    /// The first error of the plan, a read, or a decoder.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Ok(Some(b));
+            }
+            if let Some(part) = self.parts.pop_front() {
+                match part.decode()? {
+                    PartDecoded::Done(b) => self.ready.extend(b),
+                    PartDecoded::More(b, next) => {
+                        self.ready.extend(b);
+                        self.parts.push_front(next);
+                    }
+                }
+                continue;
+            }
+            let Some(task) = self.plan.next() else {
+                return Ok(None);
+            };
+            let task = task?;
+            let (mut ranges, mut decoder) = (task.ranges, task.decoder);
+            loop {
+                let bytes = (self.read)(ranges)?;
+                match decoder.decode(bytes)? {
+                    Decoded::Batches(b) => {
+                        self.ready.extend(b);
+                        break;
+                    }
+                    Decoded::Parts(parts) => {
+                        self.parts.extend(parts.into_iter().map(|p| p.decoder));
+                        break;
+                    }
+                    Decoded::NeedMore {
+                        ranges: more,
+                        decoder: next,
+                    } => {
+                        ranges = more;
+                        decoder = next;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `plan` in order on this thread, reading through `read(range)`: the reference an
+/// engine's output must equal, and a simple way to use a plan without one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{RecordBatch, UInt8Array};
+/// use arrow_schema::{DataType, Field, Schema};
+/// use arrowfeed_traits::{Decoded, ReadTask, Result, run_plan_in_order};
+/// use bytes::Bytes;
+///
+/// struct OneTask(Option<ReadTask>, arrow_schema::SchemaRef);
+/// impl Iterator for OneTask {
+///     type Item = Result<ReadTask>;
+///     fn next(&mut self) -> Option<Self::Item> { self.0.take().map(Ok) }
+/// }
+/// impl arrowfeed_traits::ScanPlan for OneTask {
+///     fn schema(&self) -> arrow_schema::SchemaRef { self.1.clone() }
+/// }
+///
+/// let schema = Arc::new(Schema::new(vec![Field::new("b", DataType::UInt8, false)]));
+/// let s = schema.clone();
+/// let task = ReadTask {
+///     ranges: vec![1..3],
+///     priority: 0,
+///     rows: 0..2,
+///     decoder: Box::new(move |bytes: Vec<Bytes>| -> Result<Decoded> {
+///         let col = Arc::new(UInt8Array::from(bytes[0].to_vec()));
+///         Ok(Decoded::Batches(vec![RecordBatch::try_new(s, vec![col])?]))
+///     }),
+/// };
+/// let data = Bytes::from_static(b"xyz");
+/// let batches = run_plan_in_order(OneTask(Some(task), schema), |r| {
+///     Ok(data.slice(r.start as usize..r.end as usize))
+/// })?;
+/// assert_eq!(batches[0].num_rows(), 2);
+/// # Ok::<(), arrowfeed_traits::Error>(())
+/// ```
+///
+/// # Errors
+/// The first error of the plan, a read, or a decoder.
+pub fn run_plan_in_order(
+    plan: impl ScanPlan,
+    mut read: impl FnMut(Range<u64>) -> Result<Bytes>,
+) -> Result<Vec<RecordBatch>> {
+    let mut runner = InOrder::new(plan, |ranges: Vec<Range<u64>>| {
+        ranges.into_iter().map(&mut read).collect()
+    });
+    let mut out = Vec::new();
+    while let Some(b) = runner.next_batch()? {
+        out.push(b);
+    }
+    Ok(out)
 }

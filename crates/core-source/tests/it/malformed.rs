@@ -189,7 +189,7 @@ fn compressed_buffers_claiming_too_much_are_errors() {
         assert!(e.to_string().contains("declares"), "{e}");
         let path = dir.path().join(&name);
         let plan = arrowfeed_core_source::IpcScanPlan::try_new(&path, None).unwrap();
-        let e = arrowfeed_core_source::run_plan_in_order(plan, |r| {
+        let e = arrowfeed_traits::run_plan_in_order(plan, |r| {
             Ok(bytes::Bytes::copy_from_slice(
                 &file[r.start as usize..r.end as usize],
             ))

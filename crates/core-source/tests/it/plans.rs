@@ -1,10 +1,9 @@
 //! Scan plans run in order equal the readers' output, for every projection and row-group
 //! selection.
 
-use arrowfeed_core_source::{
-    IpcScanPlan, LocalFile, ParquetScanPlan, ReadOptions, open_with, run_plan_in_order,
-};
+use arrowfeed_core_source::{IpcScanPlan, LocalFile, ParquetScanPlan, ReadOptions, open_with};
 use arrowfeed_traits::ScanPlan;
+use arrowfeed_traits::run_plan_in_order;
 use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use std::sync::Arc;

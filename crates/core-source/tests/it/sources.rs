@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow_array::RecordBatchReader;
 use arrowfeed_core_source::{
     IpcScanPlan, ParquetScanPlan, ReadOptions, info, info_source, open_source, open_with,
-    run_plan_in_order,
 };
-use arrowfeed_traits::{ByteSource, Error, MemorySource};
+use arrowfeed_traits::{ByteSource, Error, MemorySource, run_plan_in_order};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use proptest::prelude::*;

@@ -1,15 +1,13 @@
-//! Scan plans for Parquet and Arrow IPC files: *what* to read and *how* to decode it, as
-//! `arrowfeed_traits::ScanPlan`s. An engine (arrowfeed-decode-sched) decides *when*; a plan can
-//! also be run in order on one thread, which is how the tests check it against the readers.
+//! The scan plan for Parquet files: *what* to read and *how* to decode it, as an
+//! `arrowfeed_traits::ScanPlan`. An engine (arrowfeed-decode-sched) decides *when*; a plan can
+//! also be run in order on one thread (`arrowfeed_traits::run_plan_in_order`), which is how the
+//! tests check it against the readers. The Arrow IPC plan is in `ipc_plan.rs`.
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_buffer::Buffer;
-use arrow_ipc::Block;
-use arrow_ipc::reader::FileDecoder;
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{
     ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
@@ -25,8 +23,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use crate::ReadOptions;
 use crate::flat::{FlatReader, Kind};
-use crate::ipc::IpcFileReader;
-use crate::pages::{PageCounts, SharedPages, SharedRowGroup};
+use crate::page_cache::{PageCounts, SharedPages, SharedRowGroup};
 use crate::parquet::{ParquetFooter, Projection};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
@@ -601,114 +598,11 @@ impl TaskDecoder for ParquetRowGroupDecoder {
     }
 }
 
-/// A plan that reads an Arrow IPC file one record batch block per task.
-pub struct IpcScanPlan {
-    name: Arc<str>,
-    decoder: Arc<FileDecoder>,
-    schema: SchemaRef,
-    blocks: VecDeque<(Block, u64)>,
-    next_row: u64,
-    total_rows: u64,
-}
-
-impl std::fmt::Debug for IpcScanPlan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IpcScanPlan")
-            .field("name", &self.name)
-            .field("blocks", &self.blocks.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl IpcScanPlan {
-    /// Plans a scan of the Arrow IPC file at `path`, reading only `columns` (by name) if given.
-    /// Reads the footer, the dictionaries and the record batch headers now.
-    ///
-    /// # Errors
-    /// As [`IpcFileReader::open`].
-    pub fn try_new(path: impl AsRef<Path>, columns: Option<&[String]>) -> Result<Self> {
-        Self::from_reader(IpcFileReader::open_with_columns(path, columns)?)
-    }
-
-    /// Plans a scan of the Arrow IPC file behind `source`, reading its footer, dictionaries
-    /// and record batch headers through the source now.
-    ///
-    /// # Errors
-    /// As [`try_new`](Self::try_new), and the source's read errors.
-    pub fn from_source(source: &Arc<dyn ByteSource>, columns: Option<&[String]>) -> Result<Self> {
-        Self::from_reader(IpcFileReader::from_source(source.clone(), columns)?)
-    }
-
-    fn from_reader(reader: IpcFileReader) -> Result<Self> {
-        let name: Arc<str> = reader.path().display().to_string().into();
-        let infos = reader.batch_infos()?;
-        let (decoder, schema, blocks) = reader.into_parts();
-        let blocks: VecDeque<(Block, u64)> = blocks
-            .into_iter()
-            .zip(infos.iter().map(|i| i.rows))
-            .collect();
-        let total_rows = blocks.iter().map(|(_, r)| r).sum();
-        Ok(Self {
-            name,
-            decoder,
-            schema,
-            blocks,
-            next_row: 0,
-            total_rows,
-        })
-    }
-}
-
-impl Iterator for IpcScanPlan {
-    type Item = Result<ReadTask>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (block, rows) = self.blocks.pop_front()?;
-        let start = block.offset() as u64;
-        let len = block.metaDataLength() as u64 + block.bodyLength() as u64;
-        let (name, decoder) = (self.name.clone(), self.decoder.clone());
-        #[allow(clippy::single_range_in_vec_init, reason = "one byte range: the block")]
-        let ranges = vec![start..start + len];
-        let task = ReadTask {
-            ranges,
-            priority: self.next_row,
-            rows: self.next_row..self.next_row + rows,
-            decoder: Box::new(move |bytes: Vec<Bytes>| -> Result<Decoded> {
-                let path = &*name;
-                let data = bytes.into_iter().next().ok_or_else(|| {
-                    Error::invalid_argument(format!("{path}: no bytes for the block"))
-                })?;
-                let buf = Buffer::from(data);
-                arrowfeed_traits::ipc::check_message(&buf, block.metaDataLength() as usize)
-                    .map_err(|m| Error::corrupt(path, m))?;
-                no_panic(path, "the decoder", || {
-                    match decoder.read_record_batch(&block, &buf) {
-                        Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),
-                        Ok(None) => Ok(Decoded::Batches(vec![])),
-                        Err(e) => Err(Error::arrow_at(path, e)),
-                    }
-                })
-            }),
-        };
-        self.next_row += rows;
-        Some(Ok(task))
-    }
-}
-
-impl ScanPlan for IpcScanPlan {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-    fn total_rows(&self) -> Option<u64> {
-        Some(self.total_rows)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    use crate::run_plan_in_order;
+    use arrowfeed_traits::run_plan_in_order;
     use std::sync::atomic::Ordering;
 
     use arrow_array::{Int64Array, StringArray};
