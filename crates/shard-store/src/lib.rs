@@ -49,8 +49,11 @@ mod cache;
 /// The fuzz targets' entry points; not part of the API, and not stable.
 #[doc(hidden)]
 pub mod fuzz;
+mod gather;
 mod hf;
 mod manifest;
+mod open_shards;
+mod route;
 mod shard;
 mod store;
 mod verify;

@@ -1,20 +1,22 @@
-//! Reading a store: open lazily, map shards on first use with a cap on open maps, route rows
-//! by binary search, and serve `RandomAccess`.
+//! Reading a store: open it lazily (an arrowfeed manifest here, a Hugging Face directory in
+//! `hf.rs`), load shards on first use (kept open by `open_shards.rs`), and iterate them. Rows
+//! are routed by `route.rs` and served as `RandomAccess` by `gather.rs`.
 
-use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result, check_slice, project_schema};
+use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result};
 
 use crate::cache::{CacheEntry, CacheMetrics, CacheOptions, ShardCache};
 use crate::hf::open_hf;
 use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::open_shards::OpenShards;
+use crate::route::Routes;
 use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file};
-use crate::wide::{Columns, OFFSET_LIMIT, batch_of, conform, widen};
+use crate::wide::{Columns, OFFSET_LIMIT, conform, widen};
 
 /// What kind of directory a store was opened from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,35 +162,25 @@ impl Parts {
     }
 }
 
-#[derive(Debug, Default)]
-struct Lru {
-    open: HashMap<usize, Arc<LoadedShard>>,
-    /// Least recently used at the front.
-    order: VecDeque<usize>,
-    loads: u64,
-}
-
 #[derive(Debug)]
-struct Inner {
-    dir: PathBuf,
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
     /// Set for a store read from object storage through the local shard cache.
-    cache: Option<Arc<ShardCache>>,
+    pub(crate) cache: Option<Arc<ShardCache>>,
     format: StoreFormat,
     /// The schema of the shard files.
     stored: SchemaRef,
     /// The schema of every batch the store returns: `stored` with its wide columns in their
     /// large types (see [`crate::wide`]).
-    schema: SchemaRef,
+    pub(crate) schema: SchemaRef,
     kind: ShardKind,
     shards: Vec<ShardMeta>,
-    /// Row where each shard starts, then the total.
-    starts: Vec<u64>,
+    /// Which shard holds a row.
+    pub(crate) routes: Routes,
     compression: String,
-    options: OpenOptions,
-    lru: Mutex<Lru>,
-    /// One lock per shard, held while it loads: threads that need a shard another is loading
-    /// wait for that load instead of mapping and decoding it a second time.
-    loading: Vec<Mutex<()>>,
+    pub(crate) options: OpenOptions,
+    /// The shards open now (the cap, the LRU, one load at a time).
+    open: OpenShards,
 }
 
 impl Drop for Inner {
@@ -225,7 +217,7 @@ impl Drop for Inner {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ShardStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl ShardStore {
@@ -334,19 +326,13 @@ impl ShardStore {
             spans,
             unrecorded,
         } = parts;
-        let mut starts = Vec::with_capacity(shards.len() + 1);
-        let mut total = 0u64;
-        for s in &shards {
-            starts.push(total);
-            total += s.rows;
-        }
-        starts.push(total);
+        let routes = Routes::new(shards.iter().map(|s| s.rows));
+        let open = OpenShards::new(shards.len(), options.max_open_shards);
         let schema = widen(
             &stored,
             |c| spans.get(c).copied().flatten().unwrap_or(unrecorded),
             options.offset_limit,
         );
-        let loading = (0..shards.len()).map(|_| Mutex::new(())).collect();
         Self {
             inner: Arc::new(Inner {
                 dir,
@@ -356,11 +342,10 @@ impl ShardStore {
                 schema,
                 kind,
                 shards,
-                starts,
+                routes,
                 compression,
                 options,
-                lru: Mutex::new(Lru::default()),
-                loading,
+                open,
             }),
         }
     }
@@ -384,24 +369,6 @@ impl ShardStore {
     /// The shard cache's root directory and byte limit, for a remote store.
     pub fn cache_location(&self) -> Option<(&Path, u64)> {
         self.inner.cache.as_ref().map(|c| (c.root(), c.limit()))
-    }
-
-    /// Closes open shards nobody but the store holds; true if it closed any.
-    fn release_idle(&self) -> bool {
-        let mut lru = self.lock();
-        let idle: Vec<usize> = lru
-            .open
-            .iter()
-            .filter(|(_, sh)| Arc::strong_count(sh) == 1)
-            .map(|(&k, _)| k)
-            .collect();
-        for k in &idle {
-            lru.open.remove(k);
-            if let Some(p) = lru.order.iter().position(|o| o == k) {
-                lru.order.remove(p);
-            }
-        }
-        !idle.is_empty()
     }
 
     /// The directory.
@@ -441,50 +408,21 @@ impl ShardStore {
     /// How many times a shard was loaded (mapped or read, and decoded) so far: a measure of
     /// how well the open-shard cap fits the access pattern.
     pub fn shard_loads(&self) -> u64 {
-        self.lock().loads
+        self.inner.open.loads()
     }
 
     /// Shards open now.
     pub fn open_shards(&self) -> usize {
-        self.lock().open.len()
+        self.inner.open.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
-        self.inner.lru.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The shard holding global `row`, and the row within it.
-    fn route(&self, row: u64) -> (usize, u64) {
-        let s = self.inner.starts.partition_point(|&start| start <= row) - 1;
-        // Skip empty shards that share a start row.
-        let s = (s..self.inner.shards.len())
-            .find(|&k| self.inner.shards[k].rows > row - self.inner.starts[k])
-            .unwrap_or(s);
-        (s, row - self.inner.starts[s])
-    }
-
-    /// Shard `s` if it is open, marked most recently used.
-    fn cached_shard(&self, s: usize) -> Option<Arc<LoadedShard>> {
-        let mut lru = self.lock();
-        let sh = lru.open.get(&s).cloned()?;
-        if let Some(p) = lru.order.iter().position(|&k| k == s) {
-            lru.order.remove(p);
-        }
-        lru.order.push_back(s);
-        Some(sh)
-    }
-
-    /// Loads shard `s` (or takes it from the cache).
+    /// Shard `s`, open already or loaded now.
     pub(crate) fn shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
-        if let Some(sh) = self.cached_shard(s) {
-            return Ok(sh);
-        }
-        let _loading = self.inner.loading[s]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(sh) = self.cached_shard(s) {
-            return Ok(sh);
-        }
+        self.inner.open.get_or_load(s, || self.load(s))
+    }
+
+    /// Maps (or reads) shard `s`, checks it against what the manifest records, and decodes it.
+    fn load(&self, s: usize) -> Result<LoadedShard> {
         let meta = &self.inner.shards[s];
         let bytes = match &self.inner.cache {
             None => load_bytes(
@@ -494,7 +432,7 @@ impl ShardStore {
                 self.inner.options.prefault,
             )?,
             Some(cache) => {
-                let held = cache.get(s, &|| self.release_idle())?;
+                let held = cache.get(s, &|| self.inner.open.release_idle())?;
                 load_file(
                     held.file,
                     &held.path,
@@ -522,20 +460,6 @@ impl ShardStore {
                 &meta.path,
                 format!("the shard has {rows} rows, the manifest says {}", meta.rows),
             ));
-        }
-        let loaded = Arc::new(loaded);
-        let mut lru = self.lock();
-        lru.loads += 1;
-        if lru.open.insert(s, loaded.clone()).is_none() {
-            lru.order.push_back(s);
-        }
-        while lru.open.len() > self.inner.options.max_open_shards {
-            match lru.order.pop_front() {
-                Some(old) => {
-                    lru.open.remove(&old);
-                }
-                None => break,
-            }
         }
         Ok(loaded)
     }
@@ -578,217 +502,19 @@ impl ShardStore {
     }
 
     /// How this store builds output columns.
-    fn columns(&self) -> Columns<'_> {
+    pub(crate) fn columns(&self) -> Columns<'_> {
         Columns {
             dir: &self.inner.dir,
             limit: self.inner.options.offset_limit,
         }
     }
 
-    fn out_of_range(&self, index: u64) -> Error {
+    pub(crate) fn out_of_range(&self, index: u64) -> Error {
         Error::IndexOutOfRange {
             location: arrowfeed_traits::Location::from(self.inner.dir.as_path()),
             index,
             len: self.num_rows(),
         }
-    }
-}
-
-impl RandomAccess for ShardStore {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema.clone()
-    }
-
-    fn num_rows(&self) -> u64 {
-        *self
-            .inner
-            .starts
-            .last()
-            .expect("starts ends with the total")
-    }
-
-    /// Gathers rows grouped by shard and batch: each shard is loaded once per call and each
-    /// column gathered in one pass; a sorted run of consecutive rows is served as a slice.
-    ///
-    /// The batch's schema is always `schema().project(p)`: string, binary and list columns
-    /// that can pass 2 GiB of values are in their large types in every batch (decided at open;
-    /// see the crate docs). A `take` that repeats rows until a column reported in its 32-bit
-    /// type would pass 2 GiB is an [`Error::InvalidArgument`] naming the column.
-    fn take(&self, indices: &[u64], projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let schema = project_schema(&self.inner.schema, projection)?;
-        let n = self.num_rows();
-        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
-            return Err(self.out_of_range(bad));
-        }
-        if indices.is_empty() {
-            return Ok(RecordBatch::new_empty(schema));
-        }
-        if indices.windows(2).all(|w| w[1] == w[0] + 1) {
-            return self.slice(indices[0], indices.len() as u64, projection);
-        }
-        if self.inner.cache.is_some() {
-            return self.take_shard_by_shard(indices, projection, &schema);
-        }
-        let mut loaded: HashMap<usize, Arc<LoadedShard>> = HashMap::new();
-        let mut source_of: HashMap<(usize, usize), usize> = HashMap::new();
-        let mut sources: Vec<RecordBatch> = Vec::new();
-        let mut positions = Vec::with_capacity(indices.len());
-        for &i in indices {
-            let (s, local) = self.route(i);
-            let shard = match loaded.get(&s) {
-                Some(sh) => sh.clone(),
-                None => {
-                    let sh = self.shard(s)?;
-                    loaded.insert(s, sh.clone());
-                    sh
-                }
-            };
-            let (b, r) = shard.locate(local);
-            let src = match source_of.get(&(s, b)) {
-                Some(&k) => k,
-                None => {
-                    let batch = &shard.batches[b];
-                    sources.push(match projection {
-                        Some(p) => batch.project(p)?,
-                        None => batch.clone(),
-                    });
-                    source_of.insert((s, b), sources.len() - 1);
-                    sources.len() - 1
-                }
-            };
-            positions.push((src, r));
-        }
-        self.columns().gather_batch(&schema, &sources, &positions)
-    }
-
-    /// Rows `offset..offset + len`: zero-copy when they lie in one batch, else the pieces of
-    /// each batch concatenated (whole shards are never materialised).
-    fn slice(&self, offset: u64, len: u64, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let range = check_slice(offset, len, self.num_rows())
-            .map_err(|_| self.out_of_range(offset.saturating_add(len).saturating_sub(1)))?;
-        let schema = project_schema(&self.inner.schema, projection)?;
-        if range.is_empty() {
-            return Ok(RecordBatch::new_empty(schema));
-        }
-        if self.inner.cache.is_some() && self.route(range.start).0 != self.route(range.end - 1).0 {
-            // Pieces would keep every shard they point into open, and in the cache, at once:
-            // copy shard by shard instead.
-            let rows: Vec<u64> = range.collect();
-            return self.take_shard_by_shard(&rows, projection, &schema);
-        }
-        let mut pieces = Vec::new();
-        let mut row = range.start;
-        while row < range.end {
-            let (s, local) = self.route(row);
-            let shard = self.shard(s)?;
-            let (b, r) = shard.locate(local);
-            let batch = &shard.batches[b];
-            let take = ((batch.num_rows() - r) as u64).min(range.end - row) as usize;
-            let piece = batch.slice(r, take);
-            pieces.push(match projection {
-                Some(p) => piece.project(p)?,
-                None => piece,
-            });
-            row += take as u64;
-        }
-        if pieces.len() == 1 {
-            return conform(pieces.pop().expect("one piece"), &schema);
-        }
-        let columns = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(c, f)| {
-                self.columns()
-                    .concat(f, pieces.iter().map(|p| p.column(c).as_ref()).collect())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        batch_of(&schema, columns, len as usize)
-    }
-
-    /// For a remote store, asks the shard cache to download the shards holding `rows` ahead of
-    /// use, in the order they first appear; a local store ignores it.
-    fn will_need(&self, rows: &[u64]) {
-        let Some(cache) = &self.inner.cache else {
-            return;
-        };
-        let n = self.num_rows();
-        let mut shards: Vec<usize> = Vec::new();
-        for &r in rows.iter().filter(|&&r| r < n) {
-            let (s, _) = self.route(r);
-            if !shards.contains(&s) {
-                shards.push(s);
-            }
-        }
-        cache.want(&shards);
-    }
-
-    fn partitions(&self) -> Vec<Range<u64>> {
-        self.inner
-            .starts
-            .windows(2)
-            .filter(|w| w[1] > w[0])
-            .map(|w| w[0]..w[1])
-            .collect()
-    }
-}
-
-impl ShardStore {
-    /// `take` holding one shard at a time: the rows of each shard are gathered while it is
-    /// open, then put in the asked order. How a remote store gathers across more shards than
-    /// its cache holds (a global shuffle), at the cost of copying the gathered rows twice.
-    fn take_shard_by_shard(
-        &self,
-        indices: &[u64],
-        projection: Option<&[usize]>,
-        schema: &SchemaRef,
-    ) -> Result<RecordBatch> {
-        // Each shard's rows in the order first asked, and where each output row comes from.
-        let mut order: Vec<usize> = Vec::new();
-        let mut rows_of: HashMap<usize, Vec<u64>> = HashMap::new();
-        let mut positions = Vec::with_capacity(indices.len());
-        for &i in indices {
-            let (s, local) = self.route(i);
-            let rows = rows_of.entry(s).or_insert_with(|| {
-                order.push(s);
-                Vec::new()
-            });
-            rows.push(local);
-            positions.push((s, rows.len() - 1));
-        }
-        let mut part_of: HashMap<usize, usize> = HashMap::new();
-        let mut parts: Vec<RecordBatch> = Vec::with_capacity(order.len());
-        for &s in &order {
-            let shard = self.shard(s)?;
-            let local = &rows_of[&s];
-            let mut sources: Vec<RecordBatch> = Vec::new();
-            let mut source_of: HashMap<usize, usize> = HashMap::new();
-            let mut pos = Vec::with_capacity(local.len());
-            for &r in local {
-                let (b, row) = shard.locate(r);
-                let k = *source_of.entry(b).or_insert_with(|| {
-                    sources.push(shard.batches[b].clone());
-                    sources.len() - 1
-                });
-                pos.push((k, row));
-            }
-            let sources = match projection {
-                Some(p) => sources
-                    .iter()
-                    .map(|b| b.project(p))
-                    .collect::<std::result::Result<Vec<_>, _>>()?,
-                None => sources,
-            };
-            part_of.insert(s, parts.len());
-            parts.push(self.columns().gather_batch(schema, &sources, &pos)?);
-            // The shard is let go here, before the next is opened.
-        }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        let positions: Vec<(usize, usize)> =
-            positions.iter().map(|&(s, r)| (part_of[&s], r)).collect();
-        self.columns().gather_batch(schema, &parts, &positions)
     }
 }
 
