@@ -66,10 +66,7 @@ fn codec_name(c: CompressionType) -> &'static str {
 }
 
 /// The facts of a record batch message, from its encapsulated header.
-fn batch_info_from_header(
-    meta: &[u8],
-    bytes: u64,
-) -> std::result::Result<Option<IpcBatchInfo>, String> {
+fn batch_info_from_header(meta: &[u8], bytes: u64) -> Result<Option<IpcBatchInfo>> {
     let msg = message_header(meta)?;
     Ok(msg.header_as_record_batch().map(|b| IpcBatchInfo {
         rows: u64::try_from(b.length()).unwrap_or(0),

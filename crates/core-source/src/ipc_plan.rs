@@ -93,7 +93,7 @@ impl Iterator for IpcScanPlan {
                 })?;
                 let buf = Buffer::from(data);
                 arrowfeed_traits::ipc::check_message(&buf, block.metaDataLength() as usize)
-                    .map_err(|m| Error::corrupt(path, m))?;
+                    .map_err(|e| e.or_location(path))?;
                 no_panic(path, "the decoder", || {
                     match decoder.read_record_batch(&block, &buf) {
                         Ok(Some(b)) => Ok(Decoded::Batches(vec![b])),

@@ -11,7 +11,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 use arrowfeed_traits::{
     ByteSource, DecodePart, Decoded, Error, PartDecoded, PartDecoder, ReadTask, Result, ScanPlan,
-    TaskDecoder, no_panic,
+    TaskDecoder, batch_memory_size, no_panic,
 };
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
@@ -475,7 +475,7 @@ impl PartDecoder for PartReader {
                     Some(p) => b.project(p)?,
                     None => b,
                 };
-                bytes += b.get_array_memory_size();
+                bytes += batch_memory_size(&b);
                 self.left = self.left.saturating_sub(b.num_rows() as u64);
                 out.push(b);
             }

@@ -203,7 +203,7 @@ fn decode_file(path: &Path, data: &Buffer, schema: &SchemaRef) -> Result<Vec<Rec
 
 fn decode_stream(path: &Path, data: &Buffer) -> Result<Vec<RecordBatch>> {
     // As in `decode_file`: compressed buffers' prefixes checked before arrow-ipc allocates.
-    check_stream_messages(data).map_err(|m| Error::corrupt(path, m))?;
+    check_stream_messages(data).map_err(|e| e.or_location(path))?;
     let mut decoder = StreamDecoder::new();
     let mut rest = data.clone();
     let mut out = Vec::new();

@@ -75,7 +75,7 @@ impl DiskJob {
                 d.schema_end
             };
             let mut head = c.map.slice_with_length(0, upto as usize);
-            check_stream_messages(&head).map_err(|m| Error::corrupt(path, m))?;
+            check_stream_messages(&head).map_err(|e| e.or_location(path))?;
             while !head.is_empty() {
                 c.decoder.decode(&mut head).map_err(decode_err)?;
             }
@@ -86,7 +86,7 @@ impl DiskJob {
             .slice_with_length(start as usize, (end - start) as usize);
         // The file is ours, but a damaged disk page could still declare a compressed buffer
         // of 2^60 bytes, and arrow-ipc allocating that aborts the process.
-        check_stream_messages(&body).map_err(|m| Error::corrupt(path, m))?;
+        check_stream_messages(&body).map_err(|e| e.or_location(path))?;
         while !body.is_empty() {
             if let Some(batch) = c.decoder.decode(&mut body).map_err(decode_err)? {
                 c.next_batch += 1;

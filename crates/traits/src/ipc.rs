@@ -28,7 +28,12 @@ use std::path::Path;
 use arrow_ipc::{Block, CompressionType, MetadataVersion};
 use arrow_schema::Schema;
 
-use crate::{Error, Result};
+use crate::{Error, Location, Result};
+
+/// A damaged message, for the caller to name the file ([`Error::or_location`]).
+fn bad(message: impl Into<String>) -> Error {
+    Error::corrupt(Location::none(), message)
+}
 
 /// Largest flatbuffer footer or message header accepted: the schema of a very wide table is a
 /// few MiB; anything larger is taken as damage rather than allocated.
@@ -53,7 +58,7 @@ fn max_expansion(codec: CompressionType) -> u64 {
 /// A buffer with a negative offset or length, or shorter than its length prefix.
 pub fn compressed_buffers(
     msg: &arrow_ipc::Message<'_>,
-) -> Result<Vec<(u64, u64, CompressionType)>, String> {
+) -> Result<Vec<(u64, u64, CompressionType)>> {
     let batch = match msg.header_type() {
         arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
         arrow_ipc::MessageHeader::DictionaryBatch => {
@@ -68,15 +73,15 @@ pub fn compressed_buffers(
     for (k, b) in batch.buffers().iter().flatten().enumerate() {
         let (offset, len) = (u64::try_from(b.offset()), u64::try_from(b.length()));
         let (Ok(offset), Ok(len)) = (offset, len) else {
-            return Err(format!("buffer {k} has a negative offset or length"));
+            return Err(bad(format!("buffer {k} has a negative offset or length")));
         };
         if len == 0 {
             continue;
         }
         if len < 8 {
-            return Err(format!(
+            return Err(bad(format!(
                 "compressed buffer {k} of {len} bytes is shorter than its 8-byte length prefix"
-            ));
+            )));
         }
         out.push((offset, len, codec));
     }
@@ -88,7 +93,7 @@ pub fn compressed_buffers(
 ///
 /// # Errors
 /// A prefix that declares more than the buffer can hold, or a negative one other than -1.
-pub fn check_prefix(prefix: [u8; 8], len: u64, codec: CompressionType) -> Result<(), String> {
+pub fn check_prefix(prefix: [u8; 8], len: u64, codec: CompressionType) -> Result<()> {
     let declared = i64::from_le_bytes(prefix);
     let most = (len.saturating_sub(8))
         .saturating_mul(max_expansion(codec))
@@ -96,9 +101,9 @@ pub fn check_prefix(prefix: [u8; 8], len: u64, codec: CompressionType) -> Result
     if declared == -1 || u64::try_from(declared).is_ok_and(|d| d <= most) {
         Ok(())
     } else {
-        Err(format!(
+        Err(bad(format!(
             "a {len}-byte compressed buffer declares {declared} bytes uncompressed (at most {most} possible)"
-        ))
+        )))
     }
 }
 
@@ -107,13 +112,13 @@ pub fn check_prefix(prefix: [u8; 8], len: u64, codec: CompressionType) -> Result
 ///
 /// # Errors
 /// Bytes too short for the length, or a flatbuffer that does not verify.
-pub fn message_header(meta: &[u8]) -> Result<arrow_ipc::Message<'_>, String> {
+pub fn message_header(meta: &[u8]) -> Result<arrow_ipc::Message<'_>> {
     let header = match meta {
         [0xff, 0xff, 0xff, 0xff, rest @ ..] => rest.get(4..),
         _ => meta.get(4..),
     }
-    .ok_or("message header shorter than its length prefix")?;
-    arrow_ipc::root_as_message(header).map_err(|e| format!("bad message header: {e}"))
+    .ok_or_else(|| bad("message header shorter than its length prefix"))?;
+    arrow_ipc::root_as_message(header).map_err(|e| bad(format!("bad message header: {e}")))
 }
 
 /// Checks that every buffer of a record batch or dictionary batch message lies inside its
@@ -123,7 +128,7 @@ pub fn message_header(meta: &[u8]) -> Result<arrow_ipc::Message<'_>, String> {
 ///
 /// # Errors
 /// A buffer with a negative offset or length, one past the body's end, or a misaligned one.
-pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<(), String> {
+pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<()> {
     let batch = match msg.header_type() {
         arrow_ipc::MessageHeader::RecordBatch => msg.header_as_record_batch(),
         arrow_ipc::MessageHeader::DictionaryBatch => {
@@ -133,15 +138,15 @@ pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<(), Stri
     };
     for (k, b) in batch.iter().flat_map(|b| b.buffers()).flatten().enumerate() {
         let (Ok(offset), Ok(len)) = (u64::try_from(b.offset()), u64::try_from(b.length())) else {
-            return Err(format!("buffer {k} has a negative offset or length"));
+            return Err(bad(format!("buffer {k} has a negative offset or length")));
         };
         if offset.checked_add(len).is_none_or(|end| end > body) {
-            return Err(format!(
+            return Err(bad(format!(
                 "buffer {k} ({len} bytes at {offset}) lies outside the {body}-byte body"
-            ));
+            )));
         }
         if !offset.is_multiple_of(8) && len > 0 {
-            return Err(format!("buffer {k} at {offset} is not 8-byte aligned"));
+            return Err(bad(format!("buffer {k} at {offset} is not 8-byte aligned")));
         }
     }
     Ok(())
@@ -149,17 +154,17 @@ pub fn check_buffers(msg: &arrow_ipc::Message<'_>, body: u64) -> Result<(), Stri
 
 /// Checks the buffers of `body`, the body of the message `msg`: [`check_buffers`], and each
 /// compressed buffer's length prefix.
-fn check_body(msg: &arrow_ipc::Message<'_>, body: &[u8]) -> Result<(), String> {
+fn check_body(msg: &arrow_ipc::Message<'_>, body: &[u8]) -> Result<()> {
     check_buffers(msg, body.len() as u64)?;
     for (offset, len, codec) in compressed_buffers(msg)? {
         let prefix = usize::try_from(offset)
             .ok()
             .and_then(|o| body.get(o..o.checked_add(8)?))
             .ok_or_else(|| {
-                format!(
+                bad(format!(
                     "a buffer at {offset} lies outside the {}-byte body",
                     body.len()
-                )
+                ))
             })?;
         let mut p = [0u8; 8];
         p.copy_from_slice(prefix);
@@ -174,10 +179,10 @@ fn check_body(msg: &arrow_ipc::Message<'_>, body: &[u8]) -> Result<(), String> {
 /// # Errors
 /// A header that does not parse, a buffer [`check_buffers`] refuses, or a compressed
 /// buffer's prefix [`check_prefix`] refuses.
-pub fn check_message(block: &[u8], meta_len: usize) -> Result<(), String> {
+pub fn check_message(block: &[u8], meta_len: usize) -> Result<()> {
     let meta = block
         .get(..meta_len)
-        .ok_or("the message is shorter than its header")?;
+        .ok_or_else(|| bad("the message is shorter than its header"))?;
     check_body(&message_header(meta)?, &block[meta_len..])
 }
 
@@ -186,7 +191,7 @@ pub fn check_message(block: &[u8], meta_len: usize) -> Result<(), String> {
 ///
 /// # Errors
 /// As [`StreamCheck::follow`].
-pub fn check_stream_messages(data: &[u8]) -> Result<(), String> {
+pub fn check_stream_messages(data: &[u8]) -> Result<()> {
     StreamCheck::new().follow(data)
 }
 
@@ -238,7 +243,7 @@ impl StreamCheck {
     /// # Errors
     /// A compressed buffer outside its body, two that overlap, or a length prefix
     /// [`check_prefix`] refuses; the message says which.
-    pub fn follow(&mut self, mut data: &[u8]) -> Result<(), String> {
+    pub fn follow(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             match &mut self.stage {
                 Stage::Through => return Ok(()),
@@ -285,9 +290,9 @@ impl StreamCheck {
                     if let Some(&(offset, ..)) =
                         checks.iter().find(|c| c.0.saturating_add(8) > body)
                     {
-                        return Err(format!(
+                        return Err(bad(format!(
                             "a compressed buffer at {offset} lies outside the {body}-byte body"
-                        ));
+                        )));
                     }
                     // Prefixes are checked as their bytes pass, once: two that share bytes
                     // would be checked only where the first is, or not at all, depending on
@@ -296,7 +301,7 @@ impl StreamCheck {
                         .windows(2)
                         .find(|w| w[1].0 < w[0].0.saturating_add(8))
                     {
-                        return Err(format!("compressed buffers overlap at {}", w[1].0));
+                        return Err(bad(format!("compressed buffers overlap at {}", w[1].0)));
                     }
                     self.stage = Stage::Body {
                         pos: 0,
@@ -320,7 +325,7 @@ impl StreamCheck {
                     while let Some(&(offset, blen, codec)) = checks.front() {
                         let from = offset + prefix.len() as u64;
                         if from < *pos {
-                            return Err(format!("compressed buffers overlap at {offset}"));
+                            return Err(bad(format!("compressed buffers overlap at {offset}")));
                         }
                         if from >= end {
                             break;
@@ -665,7 +670,9 @@ mod tests {
         for &p in &at {
             let mut bad = good.clone();
             bad[p..p + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());
-            let e = check_stream_messages(&bad).expect_err("2^60 bytes from a few");
+            let e = check_stream_messages(&bad)
+                .expect_err("2^60 bytes from a few")
+                .to_string();
             assert!(e.contains("declares 1152921504606846976"), "{e}");
             // -2 is neither a length nor the "stored as is" marker.
             bad[p..p + 8].copy_from_slice(&(-2i64).to_le_bytes());
@@ -689,7 +696,9 @@ mod tests {
             .and_then(|b| b.buffers())
             .and_then(|v| v.iter().map(|b| (b.offset() + b.length()) as u64).max())
             .expect("buffers");
-        let e = check_buffers(&msg, end - 1).expect_err("a body one byte short");
+        let e = check_buffers(&msg, end - 1)
+            .expect_err("a body one byte short")
+            .to_string();
         assert!(e.contains("lies outside the"), "{e}");
     }
 
@@ -840,7 +849,8 @@ mod tests {
                 pieces = pieces.and_then(|()| check.follow(&data[from..c]));
                 from = c;
             }
-            prop_assert_eq!(whole, pieces);
+            let text = |r: Result<()>| r.map_err(|e| e.to_string());
+            prop_assert_eq!(text(whole), text(pieces));
         }
 
         /// Damaged or cut streams: an answer, never a panic.
