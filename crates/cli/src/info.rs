@@ -26,7 +26,7 @@ fn store(path: &Path, as_json: bool) -> CliResult {
             "shards": shards.len(),
             "shard_rows": shards.iter().map(|(_, r)| r).collect::<Vec<_>>(),
             "file_bytes": store.total_bytes(),
-            "compression": store.compression(),
+            "compression": store.compression().name(),
         });
         format!("{v}\n")
     } else {
@@ -76,7 +76,7 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
             "rows": info.rows,
             "columns": columns,
             "file_bytes": info.file_bytes,
-            "unit": info.unit,
+            "unit": info.unit.name(),
             "units": info.unit_rows.len(),
             "unit_rows": info.unit_rows,
             "compression": info.compression,

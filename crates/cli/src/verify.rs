@@ -19,7 +19,7 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
         let bad: Vec<_> = report
             .bad
             .iter()
-            .map(|(f, p)| json!({"shard": f, "problem": p}))
+            .map(|b| json!({"shard": b.file, "problem": b.problem.to_string()}))
             .collect();
         let leftovers: Vec<_> = report
             .leftovers
@@ -30,8 +30,8 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
         crate::convert::write_stdout(&format!("{v}\n"))?;
     } else {
         let mut s = String::new();
-        for (f, p) in &report.bad {
-            s += &format!("BAD {f}: {p}\n");
+        for b in &report.bad {
+            s += &format!("BAD {}: {}\n", b.file, b.problem);
         }
         for p in &report.leftovers {
             s += &format!(
@@ -50,7 +50,7 @@ pub(crate) fn run(path: &Path, as_json: bool) -> CliResult {
     if report.is_ok() {
         Ok(())
     } else {
-        let names: Vec<&str> = report.bad.iter().map(|(f, _)| f.as_str()).collect();
+        let names: Vec<&str> = report.bad.iter().map(|b| b.file.as_str()).collect();
         Err(Failure::at(
             path,
             format!("{} bad shard(s): {}", names.len(), names.join(", ")),

@@ -69,8 +69,8 @@ pub use ipc_plan::IpcScanPlan;
 pub use local::{LocalFile, MmapFile};
 pub use memtable::{MemTable, MemTableReader};
 pub use open::{
-    Input, ReadOptions, Source, SourceInfo, info, info_source, open, open_inputs, open_many,
-    open_source, open_with,
+    Input, ReadOptions, Source, SourceInfo, SourceUnit, info, info_source, open, open_inputs,
+    open_many, open_source, open_with,
 };
 pub use parquet::ParquetReader;
 pub use parquet_plan::{DEFAULT_PIECE_BYTES, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};

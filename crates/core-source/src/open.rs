@@ -65,14 +65,40 @@ pub struct SourceInfo {
     pub rows: Option<u64>,
     /// Size on disk.
     pub file_bytes: u64,
-    /// What the file is divided into: `"row groups"` or `"record batches"`.
-    pub unit: &'static str,
+    /// What the file is divided into.
+    pub unit: SourceUnit,
     /// Rows in each of those.
     pub unit_rows: Vec<u64>,
     /// Codecs used (`"snappy"`, `"zstd"`, `"lz4"`, `"none"`, ...), sorted.
     pub compression: Vec<String>,
     /// The writer that made the file, when recorded.
     pub created_by: Option<String>,
+}
+
+/// What a file is divided into, the units of [`SourceInfo::unit_rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceUnit {
+    /// Parquet row groups.
+    RowGroups,
+    /// Arrow IPC record batches.
+    RecordBatches,
+}
+
+impl SourceUnit {
+    /// Its name as `arrowfeed info` prints it: `row groups` or `record batches`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RowGroups => "row groups",
+            Self::RecordBatches => "record batches",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What to open: a file on this machine, or any [`ByteSource`] (a remote object, a memory map,
@@ -195,7 +221,7 @@ fn ipc_info(
         schema,
         rows: Some(batches.iter().map(|b| b.rows).sum()),
         file_bytes,
-        unit: "record batches",
+        unit: SourceUnit::RecordBatches,
         unit_rows: batches.iter().map(|b| b.rows).collect(),
         compression,
         created_by: None,

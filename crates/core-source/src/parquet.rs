@@ -318,7 +318,7 @@ pub(crate) fn parquet_info(
         schema,
         rows: Some(md.file_metadata().num_rows().max(0) as u64),
         file_bytes,
-        unit: "row groups",
+        unit: crate::SourceUnit::RowGroups,
         unit_rows: md
             .row_groups()
             .iter()

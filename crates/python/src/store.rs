@@ -152,7 +152,11 @@ impl Store {
     fn verify(&mut self, py: Python<'_>) -> PyResult<(usize, Vec<(String, String)>)> {
         let store = self.get(py)?;
         let report = py.detach(|| store.verify()).py_err()?;
-        Ok((report.checked, report.bad))
+        let bad = report
+            .bad
+            .into_iter()
+            .map(|b| (b.file, b.problem.to_string()));
+        Ok((report.checked, bad.collect()))
     }
 }
 

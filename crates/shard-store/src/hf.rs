@@ -8,6 +8,7 @@ use arrow_schema::{Schema, SchemaRef};
 use arrowfeed_traits::{Error, Result};
 use serde_json::Value;
 
+use crate::manifest::ShardCompression;
 use crate::shard::{ShardKind, scan_stream};
 use crate::store::{Parts, ShardMeta, StoreFormat};
 
@@ -23,7 +24,8 @@ pub(crate) fn open_hf(dir: &Path) -> Result<Parts> {
         .ok_or_else(|| Error::corrupt(&state_path, "no _data_files list"))?;
     let mut schema: Option<SchemaRef> = None;
     let mut shards = Vec::new();
-    let (mut bytes, mut compressed) = (0u64, false);
+    let mut bytes = 0u64;
+    let mut compression = ShardCompression::None;
     for (i, f) in files.iter().enumerate() {
         let name = f.get("filename").and_then(Value::as_str).ok_or_else(|| {
             Error::corrupt(&state_path, format!("_data_files[{i}] has no filename"))
@@ -38,7 +40,9 @@ pub(crate) fn open_hf(dir: &Path) -> Result<Parts> {
         let scan = scan_stream(&path)?;
         let (s, rows) = (scan.schema, scan.rows);
         bytes = bytes.saturating_add(scan.bytes);
-        compressed |= scan.compressed;
+        if compression == ShardCompression::None {
+            compression = scan.compression;
+        }
         match &schema {
             None => schema = Some(s),
             Some(first) if first.fields() != s.fields() => {
@@ -64,8 +68,11 @@ pub(crate) fn open_hf(dir: &Path) -> Result<Parts> {
         stored,
         kind: ShardKind::Stream,
         shards,
-        compression: "none".to_string(),
+        compression,
         // The state records no spans; uncompressed shards' sizes bound them.
-        unrecorded: if compressed { u64::MAX } else { bytes },
+        unrecorded: match compression {
+            ShardCompression::None => bytes,
+            _ => u64::MAX,
+        },
     })
 }

@@ -61,8 +61,10 @@ mod wide;
 mod writer;
 
 pub use cache::{CacheMetrics, CacheOptions, DEFAULT_CACHE_LIMIT, parse_size};
-pub use manifest::{FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ShardEntry};
+pub use manifest::{
+    FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, Manifest, ShardCompression, ShardEntry,
+};
 pub use shard::LoadMode;
 pub use store::{OpenOptions, ShardIter, ShardStore, StoreFormat};
-pub use verify::VerifyReport;
-pub use writer::{ShardCompression, StoreWriter, write_batches};
+pub use verify::{BadShard, ShardProblem, VerifyReport};
+pub use writer::{StoreWriter, write_batches};

@@ -28,13 +28,52 @@ pub struct ShardEntry {
     pub xxh3: u64,
 }
 
+/// Compression of shard files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ShardCompression {
+    /// None (the default): shards are read zero-copy from a memory map, so `take` touches only
+    /// the bytes of the rows it gathers.
+    #[default]
+    None,
+    /// LZ4 frame: smaller files, but every batch touched by a read is decompressed whole, which
+    /// makes random access much slower.
+    Lz4,
+    /// Zstandard: smallest, slowest to read at random.
+    Zstd,
+}
+
+impl ShardCompression {
+    /// Its name in the manifest and on the command line: `none`, `lz4` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// The compression called `name` ([`name`](Self::name)'s inverse).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::None, Self::Lz4, Self::Zstd]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+}
+
+impl std::fmt::Display for ShardCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     /// The schema of every shard.
     pub schema: SchemaRef,
-    /// Shard compression: `none`, `lz4` or `zstd`.
-    pub compression: String,
+    /// Shard compression.
+    pub compression: ShardCompression,
     /// The shards, in row order.
     pub shards: Vec<ShardEntry>,
     /// Per column of the schema, its offset span when recorded: for each top-level `Utf8`,
@@ -73,7 +112,7 @@ impl Manifest {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "rows": self.rows(),
-            "compression": self.compression,
+            "compression": self.compression.name(),
             "columns": columns,
             "schema_ipc_hex": hex(&schema_bytes(&self.schema)?),
             "shards": shards,
@@ -110,14 +149,12 @@ impl Manifest {
             unhex(schema_hex).ok_or_else(|| bad("schema_ipc_hex is not hex".into()))?;
         let schema = arrow_ipc::convert::try_schema_from_ipc_buffer(&schema_bytes)
             .map_err(|e| Error::corrupt_with(&at, "the schema does not decode", e))?;
-        let compression = v
+        let name = v
             .get("compression")
             .and_then(Value::as_str)
-            .unwrap_or("none")
-            .to_string();
-        if !matches!(compression.as_str(), "none" | "lz4" | "zstd") {
-            return Err(bad(format!("unknown compression {compression:?}")));
-        }
+            .unwrap_or("none");
+        let compression = ShardCompression::from_name(name)
+            .ok_or_else(|| bad(format!("unknown compression {name:?}")))?;
         let list = v
             .get("shards")
             .and_then(Value::as_array)

@@ -14,6 +14,8 @@ use arrowfeed_traits::ipc::{
 };
 use arrowfeed_traits::{Error, Location, Result};
 
+use crate::manifest::ShardCompression;
+
 /// How shard bytes are brought into memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -227,8 +229,8 @@ pub(crate) struct StreamScan {
     pub(crate) rows: u64,
     /// The file's size.
     pub(crate) bytes: u64,
-    /// Whether any record batch has compressed buffers.
-    pub(crate) compressed: bool,
+    /// The codec of its compressed record batches: the first one's, `None` if none is.
+    pub(crate) compression: ShardCompression,
 }
 
 /// The schema at the start of an IPC stream file, and the rows of each record batch, from
@@ -237,7 +239,8 @@ pub(crate) struct StreamScan {
 pub(crate) fn scan_stream(path: &Path) -> Result<StreamScan> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let (mut schema, mut rows, mut compressed) = (None, 0u64, false);
+    let (mut schema, mut rows) = (None, 0u64);
+    let mut compression = ShardCompression::None;
     walk_stream(path, std::io::BufReader::new(file), size, |m| {
         if let Some(s) = m.header.header_as_schema() {
             let s =
@@ -248,7 +251,12 @@ pub(crate) fn scan_stream(path: &Path) -> Result<StreamScan> {
                 Error::corrupt(path, format!("negative batch length at byte {}", m.offset))
             })?;
             rows = rows.saturating_add(n);
-            compressed |= b.compression().is_some();
+            if let (ShardCompression::None, Some(c)) = (compression, b.compression()) {
+                compression = match c.codec() {
+                    arrow_ipc::CompressionType::ZSTD => ShardCompression::Zstd,
+                    _ => ShardCompression::Lz4,
+                };
+            }
         }
         Ok(())
     })?;
@@ -258,6 +266,6 @@ pub(crate) fn scan_stream(path: &Path) -> Result<StreamScan> {
         schema,
         rows,
         bytes: size,
-        compressed,
+        compression,
     })
 }

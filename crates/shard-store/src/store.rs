@@ -12,7 +12,7 @@ use arrowfeed_traits::{Error, ObjectDir, RandomAccess, Result};
 
 use crate::cache::{CacheEntry, CacheMetrics, CacheOptions, ShardCache};
 use crate::hf::open_hf;
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::manifest::{MANIFEST_FILE, Manifest, ShardCompression};
 use crate::open_shards::OpenShards;
 use crate::route::Routes;
 use crate::shard::{LoadMode, LoadedShard, ShardKind, decode, load_bytes, load_file};
@@ -124,7 +124,7 @@ pub(crate) struct Parts {
     pub(crate) stored: SchemaRef,
     pub(crate) kind: ShardKind,
     pub(crate) shards: Vec<ShardMeta>,
-    pub(crate) compression: String,
+    pub(crate) compression: ShardCompression,
     /// Each column's recorded offset span (see [`crate::wide`]).
     pub(crate) spans: Vec<Option<u64>>,
     /// What bounds a column's span when none is recorded.
@@ -146,8 +146,8 @@ impl Parts {
             })
             .collect();
         // Uncompressed shards hold every value byte and offset, so their size bounds a span.
-        let unrecorded = match m.compression.as_str() {
-            "none" => m.shards.iter().map(|s| s.bytes).sum(),
+        let unrecorded = match m.compression {
+            ShardCompression::None => m.shards.iter().map(|s| s.bytes).sum(),
             _ => u64::MAX,
         };
         Self {
@@ -177,7 +177,7 @@ pub(crate) struct Inner {
     shards: Vec<ShardMeta>,
     /// Which shard holds a row.
     pub(crate) routes: Routes,
-    compression: String,
+    compression: ShardCompression,
     pub(crate) options: OpenOptions,
     /// The shards open now (the cap, the LRU, one load at a time).
     open: OpenShards,
@@ -400,9 +400,10 @@ impl ShardStore {
         self.inner.shards.iter().map(|s| s.bytes).sum()
     }
 
-    /// Shard compression: `none`, `lz4` or `zstd`.
-    pub fn compression(&self) -> &str {
-        &self.inner.compression
+    /// Shard compression. For a Hugging Face directory, the codec of its compressed record
+    /// batches, if any.
+    pub fn compression(&self) -> ShardCompression {
+        self.inner.compression
     }
 
     /// How many times a shard was loaded (mapped or read, and decoded) so far: a measure of

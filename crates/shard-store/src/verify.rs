@@ -15,11 +15,61 @@ pub struct VerifyReport {
     pub checked: usize,
     /// Bytes read.
     pub bytes: u64,
-    /// Each bad shard's file name and what is wrong with it.
-    pub bad: Vec<(String, String)>,
+    /// Each bad shard, with what is wrong with it.
+    pub bad: Vec<BadShard>,
     /// Hidden directories beside a local store that killed writes of it left (no writer
     /// holds them): the next write of the store removes them. They do not make the store bad.
     pub leftovers: Vec<std::path::PathBuf>,
+}
+
+/// A shard [`ShardStore::verify`] found bad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BadShard {
+    /// Its file name.
+    pub file: String,
+    /// What is wrong with it.
+    pub problem: ShardProblem,
+}
+
+/// What is wrong with a shard. `Display` gives the sentence `arrowfeed verify` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShardProblem {
+    /// It could not be opened or read: the error, as text.
+    Unreadable(String),
+    /// Its size is not the manifest's.
+    Size {
+        /// Bytes found.
+        found: u64,
+        /// Bytes the manifest records.
+        recorded: u64,
+    },
+    /// Its xxh3 checksum is not the manifest's.
+    Checksum {
+        /// The checksum of the bytes found.
+        found: u64,
+        /// The checksum the manifest records.
+        recorded: u64,
+    },
+    /// It does not decode (Hugging Face directories, which record no checksums): the error,
+    /// as text.
+    Undecodable(String),
+}
+
+impl std::fmt::Display for ShardProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreadable(e) | Self::Undecodable(e) => f.write_str(e),
+            Self::Size { found, recorded } => {
+                write!(f, "{found} bytes, the manifest says {recorded}")
+            }
+            Self::Checksum { found, recorded } => write!(
+                f,
+                "checksum mismatch: xxh3 {found:016x}, the manifest says {recorded:016x}"
+            ),
+        }
+    }
 }
 
 impl VerifyReport {
@@ -66,10 +116,13 @@ impl ShardStore {
                         )
                     })
                     .err()
-                    .map(|e| e.to_string()),
+                    .map(|e| ShardProblem::Undecodable(e.to_string())),
             };
-            if let Some(p) = problem {
-                report.bad.push((meta.file.clone(), p));
+            if let Some(problem) = problem {
+                report.bad.push(BadShard {
+                    file: meta.file.clone(),
+                    problem,
+                });
             }
         }
         if objects.is_none()
@@ -93,15 +146,15 @@ fn check_remote(
     bytes: Option<u64>,
     xxh3: Option<u64>,
     read: &mut u64,
-) -> Option<String> {
+) -> Option<ShardProblem> {
     use futures::executor::block_on;
     let source = match block_on(objects.open(name)) {
         Ok(s) => s,
-        Err(e) => return Some(format!("cannot open: {e}")),
+        Err(e) => return Some(ShardProblem::Unreadable(format!("cannot open: {e}"))),
     };
     let size = match block_on(source.size()) {
         Ok(s) => s,
-        Err(e) => return Some(format!("cannot open: {e}")),
+        Err(e) => return Some(ShardProblem::Unreadable(format!("cannot open: {e}"))),
     };
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let step = 8u64 << 20;
@@ -110,7 +163,7 @@ fn check_remote(
         let end = (at + step).min(size);
         match block_on(source.read(at..end)) {
             Ok(b) => hasher.update(&b),
-            Err(e) => return Some(format!("read failed: {e}")),
+            Err(e) => return Some(ShardProblem::Unreadable(format!("read failed: {e}"))),
         }
         at = end;
     }
@@ -123,10 +176,10 @@ fn check_checksum(
     bytes: Option<u64>,
     xxh3: Option<u64>,
     read: &mut u64,
-) -> Option<String> {
+) -> Option<ShardProblem> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) => return Some(format!("cannot open: {e}")),
+        Err(e) => return Some(ShardProblem::Unreadable(format!("cannot open: {e}"))),
     };
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -139,7 +192,7 @@ fn check_checksum(
                 n += k as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Some(format!("read failed: {e}")),
+            Err(e) => return Some(ShardProblem::Unreadable(format!("read failed: {e}"))),
         }
     }
     *read += n;
@@ -147,16 +200,20 @@ fn check_checksum(
 }
 
 /// What is wrong with a shard of `n` bytes and checksum `got`, if anything.
-fn compare(n: u64, got: u64, bytes: Option<u64>, xxh3: Option<u64>) -> Option<String> {
+fn compare(n: u64, got: u64, bytes: Option<u64>, xxh3: Option<u64>) -> Option<ShardProblem> {
     if let Some(want) = bytes
         && n != want
     {
-        return Some(format!("{n} bytes, the manifest says {want}"));
+        return Some(ShardProblem::Size {
+            found: n,
+            recorded: want,
+        });
     }
     match xxh3 {
-        Some(want) if want != got => Some(format!(
-            "checksum mismatch: xxh3 {got:016x}, the manifest says {want:016x}"
-        )),
+        Some(want) if want != got => Some(ShardProblem::Checksum {
+            found: got,
+            recorded: want,
+        }),
         _ => None,
     }
 }

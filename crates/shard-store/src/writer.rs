@@ -11,33 +11,8 @@ use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow_schema::SchemaRef;
 use arrowfeed_traits::{Error, ObjectDir, Result};
 
-use crate::manifest::{MANIFEST_FILE, Manifest, ShardEntry};
+use crate::manifest::{MANIFEST_FILE, Manifest, ShardCompression, ShardEntry};
 use crate::wide::{large_type, offset_span};
-
-/// Compression of shard files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ShardCompression {
-    /// None (the default): shards are read zero-copy from a memory map, so `take` touches only
-    /// the bytes of the rows it gathers.
-    #[default]
-    None,
-    /// LZ4 frame: smaller files, but every batch touched by a read is decompressed whole, which
-    /// makes random access much slower.
-    Lz4,
-    /// Zstandard: smallest, slowest to read at random.
-    Zstd,
-}
-
-impl ShardCompression {
-    fn name(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Lz4 => "lz4",
-            Self::Zstd => "zstd",
-        }
-    }
-}
 
 /// Hashes and counts what passes through it.
 struct Hashing {
@@ -448,7 +423,7 @@ impl StoreWriter {
         let manifest = Manifest {
             column_spans,
             schema,
-            compression: self.compression.name().to_string(),
+            compression: self.compression,
             shards,
         };
         let path = tmp.join(MANIFEST_FILE);

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use arrowfeed_shard_store::{ShardStore, StoreWriter};
+use arrowfeed_shard_store::{ShardProblem, ShardStore, StoreWriter};
 use arrowfeed_traits::{Error, RandomAccess};
 use proptest::prelude::*;
 
@@ -152,7 +152,12 @@ fn missing_and_truncated_shards() {
     );
     let v = s.verify().unwrap();
     assert_eq!(v.bad.len(), 1);
-    assert_eq!(v.bad[0].0, "shard-00001.arrow");
+    assert_eq!(v.bad[0].file, "shard-00001.arrow");
+    assert!(
+        matches!(&v.bad[0].problem, ShardProblem::Unreadable(e) if e.contains("cannot open")),
+        "{:?}",
+        v.bad[0]
+    );
 
     let f = p.join("shard-00002.arrow");
     let bytes = std::fs::read(&f).unwrap();
@@ -202,7 +207,10 @@ proptest! {
         let s = ShardStore::open_with(&p, arrowfeed_shard_store::OpenOptions::default().with_mode(mode)).unwrap();
         let v = s.verify().unwrap();
         prop_assert_eq!(v.bad.len(), 1);
-        prop_assert_eq!(&v.bad[0].0, &name);
+        prop_assert_eq!(&v.bad[0].file, &name);
+        // Same size, other bytes: the checksum is what differs.
+        let is_checksum = matches!(v.bad[0].problem, ShardProblem::Checksum { found, recorded } if found != recorded);
+        prop_assert!(is_checksum, "{:?}", v.bad[0]);
         let rows: Vec<u64> = (0..300).step_by(7).collect();
         if let Err(e) = s.take(&rows, None) {
             prop_assert!(e.to_string().contains(&name), "{}", e);
