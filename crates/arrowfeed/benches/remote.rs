@@ -89,7 +89,7 @@ fn peer_store(bucket: &str) -> Arc<dyn ObjectStore> {
 }
 
 fn engine(source: Arc<dyn ByteSource>) -> usize {
-    let options = ReadOptions::default().with_batch_size(8192);
+    let options = ReadOptions::default().batch_size(8192);
     let reader = arrowfeed::scan_source(source, &options)
         .unwrap()
         .decode_parallelism(2)

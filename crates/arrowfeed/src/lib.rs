@@ -131,7 +131,7 @@ pub fn loader(
 /// # let mut w = BatchWriter::create(&path, Format::Parquet, batch.schema(), Default::default())?;
 /// # w.write(&batch)?;
 /// # w.finish()?;
-/// let options = ReadOptions::default().with_batch_size(300);
+/// let options = ReadOptions::default().batch_size(300);
 /// let reader = arrowfeed::scan(&path, &options)?.decode_parallelism(2).reader()?;
 /// let sizes: Vec<usize> = reader.map(|b| b.map(|b| b.num_rows())).collect::<Result<_, _>>()?;
 /// assert_eq!(sizes, [300, 300, 300, 100]);

@@ -36,7 +36,7 @@ fn drain<T, E>(batches: impl IntoIterator<Item = Result<T, E>>) -> bool {
 
 /// Reads every batch of whatever `open_source` makes of `source`; true if all of it read.
 fn drain_open(source: &Arc<dyn ByteSource>) -> bool {
-    let options = ReadOptions::default().with_batch_size(5);
+    let options = ReadOptions::default().batch_size(5);
     open_source(source.clone(), &options).is_ok_and(drain)
 }
 
@@ -51,10 +51,7 @@ pub fn parquet(data: &[u8]) -> bool {
     let read = drain_open(&source);
     let planned =
         ParquetScanPlan::from_source(&source, &ReadOptions::default()).is_ok_and(|plan| {
-            let plan = plan
-                .with_decode_batch_rows(5)
-                .with_part_rows(11)
-                .with_piece_bytes(64);
+            let plan = plan.decode_batch_rows(5).part_rows(11).piece_bytes(64);
             drain_plan(plan, source)
         });
     info && read && planned

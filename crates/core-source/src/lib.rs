@@ -35,7 +35,7 @@
 //! # let mut w = arrow_ipc::writer::StreamWriter::try_new(std::fs::File::create(&path)?, &batch.schema())?;
 //! # w.write(&batch)?; w.finish()?;
 //! // The format comes from the bytes; the extension does not matter.
-//! let source = open_with(&path, &ReadOptions::default().with_columns(["name"]))?;
+//! let source = open_with(&path, &ReadOptions::default().columns(["name"]))?;
 //! for batch in source {
 //!     let batch = batch?;
 //!     assert_eq!(batch.schema().field(0).name(), "name");

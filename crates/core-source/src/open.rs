@@ -28,19 +28,19 @@ pub struct ReadOptions {
 
 impl ReadOptions {
     /// Reads only `columns`, in that order.
-    pub fn with_columns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, columns: I) -> Self {
+    pub fn columns<I: IntoIterator<Item = S>, S: Into<String>>(mut self, columns: I) -> Self {
         self.columns = Some(columns.into_iter().map(Into::into).collect());
         self
     }
 
     /// Reads only the Parquet row groups `row_groups`.
-    pub fn with_row_groups(mut self, row_groups: Vec<usize>) -> Self {
+    pub fn row_groups(mut self, row_groups: Vec<usize>) -> Self {
         self.row_groups = Some(row_groups);
         self
     }
 
     /// Sets the rows per batch.
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = Some(batch_size);
         self
     }
@@ -283,7 +283,7 @@ fn open_source_one(
     let reader: BoxReader = match format {
         Format::Parquet => {
             // Row groups whole: this reader decodes on one thread, so parts buy nothing.
-            let plan = ParquetScanPlan::from_source(source, options)?.with_part_rows(0);
+            let plan = ParquetScanPlan::from_source(source, options)?.part_rows(0);
             Box::new(
                 PlanReader::new(Box::new(plan), source.clone())
                     .exact_batches(options.parquet_batch_size()),

@@ -36,7 +36,7 @@ use crate::{Format, ReadOptions, SourceInfo};
 /// #     ("s", Arc::new(StringArray::from(vec!["a", "b", "c"])) as _)])?;
 /// # let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path)?, batch.schema(), None)?;
 /// # w.write(&batch)?; w.close()?;
-/// let opts = ReadOptions::default().with_columns(["s"]).with_batch_size(2);
+/// let opts = ReadOptions::default().columns(["s"]).batch_size(2);
 /// let reader = ParquetReader::open(&path, &opts)?;
 /// let sizes: Vec<usize> = reader.map(|b| b.map(|b| b.num_rows())).collect::<Result<_, _>>()?;
 /// assert_eq!(sizes, [2, 1]);

@@ -30,7 +30,7 @@ use crate::parquet::{ParquetFooter, Projection};
 /// columns' chunks.
 ///
 /// Row groups split into parts that decode on several threads
-/// ([`with_part_rows`](Self::with_part_rows)). Uncompressed and snappy pages are cut and
+/// ([`part_rows`](Self::part_rows)). Uncompressed and snappy pages are cut and
 /// decompressed by this crate (no zeroing of page buffers; a page two parts need is
 /// decompressed once); when every projected column is a flat fixed-width one (INT32, INT64,
 /// FLOAT, DOUBLE as Int32, Date32, Int64, Float32, Float64) in PLAIN or dictionary encoding,
@@ -48,7 +48,7 @@ pub struct ParquetScanPlan {
     schema: SchemaRef,
     batch_size: usize,
     part_rows: Option<usize>,
-    /// A projected column is repeated: parts cost more (see [`Self::with_part_rows`]).
+    /// A projected column is repeated: parts cost more (see [`Self::part_rows`]).
     repeated: bool,
     /// Set when every projected column is one [`crate::flat`] decodes.
     flat: Option<Arc<FlatColumns>>,
@@ -61,10 +61,10 @@ pub struct ParquetScanPlan {
 }
 
 /// Row groups with at least this many rows split into parts by default: see
-/// [`ParquetScanPlan::with_part_rows`].
+/// [`ParquetScanPlan::part_rows`].
 pub const SPLIT_ROW_GROUPS_FROM: usize = 65_536;
 
-/// Decoded bytes per piece by default: see [`ParquetScanPlan::with_piece_bytes`]. Pieces
+/// Decoded bytes per piece by default: see [`ParquetScanPlan::piece_bytes`]. Pieces
 /// this size stay well inside a 32 MiB L3 cache until taken. 1 MiB pieces (half a 2 MiB L2)
 /// made a tpch scan 14% slower in one process (0.217 s against 0.190 s): four times as many
 /// hand-overs, each waking the consumer.
@@ -165,7 +165,7 @@ impl ParquetScanPlan {
     /// row, not from each row group's: a row group starting mid-batch first yields the rows
     /// up to the next multiple. An engine cutting batches of the same size then hands them on
     /// as they are, with no copy where row groups meet.
-    pub fn with_decode_batch_rows(mut self, rows: usize) -> Self {
+    pub fn decode_batch_rows(mut self, rows: usize) -> Self {
         self.batch_size = rows.max(1);
         self
     }
@@ -188,7 +188,7 @@ impl ParquetScanPlan {
     /// reading their levels (other columns skip whole pages unread). Hence fewer parts then.
     /// On `tpch.parquet` from the CLI, quarters against halves: 0.27 s against 0.27-0.42 s
     /// and 20-90 MB less memory; on `ml.parquet` (a list column), quarters cost 8% more CPU.
-    pub fn with_part_rows(mut self, rows: usize) -> Self {
+    pub fn part_rows(mut self, rows: usize) -> Self {
         self.part_rows = Some(rows);
         self
     }
@@ -199,7 +199,7 @@ impl ParquetScanPlan {
     /// likely while they are still in the CPU's cache, and the allocator reuses their memory
     /// instead of a whole part waiting in fresh pages. A piece holds whole batches, so at
     /// least one. Default [`DEFAULT_PIECE_BYTES`]; `usize::MAX` hands each part over whole.
-    pub fn with_piece_bytes(mut self, bytes: usize) -> Self {
+    pub fn piece_bytes(mut self, bytes: usize) -> Self {
         self.piece_bytes = bytes;
         self
     }
@@ -296,7 +296,7 @@ struct RowGroup {
     first_row: u64,
     /// The rows in the row group.
     rows: u64,
-    /// Decoded bytes per piece (see [`ParquetScanPlan::with_piece_bytes`]).
+    /// Decoded bytes per piece (see [`ParquetScanPlan::piece_bytes`]).
     piece_bytes: usize,
     /// Set when this row group is decoded by [`crate::flat`].
     flat: Option<Arc<FlatColumns>>,
@@ -441,7 +441,7 @@ impl RowGroupBytes {
 }
 
 /// Decodes plan rows of one row group a piece at a time (see
-/// [`ParquetScanPlan::with_piece_bytes`]).
+/// [`ParquetScanPlan::piece_bytes`]).
 struct PartReader {
     rg: Arc<RowGroupBytes>,
     rows: std::ops::Range<u64>,
@@ -648,8 +648,8 @@ mod tests {
     fn run(path: &Path, part_rows: usize) -> (Vec<RecordBatch>, [u64; 4]) {
         let plan = ParquetScanPlan::try_new(path, &ReadOptions::default())
             .expect("plan")
-            .with_decode_batch_rows(96)
-            .with_part_rows(part_rows);
+            .decode_batch_rows(96)
+            .part_rows(part_rows);
         let counts = plan.pages.clone();
         let data = Bytes::from(std::fs::read(path).expect("read"));
         let batches = run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))

@@ -110,7 +110,7 @@ fn engine_rows(
 ) -> usize {
     let plan = ParquetScanPlan::try_new(path, options)
         .unwrap()
-        .with_decode_batch_rows(8192);
+        .decode_batch_rows(8192);
     drain(
         tune(Scan::from_parts(source, Box::new(plan)).batch_size(8192))
             .reader()
@@ -358,7 +358,7 @@ fn projection(_c: &mut Criterion) {
         return;
     }
     let file_len = std::fs::metadata(&path).unwrap().len();
-    let options = ReadOptions::default().with_columns(["label"]);
+    let options = ReadOptions::default().columns(["label"]);
     let plan = ParquetScanPlan::try_new(&path, &options).unwrap();
     let counted = Arc::new(LatencySource::new(
         MmapFile::open(&path).unwrap(),

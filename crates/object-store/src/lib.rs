@@ -23,7 +23,7 @@
 //! `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` (an S3-compatible server),
 //! `AWS_ALLOW_HTTP`; `GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`, `GOOGLE_BUCKET`;
 //! `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_SAS_KEY` and the
-//! others object_store documents. [`RemoteOptions::with_config`] sets the same keys
+//! others object_store documents. [`RemoteOptions::config`] sets the same keys
 //! explicitly, over the environment.
 //!
 //! # The runtime
@@ -44,7 +44,7 @@
 //! use arrowfeed_object_store::{RemoteFile, RemoteOptions};
 //! use arrowfeed_traits::ByteSource;
 //!
-//! let options = RemoteOptions::default().with_config("aws_endpoint", "http://127.0.0.1:8333");
+//! let options = RemoteOptions::default().config("aws_endpoint", "http://127.0.0.1:8333");
 //! let file = RemoteFile::open("s3://bucket/train.parquet", &options)?;
 //! let tail = futures::executor::block_on(file.read(file.len() - 8..file.len()))?;
 //! assert_eq!(&tail[4..], b"PAR1");

@@ -50,37 +50,37 @@ impl Default for RemoteOptions {
 
 impl RemoteOptions {
     /// Sets `key` (an object_store configuration key, e.g. `aws_endpoint`) to `value`.
-    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.push((key.into(), value.into()));
         self
     }
 
     /// Sets the retries of a transiently failed request.
-    pub fn with_max_retries(mut self, n: usize) -> Self {
+    pub fn max_retries(mut self, n: usize) -> Self {
         self.max_retries = n;
         self
     }
 
     /// Sets the time after the first attempt past which no retry starts.
-    pub fn with_retry_timeout(mut self, t: Duration) -> Self {
+    pub fn retry_timeout(mut self, t: Duration) -> Self {
         self.retry_timeout = t;
         self
     }
 
     /// Sets the time a request may take.
-    pub fn with_request_timeout(mut self, t: Duration) -> Self {
+    pub fn request_timeout(mut self, t: Duration) -> Self {
         self.request_timeout = t;
         self
     }
 
     /// Sets the time connecting may take.
-    pub fn with_connect_timeout(mut self, t: Duration) -> Self {
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
     }
 
     /// Sets the limit on requests in flight to one store.
-    pub fn with_max_requests_in_flight(mut self, n: usize) -> Self {
+    pub fn max_requests_in_flight(mut self, n: usize) -> Self {
         self.max_requests_in_flight = n;
         self
     }

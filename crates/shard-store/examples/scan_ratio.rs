@@ -65,8 +65,7 @@ fn main() {
     let bytes: u64 = store.total_bytes().unwrap_or(0);
     let ours = |prefault: bool| {
         // A fresh store each time, so no shard is reused from an earlier round's cache.
-        let store =
-            ShardStore::open_with(&dir, OpenOptions::default().with_prefault(prefault)).unwrap();
+        let store = ShardStore::open_with(&dir, OpenOptions::default().prefault(prefault)).unwrap();
         let t = Instant::now();
         let (mut x, mut rows) = (0u64, 0usize);
         for b in store.iter_shards(None) {

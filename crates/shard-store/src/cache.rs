@@ -80,25 +80,25 @@ impl Default for CacheOptions {
 
 impl CacheOptions {
     /// Sets the cache root.
-    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
     }
 
     /// Sets the byte limit.
-    pub fn with_limit(mut self, bytes: u64) -> Self {
+    pub fn limit(mut self, bytes: u64) -> Self {
         self.limit = Some(bytes);
         self
     }
 
     /// Sets the range requests in flight per download.
-    pub fn with_download_parallelism(mut self, n: usize) -> Self {
+    pub fn download_parallelism(mut self, n: usize) -> Self {
         self.download_parallelism = n;
         self
     }
 
     /// Sets the shards downloaded ahead at once.
-    pub fn with_read_ahead_threads(mut self, n: usize) -> Self {
+    pub fn read_ahead_threads(mut self, n: usize) -> Self {
         self.read_ahead_threads = n;
         self
     }

@@ -27,7 +27,7 @@ pub enum LoadMode {
     /// rewrites one in place, the bytes under batches already decoded change silently. Sizes
     /// are checked at open, but nothing can guard against a change afterwards. Use
     /// [`LoadMode::Read`] for files others may change, or
-    /// [`OpenOptions::with_verify_checksums`](crate::OpenOptions::with_verify_checksums) to
+    /// [`OpenOptions::verify_checksums`](crate::OpenOptions::verify_checksums) to
     /// check each shard as it loads.
     #[default]
     Mmap,

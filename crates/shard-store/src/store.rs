@@ -79,31 +79,31 @@ impl Default for OpenOptions {
 
 impl OpenOptions {
     /// Sets how shard bytes are loaded.
-    pub fn with_mode(mut self, mode: LoadMode) -> Self {
+    pub fn mode(mut self, mode: LoadMode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Sets whether shards are mapped with their pages populated.
-    pub fn with_prefault(mut self, prefault: bool) -> Self {
+    pub fn prefault(mut self, prefault: bool) -> Self {
         self.prefault = prefault;
         self
     }
 
     /// Sets whether each shard's checksum is checked as it loads.
-    pub fn with_verify_checksums(mut self, verify: bool) -> Self {
+    pub fn verify_checksums(mut self, verify: bool) -> Self {
         self.verify_checksums = verify;
         self
     }
 
     #[doc(hidden)]
-    pub fn with_offset_limit(mut self, limit: u64) -> Self {
+    pub fn offset_limit(mut self, limit: u64) -> Self {
         self.offset_limit = limit;
         self
     }
 
     /// Sets the cap on open shards (at least 1).
-    pub fn with_max_open_shards(mut self, n: usize) -> Self {
+    pub fn max_open_shards(mut self, n: usize) -> Self {
         self.max_open_shards = n.max(1);
         self
     }

@@ -25,8 +25,8 @@ fn scan_reads_through_one_source() {
     let input = batches(&[1000, 1000, 500]);
     let paths = write_all_kinds(dir.path(), &input);
     let options = ReadOptions::default()
-        .with_batch_size(333)
-        .with_columns(["tokens", "id"]);
+        .batch_size(333)
+        .columns(["tokens", "id"]);
     for path in paths
         .iter()
         .filter(|p| !p.to_string_lossy().ends_with(".arrows"))

@@ -52,8 +52,8 @@ fn every_kind_of_file_reads_remotely_as_it_reads_locally() {
     let input = batches(&[700, 1300, 64]);
     let prefix = server.unique_url("kinds");
     let options = ReadOptions::default()
-        .with_batch_size(500)
-        .with_columns(["image", "id", "tokens"]);
+        .batch_size(500)
+        .columns(["image", "id", "tokens"]);
     for path in write_all_kinds(dir.path(), &input) {
         let url = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
         arrowfeed::upload(&path, &url).unwrap();
@@ -132,9 +132,7 @@ fn a_remote_store_streams_an_epoch_through_a_quarter_sized_cache() {
     assert!(local.num_shards() >= 12, "{} shards", local.num_shards());
     let cache_dir = dir.path().join("cache");
     let limit = total / 4;
-    let cache = CacheOptions::default()
-        .with_dir(&cache_dir)
-        .with_limit(limit);
+    let cache = CacheOptions::default().dir(&cache_dir).limit(limit);
     let remote = arrowfeed::store_with(&url, OpenOptions::default(), &cache).unwrap();
     assert!(remote.is_remote());
     assert_eq!(remote.num_rows(), local.num_rows());
@@ -205,7 +203,7 @@ fn a_damaged_shard_on_the_server_is_corrupt_and_removed_from_the_cache() {
     let remote = arrowfeed::store_with(
         &url,
         OpenOptions::default(),
-        &CacheOptions::default().with_dir(dir.path().join("c1")),
+        &CacheOptions::default().dir(dir.path().join("c1")),
     )
     .unwrap();
     let name = remote.shard_rows()[2].0.clone();
@@ -222,7 +220,7 @@ fn a_damaged_shard_on_the_server_is_corrupt_and_removed_from_the_cache() {
     let remote = arrowfeed::store_with(
         &url,
         OpenOptions::default(),
-        &CacheOptions::default().with_dir(&cache_dir),
+        &CacheOptions::default().dir(&cache_dir),
     )
     .unwrap();
     let err = remote.take(&[first + 1], None).unwrap_err();
@@ -243,18 +241,18 @@ fn a_server_that_goes_away_mid_epoch_ends_it_with_an_error() {
     let (_, url) = stores(&server, dir.path());
     let proxy = TcpProxy::start(server.endpoint.trim_start_matches("http://"));
     let options = RemoteOptions::default()
-        .with_config("aws_endpoint", proxy.endpoint())
-        .with_max_retries(2)
-        .with_retry_timeout(Duration::from_secs(5))
-        .with_request_timeout(Duration::from_secs(5))
-        .with_connect_timeout(Duration::from_secs(1));
+        .config("aws_endpoint", proxy.endpoint())
+        .max_retries(2)
+        .retry_timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(1));
     let objects = Arc::new(RemoteDir::new(&url, &options).unwrap());
     let store = ShardStore::open_remote(
         objects,
         OpenOptions::default(),
         &CacheOptions::default()
-            .with_dir(dir.path().join("cache"))
-            .with_read_ahead_threads(0),
+            .dir(dir.path().join("cache"))
+            .read_ahead_threads(0),
     )
     .unwrap();
     let loader = Loader::builder(Arc::new(store))

@@ -22,12 +22,12 @@ fn columns_come_in_the_order_asked_for() {
     for out in OUTS {
         let path = dir.path().join(format!("{out:?}"));
         write(&path, out, &schema, &input);
-        let src = open_with(&path, &ReadOptions::default().with_columns(names.clone())).unwrap();
+        let src = open_with(&path, &ReadOptions::default().columns(names.clone())).unwrap();
         let got = src.collect::<Result<Vec<_>, _>>().unwrap();
         let got = concat(&Arc::new(want.schema().project(&[3, 0]).unwrap()), &got);
         assert_eq!(got, want.project(&[3, 0]).unwrap(), "{out:?}");
 
-        let err = open_with(&path, &ReadOptions::default().with_columns(["nope"])).unwrap_err();
+        let err = open_with(&path, &ReadOptions::default().columns(["nope"])).unwrap_err();
         assert!(
             matches!(err, Error::InvalidArgument { .. }),
             "{out:?}: {err}"
@@ -48,7 +48,7 @@ fn parquet_row_groups_are_selectable() {
     let path = dir.path().join("f.parquet");
     write(&path, Out::Parquet, &schema, &input);
     assert_eq!(info(&path).unwrap().unit_rows, vec![50, 50, 20]);
-    let got = open_with(&path, &ReadOptions::default().with_row_groups(vec![2, 0]))
+    let got = open_with(&path, &ReadOptions::default().row_groups(vec![2, 0]))
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
@@ -56,7 +56,7 @@ fn parquet_row_groups_are_selectable() {
     // The parquet crate reads selected row groups in the order given.
     let want = concat(&schema, &[input[0].slice(100, 20), input[0].slice(0, 50)]);
     assert_eq!(got, want);
-    let err = open_with(&path, &ReadOptions::default().with_row_groups(vec![3])).unwrap_err();
+    let err = open_with(&path, &ReadOptions::default().row_groups(vec![3])).unwrap_err();
     assert!(
         err.to_string().contains("row group 3") && err.to_string().contains("f.parquet"),
         "{err}"

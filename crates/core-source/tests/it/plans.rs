@@ -88,8 +88,8 @@ proptest! {
         let want = parquet_reference(&path, None);
         let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default())
             .unwrap()
-            .with_decode_batch_rows(batch_rows)
-            .with_part_rows(part_rows);
+            .decode_batch_rows(batch_rows)
+            .part_rows(part_rows);
         let file = LocalFile::open(&path).unwrap();
         let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
         prop_assert_eq!(concat(&schema, &got), concat(&schema, &want));
@@ -368,11 +368,11 @@ fn plan_equals_the_parquet_crate(
     part_rows: usize,
 ) -> Result<(), TestCaseError> {
     let want = parquet_reference(path, Some(&columns));
-    let opts = ReadOptions::default().with_columns(columns);
+    let opts = ReadOptions::default().columns(columns);
     let plan = ParquetScanPlan::try_new(path, &opts)
         .unwrap()
-        .with_decode_batch_rows(batch_rows)
-        .with_part_rows(part_rows);
+        .decode_batch_rows(batch_rows)
+        .part_rows(part_rows);
     let out = plan.schema();
     let file = LocalFile::open(path).unwrap();
     let got = run_plan_in_order(plan, |r| file.read_blocking(r)).unwrap();
@@ -394,7 +394,7 @@ fn damaged_plan_is_an_error_not_a_panic(
 ) -> Result<(), TestCaseError> {
     let plan = ParquetScanPlan::try_new(path, &ReadOptions::default())
         .unwrap()
-        .with_part_rows(part_rows);
+        .part_rows(part_rows);
     let mut bytes = std::fs::read(path).unwrap();
     let footer =
         u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
@@ -419,10 +419,10 @@ fn parquet_plans_read_only_the_projected_columns() {
     let path = dir.path().join("f.parquet");
     write(&path, Out::Parquet, &schema, &batches(&cols, &[120], 1));
     let all = planned_bytes(&path, &ReadOptions::default());
-    let opts = ReadOptions::default().with_columns([schema.field(0).name().clone()]);
+    let opts = ReadOptions::default().columns([schema.field(0).name().clone()]);
     let one = planned_bytes(&path, &opts);
     assert!(one * 2 < all, "projected {one} bytes of {all}");
-    let opts = ReadOptions::default().with_row_groups(vec![1]);
+    let opts = ReadOptions::default().row_groups(vec![1]);
     let tasks: Vec<_> = ParquetScanPlan::try_new(&path, &opts)
         .unwrap()
         .map(|t| t.unwrap())

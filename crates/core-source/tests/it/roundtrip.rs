@@ -28,7 +28,7 @@ proptest! {
         for out in OUTS {
             let path = dir.path().join(format!("{out:?}"));
             write(&path, out, &schema, &input);
-            let src = open_with(&path, &ReadOptions::default().with_batch_size(batch_size)).unwrap();
+            let src = open_with(&path, &ReadOptions::default().batch_size(batch_size)).unwrap();
             prop_assert_eq!(arrow_array::RecordBatchReader::schema(&src), schema.clone());
             let got: Vec<_> = src.collect::<Result<_, _>>().unwrap();
             for b in &got {

@@ -84,9 +84,9 @@ proptest! {
             .map(|(f, _)| f.name().clone())
             .collect();
         names.reverse();
-        let mut options = ReadOptions::default().with_batch_size(batch_size);
+        let mut options = ReadOptions::default().batch_size(batch_size);
         if !names.is_empty() {
-            options = options.with_columns(names.clone());
+            options = options.columns(names.clone());
         }
         for out in OUTS {
             let path = dir.path().join(format!("{out:?}"));
@@ -121,7 +121,7 @@ fn a_projected_parquet_read_fetches_a_fraction_of_the_object() {
     write_parquet(&path, &schema, &input, props);
     let size = std::fs::metadata(&path).unwrap().len();
     let src = source_of(&path);
-    let options = ReadOptions::default().with_columns(["c0_Int64"]);
+    let options = ReadOptions::default().columns(["c0_Int64"]);
     let got = drain(open_source(src.clone(), &options).unwrap());
     assert_eq!(got, drain(open_with(&path, &options).unwrap()));
     let md = parquet::file::metadata::ParquetMetaDataReader::new()

@@ -248,10 +248,10 @@ proptest! {
         let got = within(Duration::from_secs(30), move || {
             let mut plan = ParquetScanPlan::try_new(&path, &options).expect("plan");
             if let Some(n) = decode_rows {
-                plan = plan.with_decode_batch_rows(n);
+                plan = plan.decode_batch_rows(n);
             }
             if let Some(n) = part_rows {
-                plan = plan.with_part_rows(n);
+                plan = plan.part_rows(n);
             }
             let mut scan = Scan::from_parts(source(kind, &path), Box::new(plan))
                 .batch_size(bs)
@@ -331,9 +331,9 @@ proptest! {
         let (got, metrics) = within(Duration::from_secs(30), move || {
             let plan = ParquetScanPlan::try_new(&path, &options)
                 .expect("plan")
-                .with_decode_batch_rows(bs)
-                .with_part_rows(part_rows)
-                .with_piece_bytes(piece_bytes);
+                .decode_batch_rows(bs)
+                .part_rows(part_rows)
+                .piece_bytes(piece_bytes);
             let mut reader = Scan::from_parts(source(Kind::Mmap, &path), Box::new(plan))
                 .batch_size(bs)
                 .decode_parallelism(decode)
@@ -371,7 +371,7 @@ proptest! {
 #[test]
 fn projection_reads_only_the_projected_columns() {
     let path = &files().parquet;
-    let options = ReadOptions::default().with_columns(["id"]);
+    let options = ReadOptions::default().columns(["id"]);
     let plan = ParquetScanPlan::try_new(path, &options).expect("plan");
     let slow = Arc::new(LatencySource::new(
         LocalFile::open(path).expect("open"),

@@ -11,11 +11,11 @@ use futures::executor::block_on;
 
 fn options(server: &S3Server) -> RemoteOptions {
     RemoteOptions::default()
-        .with_config("aws_endpoint", &server.endpoint)
-        .with_config("aws_allow_http", "true")
-        .with_config("aws_region", "us-east-1")
-        .with_config("aws_access_key_id", &server.access_key)
-        .with_config("aws_secret_access_key", &server.secret_key)
+        .config("aws_endpoint", &server.endpoint)
+        .config("aws_allow_http", "true")
+        .config("aws_region", "us-east-1")
+        .config("aws_access_key_id", &server.access_key)
+        .config("aws_secret_access_key", &server.secret_key)
 }
 
 /// Bytes that differ at every offset a test might read.
@@ -74,7 +74,7 @@ fn a_wrong_secret_is_refused_naming_the_url() {
     let dir = RemoteDir::new(&server.unique_url("refused"), &options(&server)).expect("dir");
     upload(&dir, "x.bin", b"hello");
     let url = dir.url_of("x.bin");
-    let wrong = options(&server).with_config("aws_secret_access_key", "not-the-secret");
+    let wrong = options(&server).config("aws_secret_access_key", "not-the-secret");
     let err = RemoteFile::open(&url, &wrong).expect_err("refused");
     match &err {
         Error::Io { source, .. } => {
@@ -97,8 +97,8 @@ fn the_environment_configures_s3() {
     let dir = RemoteDir::new(&server.unique_url("env"), &options(&server)).expect("dir");
     upload(&dir, "e.bin", b"from the environment");
     let plain = RemoteOptions::default()
-        .with_config("aws_endpoint", &server.endpoint)
-        .with_config("aws_allow_http", "true");
+        .config("aws_endpoint", &server.endpoint)
+        .config("aws_allow_http", "true");
     let file = RemoteFile::open(&dir.url_of("e.bin"), &plain).expect("credentials from env");
     assert_eq!(
         &block_on(file.read(5..16)).expect("read")[..],
@@ -115,11 +115,11 @@ fn a_server_that_goes_away_mid_read_is_an_error_after_bounded_retries() {
     let upstream = server.endpoint.trim_start_matches("http://").to_string();
     let proxy = TcpProxy::start(&upstream);
     let opts = options(&server)
-        .with_config("aws_endpoint", proxy.endpoint())
-        .with_max_retries(2)
-        .with_retry_timeout(Duration::from_secs(5))
-        .with_request_timeout(Duration::from_secs(5))
-        .with_connect_timeout(Duration::from_secs(1));
+        .config("aws_endpoint", proxy.endpoint())
+        .max_retries(2)
+        .retry_timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(1));
     let file = RemoteFile::open(&dir.url_of("a.bin"), &opts).expect("open through the proxy");
     assert_eq!(
         &block_on(file.read(0..1000)).expect("read")[..],
@@ -172,13 +172,13 @@ fn bad_urls_and_settings_are_invalid_arguments() {
     }
     let err = RemoteDir::new(
         "s3://b/p",
-        &RemoteOptions::default().with_max_requests_in_flight(0),
+        &RemoteOptions::default().max_requests_in_flight(0),
     )
     .expect_err("zero");
     assert!(err.to_string().contains("max_requests_in_flight"), "{err}");
     let err = RemoteDir::new(
         "s3://b/p",
-        &RemoteOptions::default().with_config("no_such_key", "1"),
+        &RemoteOptions::default().config("no_such_key", "1"),
     )
     .expect_err("unknown key");
     assert!(err.to_string().contains("no_such_key"), "{err}");

@@ -32,9 +32,7 @@ fn a_shard_rewritten_in_place_is_refused_when_checksums_are_verified() {
     bytes[at] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
     for mode in [LoadMode::Mmap, LoadMode::Read] {
-        let options = OpenOptions::default()
-            .with_mode(mode)
-            .with_verify_checksums(true);
+        let options = OpenOptions::default().mode(mode).verify_checksums(true);
         let s = ShardStore::open_with(&p, options).unwrap();
         assert_eq!(
             s.take(&[5], None).unwrap(),
@@ -204,7 +202,7 @@ proptest! {
         bytes[i] ^= x;
         std::fs::write(&f, &bytes).unwrap();
         let mode = if mode_read { arrowfeed_shard_store::LoadMode::Read } else { arrowfeed_shard_store::LoadMode::Mmap };
-        let s = ShardStore::open_with(&p, arrowfeed_shard_store::OpenOptions::default().with_mode(mode)).unwrap();
+        let s = ShardStore::open_with(&p, arrowfeed_shard_store::OpenOptions::default().mode(mode)).unwrap();
         let v = s.verify().unwrap();
         prop_assert_eq!(v.bad.len(), 1);
         prop_assert_eq!(&v.bad[0].file, &name);
@@ -266,7 +264,7 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
         let refused = |dir: &Path, row: u64, shard: &str| {
             let s = ShardStore::open_with(
                 dir,
-                arrowfeed_shard_store::OpenOptions::default().with_mode(mode),
+                arrowfeed_shard_store::OpenOptions::default().mode(mode),
             )
             .unwrap();
             let e = s.take(&[row], None).unwrap_err();

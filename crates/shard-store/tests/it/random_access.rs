@@ -43,7 +43,7 @@ proptest! {
         let path = dir.path().join("store");
         write(&path, batches, &StoreWriter::new().shard_rows(shard_rows).batch_rows(batch_rows));
         let mode = if mode_read { LoadMode::Read } else { LoadMode::Mmap };
-        let store = ShardStore::open_with(&path, OpenOptions::default().with_mode(mode).with_max_open_shards(2)).unwrap();
+        let store = ShardStore::open_with(&path, OpenOptions::default().mode(mode).max_open_shards(2)).unwrap();
         prop_assert_eq!(store.num_rows(), n as u64);
         let p = proj.as_deref();
         if n > 0 {
@@ -105,7 +105,7 @@ fn the_open_shard_cap_is_respected_and_lru() {
         &StoreWriter::new().shard_rows(100),
     );
     let store =
-        ShardStore::open_with(&store_dir, OpenOptions::default().with_max_open_shards(3)).unwrap();
+        ShardStore::open_with(&store_dir, OpenOptions::default().max_open_shards(3)).unwrap();
     assert_eq!(store.num_shards(), 10);
     assert_eq!(store.open_shards(), 0, "opening maps nothing");
     for round in 0..3 {
@@ -125,7 +125,7 @@ fn the_open_shard_cap_is_respected_and_lru() {
     // Least recently used, not first opened: with shards 0, 1, 2 open and 0 used again,
     // opening 3 closes 1, so 0 is still open (first-in-first-out would have closed 0).
     let store =
-        ShardStore::open_with(&store_dir, OpenOptions::default().with_max_open_shards(3)).unwrap();
+        ShardStore::open_with(&store_dir, OpenOptions::default().max_open_shards(3)).unwrap();
     let loads_after = |shard: u64| {
         store.take(&[shard * 100], None).unwrap();
         store.shard_loads()
@@ -144,8 +144,7 @@ fn threads_asking_for_one_shard_at_once_load_it_once() {
     let p = dir.path().join("s");
     write(&p, input(&[4000]), &StoreWriter::new().shard_rows(2000));
     for round in 0..20 {
-        let store =
-            ShardStore::open_with(&p, OpenOptions::default().with_mode(LoadMode::Read)).unwrap();
+        let store = ShardStore::open_with(&p, OpenOptions::default().mode(LoadMode::Read)).unwrap();
         let start = std::sync::Barrier::new(8);
         std::thread::scope(|scope| {
             for t in 0..8u64 {

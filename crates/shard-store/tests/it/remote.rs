@@ -147,9 +147,9 @@ fn open(objects: &Arc<DiskDir>, cache: &Path, limit: u64) -> ShardStore {
         objects.clone(),
         OpenOptions::default(),
         &CacheOptions::default()
-            .with_dir(cache)
-            .with_limit(limit)
-            .with_read_ahead_threads(1),
+            .dir(cache)
+            .limit(limit)
+            .read_ahead_threads(1),
     )
     .unwrap()
 }

@@ -133,7 +133,7 @@ proptest! {
         let path = dir.path().join("store");
         let compression = if lz4 { ShardCompression::Lz4 } else { ShardCompression::None };
         write(&path, batches, &StoreWriter::new().shard_rows(shard_rows).batch_rows(batch_rows).compression(compression));
-        let store = ShardStore::open_with(&path, OpenOptions::default().with_offset_limit(limit)).unwrap();
+        let store = ShardStore::open_with(&path, OpenOptions::default().offset_limit(limit)).unwrap();
 
         let spans = units(&all, 0..n);
         let wide: Vec<bool> = spans.iter().map(|&s| s > limit).collect();
@@ -195,9 +195,8 @@ fn without_recorded_spans_the_rule_is_conservative() {
                 c.as_object_mut().unwrap().remove("offset_span");
             }
         });
-        let opened = |limit| {
-            ShardStore::open_with(&p, OpenOptions::default().with_offset_limit(limit)).unwrap()
-        };
+        let opened =
+            |limit| ShardStore::open_with(&p, OpenOptions::default().offset_limit(limit)).unwrap();
         let (below, at) = match compression {
             ShardCompression::None => (stored.clone(), stored.clone()),
             _ => (every.clone(), every.clone()),
@@ -224,14 +223,19 @@ fn without_recorded_spans_the_rule_is_conservative() {
         let stream = ipc_stream(&batches, codec);
         hf_dir(&p, &stream);
         let bytes = stream.len() as u64;
-        let s = ShardStore::open_with(&p, OpenOptions::default().with_offset_limit(bytes)).unwrap();
+        let s = ShardStore::open_with(&p, OpenOptions::default().offset_limit(bytes)).unwrap();
         assert_eq!(
             s.schema(),
             if wide { every.clone() } else { stored.clone() },
             "{name}"
         );
-        let s =
-            ShardStore::open_with(&p, OpenOptions::default().with_offset_limit(bytes - 1)).unwrap();
+        let codec = if wide {
+            ShardCompression::Lz4
+        } else {
+            ShardCompression::None
+        };
+        assert_eq!(s.compression(), codec, "{name}");
+        let s = ShardStore::open_with(&p, OpenOptions::default().offset_limit(bytes - 1)).unwrap();
         assert_eq!(s.schema(), every, "{name}");
         assert_eq!(
             s.take(&[7, 199], None).unwrap(),
