@@ -118,7 +118,7 @@ pub(crate) struct ScanArgs {
 pub(crate) struct EngineSettings {
     pub(crate) io_parallelism: usize,
     pub(crate) decode_parallelism: Option<usize>,
-    pub(crate) memory_budget: u64,
+    pub(crate) memory_budget: usize,
 }
 
 /// What `bench --mode scan` reads from.
@@ -148,6 +148,11 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
     {
         return Err(Failure::Usage(
             "--io-parallelism and --decode-parallelism must be at least 1".into(),
+        ));
+    }
+    if args.engine.as_ref().is_some_and(|e| e.memory_budget == 0) {
+        return Err(Failure::Usage(
+            "--memory-budget-mib must be at least 1".into(),
         ));
     }
     let mut options = ReadOptions::default();

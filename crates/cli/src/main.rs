@@ -207,7 +207,7 @@ enum Command {
         /// scan (engine): MiB the scan may hold (decoded batches waiting, decoding, and
         /// fetched bytes unless the file is memory-mapped).
         #[arg(long, default_value_t = 256)]
-        memory_budget_mib: u64,
+        memory_budget_mib: usize,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,

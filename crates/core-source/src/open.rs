@@ -45,6 +45,16 @@ impl ReadOptions {
         self
     }
 
+    /// [`Error::InvalidArgument`] naming a setting that cannot work: a batch size of 0.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.batch_size == Some(0) {
+            return Err(Error::invalid_argument(
+                "batch_size must be at least 1, got 0",
+            ));
+        }
+        Ok(())
+    }
+
     /// The Parquet batch size these options imply.
     pub(crate) fn parquet_batch_size(&self) -> usize {
         self.batch_size.unwrap_or(8192)
@@ -379,6 +389,7 @@ pub fn open_inputs(
     inputs: impl IntoIterator<Item = Input>,
     options: &ReadOptions,
 ) -> Result<Source> {
+    options.check()?;
     let inputs: Vec<Input> = inputs.into_iter().collect();
     let Some(first) = inputs.first() else {
         return Err(Error::invalid_argument("no input files given"));
@@ -504,7 +515,8 @@ impl Source {
 
     /// Hands out at most `batch_size` rows of `batch` from row `done`, keeping the rest.
     fn split(&mut self, batch: RecordBatch, done: usize) -> RecordBatch {
-        let size = self.options.batch_size.unwrap_or(usize::MAX).max(1);
+        // Checked when the source opened: never 0.
+        let size = self.options.batch_size.unwrap_or(usize::MAX);
         let left = batch.num_rows() - done;
         if done == 0 && left <= size {
             return batch;

@@ -70,6 +70,7 @@ impl ParquetReader {
     /// file if it is not valid Parquet; [`Error::InvalidArgument`] for an unknown column or a
     /// row group that does not exist.
     pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
+        options.check()?;
         let path = path.as_ref();
         let (file, file_bytes) = crate::detect::open_regular_file(path)?;
         let name = path.display().to_string();
@@ -97,7 +98,7 @@ impl ParquetReader {
         } = footer;
         let metadata = md.metadata().clone();
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, md)
-            .with_batch_size(options.parquet_batch_size().max(1))
+            .with_batch_size(options.parquet_batch_size())
             .with_projection(mask);
         if let Some(rgs) = &options.row_groups {
             builder = builder.with_row_groups(rgs.clone());

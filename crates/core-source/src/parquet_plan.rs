@@ -86,6 +86,7 @@ impl ParquetScanPlan {
     /// # Errors
     /// As [`ParquetReader::open`](crate::ParquetReader::open).
     pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
+        options.check()?;
         let path = path.as_ref();
         let (file, file_bytes) = crate::detect::open_regular_file(path)?;
         let name = path.display().to_string();
@@ -99,6 +100,7 @@ impl ParquetScanPlan {
     /// # Errors
     /// As [`try_new`](Self::try_new), and the source's read errors.
     pub fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
+        options.check()?;
         let footer = ParquetFooter::from_source(source, options)?;
         Self::from_footer(source.name().into(), footer, options)
     }
@@ -145,7 +147,7 @@ impl ParquetScanPlan {
             levels: Arc::new(levels),
             reorder,
             schema,
-            batch_size: options.parquet_batch_size().max(1),
+            batch_size: options.parquet_batch_size(),
             part_rows: None,
             repeated,
             flat,
@@ -164,9 +166,10 @@ impl ParquetScanPlan {
     /// Decoded batches break at multiples of this many rows counted from the plan's first
     /// row, not from each row group's: a row group starting mid-batch first yields the rows
     /// up to the next multiple. An engine cutting batches of the same size then hands them on
-    /// as they are, with no copy where row groups meet.
+    /// as they are, with no copy where row groups meet. At least 1: with 0 the plan's first
+    /// item is an [`Error::InvalidArgument`] naming the setting.
     pub fn decode_batch_rows(mut self, rows: usize) -> Self {
-        self.batch_size = rows.max(1);
+        self.batch_size = rows;
         self
     }
 
@@ -226,6 +229,13 @@ impl Iterator for ParquetScanPlan {
     type Item = Result<ReadTask>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.batch_size == 0 && !self.row_groups.is_empty() {
+            self.row_groups.clear();
+            return Some(Err(Error::invalid_argument(format!(
+                "{}: decode_batch_rows must be at least 1, got 0",
+                self.name
+            ))));
+        }
         let g = self.row_groups.pop_front()?;
         let md: &ParquetMetaData = self.metadata.metadata();
         let rg = md.row_group(g);

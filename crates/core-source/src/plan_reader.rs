@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use arrowfeed_traits::{ByteSource, InOrder, Result, ScanPlan};
+use arrowfeed_traits::{ByteSource, Error, InOrder, Result, ScanPlan};
 use bytes::Bytes;
 
 /// Reads a task's ranges: all of them, in order.
@@ -55,9 +55,10 @@ impl PlanReader {
 
     /// Hands out batches of exactly `rows` rows (the last may be short), whatever the plan's
     /// tasks hold: rows of two tasks that meet inside a batch are copied into one, every other
-    /// batch is passed on (or sliced) as decoded.
+    /// batch is passed on (or sliced) as decoded. At least 1: with 0 the first batch is an
+    /// [`Error::InvalidArgument`] naming the setting.
     pub fn exact_batches(mut self, rows: usize) -> Self {
-        self.exact = Some(rows.max(1));
+        self.exact = Some(rows);
         self
     }
 
@@ -69,6 +70,11 @@ impl PlanReader {
         let Some(size) = self.exact else {
             return self.runner.next_batch();
         };
+        if size == 0 {
+            return Err(Error::invalid_argument(
+                "exact_batches must be at least 1 row, got 0",
+            ));
+        }
         loop {
             let held: usize = self.held.iter().map(RecordBatch::num_rows).sum();
             if held >= size {

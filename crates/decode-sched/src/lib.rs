@@ -121,7 +121,7 @@ use engine::{Config, Shared};
 use rebatch::Rebatch;
 
 /// The default memory budget: 256 MiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 /// The default gap below which two ranges are read as one request: 1 MiB.
 pub const DEFAULT_COALESCE_GAP: u64 = 1 << 20;
 /// The default largest request for sources that are not blocking (remote-like): 16 MiB.
@@ -175,7 +175,7 @@ impl Scan {
             config: Config {
                 io_parallelism: 8,
                 decode_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
-                budget: DEFAULT_MEMORY_BUDGET,
+                budget: DEFAULT_MEMORY_BUDGET as u64,
                 coalesce_gap: DEFAULT_COALESCE_GAP,
                 max_request: u64::MAX,
                 max_tasks: 256,
@@ -206,13 +206,13 @@ impl Scan {
     /// progress and the consumer's batch (each reckoned as the largest decoded piece so far),
     /// and fetched bytes of tasks not yet consumed unless the source's reads are views of a
     /// map ([`ByteSource::reads_are_views`]). Exceeded only by the work the consumer waits for
-    /// (see the crate docs); 0 reads and decodes one piece at a time.
+    /// (see the crate docs), so a budget of 1 byte reads and decodes one piece at a time.
     ///
     /// What it does not see: the decoders' own working buffers (decompressed pages, the
     /// parquet crate's level and value buffers) and memory the allocator keeps after it is
     /// freed.
-    pub fn memory_budget(mut self, bytes: u64) -> Self {
-        self.config.budget = bytes;
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.config.budget = bytes as u64;
         self
     }
 
@@ -244,7 +244,8 @@ impl Scan {
     /// Starts the threads and returns the blocking reader.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a zero batch size, parallelism or request size;
+    /// [`Error::InvalidArgument`] naming a setting that is zero (batch size, parallelism,
+    /// memory budget, tasks in flight or request size);
     /// [`Error::Io`] if a thread cannot be started.
     pub fn reader(mut self) -> Result<ScanReader> {
         for (what, v) in [
@@ -252,6 +253,7 @@ impl Scan {
             ("io_parallelism", self.config.io_parallelism),
             ("decode_parallelism", self.config.decode_parallelism),
             ("max_tasks_in_flight", self.config.max_tasks),
+            ("memory_budget", usize::from(self.config.budget > 0)),
         ] {
             if v == 0 {
                 return Err(Error::invalid_argument(format!(

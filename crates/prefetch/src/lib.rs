@@ -32,7 +32,7 @@
 //!     Box::new(RecordBatchIterator::new(vec![Ok(b.clone())], b.schema())) as Box<dyn RecordBatchReader + Send>
 //! };
 //! // Two sources, two producer threads, deterministic round-robin output, 64 MiB at most.
-//! let prefetch = Prefetch::builder().parallelism(2).budget_bytes(64 << 20).order(Order::RoundRobin).build()?;
+//! let prefetch = Prefetch::builder().parallelism(2).memory_budget(64 << 20).order(Order::RoundRobin).build()?;
 //! let reader = prefetch.spawn_many(vec![part(0), part(100)])?;
 //! let firsts: Vec<i64> = reader
 //!     .map(|b| b.map(|b| b.column(0).as_primitive::<Int64Type>().value(0)))

@@ -842,7 +842,7 @@ impl Loader {
         let reader = Prefetch::builder()
             .parallelism(workers)
             .depth(2 * workers)
-            .budget_bytes(self.memory_budget)
+            .memory_budget(self.memory_budget)
             .order(Order::RoundRobin)
             .build()?
             .spawn_many(sources)?;

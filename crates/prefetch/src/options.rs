@@ -22,15 +22,15 @@ pub enum Order {
 /// Read-ahead settings; make them with [`Prefetch::builder`].
 ///
 /// # Bounds
-/// Producers stop reading when `depth` batches or `budget_bytes` bytes (counted by
+/// Producers stop reading when `depth` batches or `memory_budget` bytes (counted by
 /// allocation with `arrowfeed_traits::MemoryLedger`) are buffered — with one exception so that a
 /// batch larger than the whole budget still flows instead of deadlocking: a producer whose own
-/// queue is empty may always add one batch. So at most `budget_bytes` plus one batch per
+/// queue is empty may always add one batch. So at most `memory_budget` plus one batch per
 /// producer is ever buffered (plus one batch, for a single source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prefetch {
     pub(crate) depth: usize,
-    pub(crate) budget_bytes: usize,
+    pub(crate) memory_budget: usize,
     pub(crate) parallelism: usize,
     pub(crate) order: Order,
 }
@@ -89,8 +89,8 @@ impl Prefetch {
     }
 
     /// Bytes buffered at most (see the bounds above).
-    pub fn budget_bytes(&self) -> usize {
-        self.budget_bytes
+    pub fn memory_budget(&self) -> usize {
+        self.memory_budget
     }
 }
 
@@ -98,7 +98,7 @@ impl Prefetch {
 ///
 /// ```
 /// use arrowfeed_prefetch::Prefetch;
-/// let p = Prefetch::builder().depth(8).budget_bytes(64 << 20).build()?;
+/// let p = Prefetch::builder().depth(8).memory_budget(64 << 20).build()?;
 /// assert_eq!(p.depth(), 8);
 /// let err = Prefetch::builder().depth(0).build().unwrap_err();
 /// assert!(err.to_string().contains("depth"));
@@ -107,7 +107,7 @@ impl Prefetch {
 #[derive(Debug, Clone)]
 pub struct PrefetchBuilder {
     depth: usize,
-    budget_bytes: usize,
+    memory_budget: usize,
     parallelism: usize,
     order: Order,
 }
@@ -116,7 +116,7 @@ impl Default for PrefetchBuilder {
     fn default() -> Self {
         Self {
             depth: 4,
-            budget_bytes: 256 << 20,
+            memory_budget: 256 << 20,
             parallelism: 1,
             order: Order::RoundRobin,
         }
@@ -131,8 +131,8 @@ impl PrefetchBuilder {
     }
 
     /// Bytes to buffer at most (at least 1).
-    pub fn budget_bytes(mut self, bytes: usize) -> Self {
-        self.budget_bytes = bytes;
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -155,7 +155,7 @@ impl PrefetchBuilder {
     pub fn build(self) -> Result<Prefetch> {
         for (name, v) in [
             ("depth", self.depth),
-            ("budget_bytes", self.budget_bytes),
+            ("memory_budget", self.memory_budget),
             ("parallelism", self.parallelism),
         ] {
             if v == 0 {
@@ -166,7 +166,7 @@ impl PrefetchBuilder {
         }
         Ok(Prefetch {
             depth: self.depth,
-            budget_bytes: self.budget_bytes,
+            memory_budget: self.memory_budget,
             parallelism: self.parallelism,
             order: self.order,
         })

@@ -158,7 +158,7 @@ impl PrefetchReader {
             data: Condvar::new(),
             space: Condvar::new(),
             depth: opts.depth,
-            budget: opts.budget_bytes,
+            budget: opts.memory_budget,
         });
         let reader = Self {
             shared: shared.clone(),

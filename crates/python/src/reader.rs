@@ -124,7 +124,7 @@ pub(crate) fn open_reader(
     paths: Vec<PathBuf>,
     columns: Option<Vec<String>>,
     batch_size: Option<usize>,
-    memory_budget: Option<u64>,
+    memory_budget: Option<usize>,
 ) -> PyResult<Reader> {
     if batch_size == Some(0) {
         return Err(pyo3::exceptions::PyValueError::new_err(

@@ -46,9 +46,9 @@ def test_columns_and_batch_size(tmp_path, table, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "arrow"])
-@pytest.mark.parametrize("budget", [0, 1 << 16, None])
+@pytest.mark.parametrize("budget", [1, 1 << 16, None])
 def test_a_memory_budget_changes_nothing_but_memory(tmp_path, table, fmt, budget):
-    # One file is read by the scan engine; any budget, down to 0 (one piece at a time),
+    # One file is read by the scan engine; any budget, down to 1 byte (one piece at a time),
     # gives the same batches.
     path = write(table, str(tmp_path / f"t.{fmt}"), fmt)
     got = pa.table(arrowfeed.open(path, batch_size=300, memory_budget=budget))
@@ -56,10 +56,11 @@ def test_a_memory_budget_changes_nothing_but_memory(tmp_path, table, fmt, budget
     assert all(b.num_rows == 300 for b in got.to_batches()[:-1])
 
 
-def test_a_negative_memory_budget_is_a_value_error(tmp_path, table):
+@pytest.mark.parametrize("budget", [-1, 0])
+def test_a_memory_budget_below_one_byte_is_a_value_error(tmp_path, table, budget):
     path = write(table, str(tmp_path / "t.parquet"), "parquet")
     with pytest.raises(ValueError, match="memory_budget"):
-        arrowfeed.open(path, memory_budget=-1)
+        arrowfeed.open(path, memory_budget=budget)
 
 
 def test_several_files_as_one(tmp_path, table):

@@ -102,10 +102,20 @@ impl OpenOptions {
         self
     }
 
-    /// Sets the cap on open shards (at least 1).
+    /// Sets the cap on open shards (at least 1; opening with 0 is an error).
     pub fn max_open_shards(mut self, n: usize) -> Self {
-        self.max_open_shards = n.max(1);
+        self.max_open_shards = n;
         self
+    }
+
+    /// [`Error::InvalidArgument`] naming a setting that cannot work.
+    fn check(&self) -> Result<()> {
+        if self.max_open_shards == 0 {
+            return Err(Error::invalid_argument(
+                "max_open_shards must be at least 1, got 0",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -233,8 +243,10 @@ impl ShardStore {
     /// Opens the store at `dir` with `options`.
     ///
     /// # Errors
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open), and [`Error::InvalidArgument`] for a zero
+    /// [`max_open_shards`](OpenOptions::max_open_shards).
     pub fn open_with(dir: impl AsRef<Path>, options: OpenOptions) -> Result<Self> {
+        options.check()?;
         let dir = dir.as_ref();
         let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
         if !meta.is_dir() {
@@ -277,6 +289,7 @@ impl ShardStore {
         options: OpenOptions,
         cache: &CacheOptions,
     ) -> Result<Self> {
+        options.check()?;
         let url = objects.url().trim_end_matches('/').to_string();
         let dir = PathBuf::from(&url);
         let text = match futures::executor::block_on(objects.get(MANIFEST_FILE)) {

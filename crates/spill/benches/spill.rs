@@ -122,7 +122,7 @@ fn bench(c: &mut Criterion) {
             |b, &comp| {
                 b.iter(|| {
                     let (mut w, h) = Spill::builder(dir.path(), schema.clone())
-                        .memory_limit(0)
+                        .memory_budget(1)
                         .compression(comp)
                         .build()
                         .unwrap();
@@ -165,7 +165,7 @@ fn bench(c: &mut Criterion) {
         ("zstd", SpillCompression::Zstd),
     ] {
         let (mut w, h) = Spill::builder(dir.path(), schema.clone())
-            .memory_limit(0)
+            .memory_budget(1)
             .compression(comp)
             .build()
             .unwrap();
@@ -178,7 +178,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     let (mut w, h) = Spill::builder(dir.path(), schema.clone())
-        .memory_limit(usize::MAX)
+        .memory_budget(usize::MAX)
         .build()
         .unwrap();
     for batch in &batches {

@@ -5,7 +5,7 @@
 //!
 //! One [`SpillWriter`] and any number of [`SpillReader`]s share a spill. Batches stay in memory
 //! while their total size (counted by allocation, `arrowfeed_traits::MemoryLedger`) stays
-//! within the memory limit; when a write would exceed it, everything buffered so far and every
+//! within the memory budget; when a write would exceed it, everything buffered so far and every
 //! later batch goes to an Arrow IPC stream file in the spill directory. Readers:
 //!
 //! - open before, during or after writing, each replaying from the first batch, as often as
@@ -29,7 +29,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..1000)) as _)])?;
 //! // 10 KB in memory, then disk.
-//! let (mut writer, handle) = Spill::builder(dir.path(), batch.schema()).memory_limit(10_000).build()?;
+//! let (mut writer, handle) = Spill::builder(dir.path(), batch.schema()).memory_budget(10_000).build()?;
 //! let early = handle.reader(); // starts before any batch is written
 //! for _ in 0..5 {
 //!     writer.write(&batch)?;

@@ -37,7 +37,7 @@ impl Spill {
         SpillBuilder {
             dir: dir.as_ref().to_path_buf(),
             schema,
-            memory_limit: 64 << 20,
+            memory_budget: 64 << 20,
             compression: SpillCompression::None,
             disk_quota: None,
             file_hook: None,
@@ -49,7 +49,7 @@ impl Spill {
 pub struct SpillBuilder {
     pub(crate) dir: PathBuf,
     pub(crate) schema: SchemaRef,
-    pub(crate) memory_limit: usize,
+    pub(crate) memory_budget: usize,
     pub(crate) compression: SpillCompression,
     pub(crate) disk_quota: Option<u64>,
     pub(crate) file_hook: Option<FileHook>,
@@ -59,7 +59,7 @@ impl std::fmt::Debug for SpillBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpillBuilder")
             .field("dir", &self.dir)
-            .field("memory_limit", &self.memory_limit)
+            .field("memory_budget", &self.memory_budget)
             .field("compression", &self.compression)
             .field("disk_quota", &self.disk_quota)
             .finish_non_exhaustive()
@@ -67,10 +67,10 @@ impl std::fmt::Debug for SpillBuilder {
 }
 
 impl SpillBuilder {
-    /// Bytes of batches kept in memory before spilling (default 64 MiB; 0 spills the first
-    /// non-empty batch).
-    pub fn memory_limit(mut self, bytes: usize) -> Self {
-        self.memory_limit = bytes;
+    /// Bytes of batches kept in memory before spilling (default 64 MiB; at least 1: a budget
+    /// of 1 spills the first non-empty batch).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -102,11 +102,17 @@ impl SpillBuilder {
     }
 
     /// Creates the spill: a writer and a handle that opens readers. Nothing is written to the
-    /// directory until the memory limit is exceeded.
+    /// directory until the memory budget is exceeded.
     ///
     /// # Errors
-    /// [`Error::Io`] if `dir` is not a directory.
+    /// [`Error::InvalidArgument`] for a zero memory budget; [`Error::Io`] if `dir` is not a
+    /// directory.
     pub fn build(self) -> Result<(SpillWriter, SpillHandle)> {
+        if self.memory_budget == 0 {
+            return Err(Error::invalid_argument(
+                "spill memory_budget must be at least 1 byte, got 0",
+            ));
+        }
         let meta = std::fs::metadata(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         if !meta.is_dir() {
             return Err(Error::io(
@@ -117,7 +123,7 @@ impl SpillBuilder {
                 ),
             ));
         }
-        let handle = SpillHandle::new(self.schema.clone(), self.dir.clone(), self.memory_limit);
+        let handle = SpillHandle::new(self.schema.clone(), self.dir.clone(), self.memory_budget);
         let writer = SpillWriter::new(handle.shared.clone(), self);
         Ok((writer, handle))
     }

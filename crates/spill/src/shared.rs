@@ -79,7 +79,7 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub(crate) schema: SchemaRef,
     pub(crate) dir: PathBuf,
-    pub(crate) memory_limit: usize,
+    pub(crate) memory_budget: usize,
     pub(crate) state: Mutex<State>,
     pub(crate) changed: Condvar,
 }
@@ -120,12 +120,12 @@ pub struct SpillHandle {
 }
 
 impl SpillHandle {
-    pub(crate) fn new(schema: SchemaRef, dir: PathBuf, memory_limit: usize) -> Self {
+    pub(crate) fn new(schema: SchemaRef, dir: PathBuf, memory_budget: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 schema,
                 dir,
-                memory_limit,
+                memory_budget,
                 state: Mutex::new(State {
                     mem: Vec::new(),
                     ledger: MemoryLedger::default(),

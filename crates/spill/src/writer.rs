@@ -107,7 +107,7 @@ impl Core {
         let size = batch_memory_size(batch);
         let backlog = {
             let mut st = self.shared.lock();
-            if st.ledger.bytes().saturating_add(size) <= self.shared.memory_limit
+            if st.ledger.bytes().saturating_add(size) <= self.shared.memory_budget
                 || batch.num_rows() == 0 && size == 0
             {
                 st.ledger.add(batch);
@@ -351,7 +351,7 @@ impl SpillWriter {
                     .ledger
                     .bytes()
                     .saturating_add(batch_memory_size(&batch))
-                    <= c.shared.memory_limit
+                    <= c.shared.memory_budget
             });
         if in_memory {
             return self.write(&batch);

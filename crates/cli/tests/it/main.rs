@@ -268,7 +268,7 @@ fn bench_scan_engine_and_reader_agree() {
             &pq,
             vec!["--decode-parallelism", "2", "--io-parallelism", "3"],
         ),
-        (&pq, vec!["--memory-budget-mib", "0"]),
+        (&pq, vec!["--memory-budget-mib", "1"]),
         (&ipc, vec![]),
     ] {
         let v = scan(path, &extra);
@@ -293,8 +293,11 @@ fn bench_scan_engine_and_reader_agree() {
     let narrow_ref = scan(&pq, &["--columns", "id", "--engine", "reader"]);
     assert_eq!(narrow["checksum"], narrow_ref["checksum"]);
     assert_ne!(narrow["checksum"], reference["checksum"]);
-    let o = run(&["bench", pq.to_str().unwrap(), "--decode-parallelism", "0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    for zero in ["--decode-parallelism", "--memory-budget-mib"] {
+        let o = run(&["bench", pq.to_str().unwrap(), zero, "0"]);
+        assert_eq!(o.status.code(), Some(2), "{zero}: {}", stderr(&o));
+        assert!(stderr(&o).contains(zero), "{zero}: {}", stderr(&o));
+    }
 }
 
 #[test]

@@ -141,3 +141,52 @@ fn ipc_info_reports_compression_and_batches() {
         assert_eq!(i.compression, vec![codec.to_string()], "{out:?}");
     }
 }
+
+/// A zero batch size cannot work, and no entry point turns it into another: opening, the
+/// Parquet reader and plan refuse it naming the setting, as do a plan's decode batch rows and
+/// a plan reader's exact batches.
+#[test]
+fn zero_rows_per_batch_is_an_error_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cols = [Col::Int64];
+    let schema = schema(&cols);
+    let path = dir.path().join("z.parquet");
+    write(&path, Out::Parquet, &schema, &batches(&cols, &[40], 1));
+    let zero = ReadOptions::default().batch_size(0);
+    let named = |e: Error, what: &str| {
+        assert!(
+            matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains(what),
+            "{e}"
+        );
+    };
+    named(open_with(&path, &zero).unwrap_err(), "batch_size");
+    named(
+        arrowfeed_core_source::ParquetReader::open(&path, &zero).unwrap_err(),
+        "batch_size",
+    );
+    named(
+        arrowfeed_core_source::ParquetScanPlan::try_new(&path, &zero).unwrap_err(),
+        "batch_size",
+    );
+    let plan = arrowfeed_core_source::ParquetScanPlan::try_new(&path, &ReadOptions::default())
+        .unwrap()
+        .decode_batch_rows(0);
+    let file = std::fs::read(&path).unwrap();
+    let e = arrowfeed_traits::run_plan_in_order(plan, |r| {
+        Ok(bytes::Bytes::copy_from_slice(
+            &file[r.start as usize..r.end as usize],
+        ))
+    })
+    .unwrap_err();
+    named(e, "decode_batch_rows");
+    let plan =
+        arrowfeed_core_source::ParquetScanPlan::try_new(&path, &ReadOptions::default()).unwrap();
+    let source: Arc<dyn arrowfeed_traits::ByteSource> =
+        Arc::new(arrowfeed_core_source::LocalFile::open(&path).unwrap());
+    let mut reader =
+        arrowfeed_core_source::PlanReader::new(Box::new(plan), source).exact_batches(0);
+    named(reader.next_batch().unwrap_err(), "exact_batches");
+    // One row per batch works.
+    let one = open_with(&path, &ReadOptions::default().batch_size(1)).unwrap();
+    assert_eq!(one.count(), 40);
+}

@@ -237,7 +237,7 @@ proptest! {
         kind in kind(),
         io in 1usize..6,
         decode in 1usize..4,
-        budget in prop_oneof![Just(0u64), 1u64..200_000, Just(1u64 << 30)],
+        budget in prop_oneof![Just(1u64), 1u64..200_000, Just(1u64 << 30)],
         max_request in prop_oneof![Just(None), (1u64..100_000).prop_map(Some)],
     ) {
         let path = files().parquet.clone();
@@ -257,7 +257,7 @@ proptest! {
                 .batch_size(bs)
                 .io_parallelism(io)
                 .decode_parallelism(decode)
-                .memory_budget(budget);
+                .memory_budget(budget as usize);
             if let Some(m) = max_request {
                 scan = scan.max_request_bytes(m);
             }
@@ -278,7 +278,7 @@ proptest! {
         bs in 1usize..3000,
         kind in kind(),
         decode in 1usize..4,
-        budget in prop_oneof![Just(0u64), 1u64..200_000, Just(1u64 << 30)],
+        budget in prop_oneof![Just(1u64), 1u64..200_000, Just(1u64 << 30)],
     ) {
         let path = files().ipc.clone();
         let f = std::fs::File::open(&path).expect("open");
@@ -297,7 +297,7 @@ proptest! {
             Scan::from_parts(source(kind, &path), Box::new(plan))
                 .batch_size(bs)
                 .decode_parallelism(decode)
-                .memory_budget(budget)
+                .memory_budget(budget as usize)
                 .reader()
                 .expect("settings")
                 .collect::<Result<Vec<_>, _>>()

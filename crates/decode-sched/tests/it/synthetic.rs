@@ -520,7 +520,7 @@ proptest! {
     fn any_plan_comes_out_in_order_in_exact_batches(
         specs in proptest::collection::vec(task_spec(), 0..24),
         bs in 1usize..50,
-        budget in prop_oneof![Just(0u64), 1u64..20_000, Just(u64::MAX)],
+        budget in prop_oneof![Just(1u64), 1u64..20_000, Just(u64::MAX)],
         io in 1usize..5,
         decode in 1usize..4,
         gap in prop_oneof![Just(0u64), 0u64..3000],
@@ -540,7 +540,7 @@ proptest! {
             };
             let scan = Scan::from_parts(source, Box::new(plan))
                 .batch_size(bs)
-                .memory_budget(budget)
+                .memory_budget(budget as usize)
                 .io_parallelism(io)
                 .decode_parallelism(decode)
                 .coalesce_gap(gap)
@@ -556,11 +556,11 @@ proptest! {
     fn stream_equals_reader(
         specs in proptest::collection::vec(task_spec(), 0..12),
         bs in 1usize..50,
-        budget in prop_oneof![Just(0u64), 1u64..20_000],
+        budget in prop_oneof![Just(1u64), 1u64..20_000],
     ) {
         let make = move |specs: Vec<TaskSpec>| {
             let plan = Plan::new(specs);
-            Scan::new(MemorySource::new("memory", data()), plan).batch_size(bs).memory_budget(budget).decode_parallelism(2)
+            Scan::new(MemorySource::new("memory", data()), plan).batch_size(bs).memory_budget(budget as usize).decode_parallelism(2)
         };
         let (a, b) = (specs.clone(), specs.clone());
         let sync = within(Duration::from_secs(20), move || run(make(a)));
@@ -687,13 +687,13 @@ fn a_budget_bounds_the_decoded_batches_waiting_for_a_slow_consumer() {
             failure: Failure::None,
         })
         .collect();
-    for budget in [0, 4 * PIECE, 16 * PIECE] {
+    for budget in [1, 4 * PIECE, 16 * PIECE] {
         let plan = Plan::new(specs.clone());
         let (rows, metrics) = within(Duration::from_secs(20), move || {
             let mut reader = Scan::new(MemorySource::new("memory", data()), plan)
                 .batch_size(8192)
                 .decode_parallelism(2)
-                .memory_budget(budget)
+                .memory_budget(budget as usize)
                 .reader()
                 .expect("valid settings");
             std::thread::sleep(Duration::from_millis(50));

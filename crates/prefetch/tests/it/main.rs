@@ -105,7 +105,7 @@ proptest! {
             Some(p) => want[..=p].to_vec(),
             None => want,
         };
-        let reader = Prefetch::builder().depth(depth).budget_bytes(budget).build().unwrap()
+        let reader = Prefetch::builder().depth(depth).memory_budget(budget).build().unwrap()
             .spawn(Scripted::new(items)).unwrap();
         let got: Vec<Result<Vec<i64>, String>> = if use_stream {
             futures::executor::block_on_stream(reader.into_stream()).map(|r| r.as_ref().map(ids).map_err(|e| e.to_string())).collect()
@@ -134,7 +134,7 @@ fn buffered_bytes_stay_within_budget_plus_one_batch() {
     for budget in [1usize, 10_000, 50_000, 200_000] {
         let mut reader = Prefetch::builder()
             .depth(100)
-            .budget_bytes(budget)
+            .memory_budget(budget)
             .build()
             .unwrap()
             .spawn(Scripted::new(items()))
@@ -253,7 +253,7 @@ fn a_panicking_source_becomes_an_error() {
 fn zero_settings_are_errors_naming_the_setting() {
     for (b, name) in [
         (Prefetch::builder().depth(0), "depth"),
-        (Prefetch::builder().budget_bytes(0), "budget_bytes"),
+        (Prefetch::builder().memory_budget(0), "memory_budget"),
         (Prefetch::builder().parallelism(0), "parallelism"),
     ] {
         let e = b.build().unwrap_err();

@@ -52,8 +52,8 @@ def open(path_or_url, columns=None, batch_size=None, memory_budget=None):  # noq
     paths = [path_or_url] if isinstance(path_or_url, (str, _os.PathLike)) else list(path_or_url)
     if not paths:
         raise _ValueError("arrowfeed.open needs at least one path")
-    if memory_budget is not None and memory_budget < 0:
-        raise _ValueError(f"memory_budget must be at least 0, not {memory_budget}")
+    if memory_budget is not None and memory_budget < 1:
+        raise _ValueError(f"memory_budget must be at least 1 byte, not {memory_budget}")
     return _arrowfeed.open_reader([_os.fspath(p) for p in paths], columns, batch_size, memory_budget)
 
 

@@ -308,3 +308,22 @@ fn a_compressed_buffer_declaring_2_to_the_60_bytes_is_an_error_not_an_abort() {
         refused(&hf, 3, "data-00000-of-00001.arrow");
     }
 }
+
+/// A cap of zero open shards cannot work: opening says so, naming the setting, locally and
+/// before anything is read.
+#[test]
+fn zero_open_shards_is_an_error_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = store(dir.path());
+    let e = ShardStore::open_with(
+        &p,
+        arrowfeed_shard_store::OpenOptions::default().max_open_shards(0),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("max_open_shards"),
+        "{e}"
+    );
+    let one = arrowfeed_shard_store::OpenOptions::default().max_open_shards(1);
+    assert_eq!(ShardStore::open_with(&p, one).unwrap().max_open_shards(), 1);
+}

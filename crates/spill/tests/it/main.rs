@@ -76,7 +76,7 @@ fn assert_empty(dir: &Path) {
 fn readers_opened_before_during_and_after_writing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(4000)
+        .memory_budget(4000)
         .build()
         .unwrap();
     let before = h.reader();
@@ -104,7 +104,7 @@ fn readers_opened_before_during_and_after_writing() {
 fn staying_under_the_limit_never_touches_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(10 << 20)
+        .memory_budget(10 << 20)
         .build()
         .unwrap();
     for k in 0..20 {
@@ -127,7 +127,7 @@ fn a_reader_continues_across_the_move_to_disk() {
         .map(arrowfeed_traits::batch_memory_size)
         .sum();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(limit)
+        .memory_budget(limit)
         .build()
         .unwrap();
     for b in &first_three {
@@ -156,9 +156,9 @@ fn a_reader_continues_across_the_move_to_disk() {
 #[test]
 fn an_error_reaches_every_reader_after_the_batches_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    for limit in [0usize, usize::MAX] {
+    for limit in [1usize, usize::MAX] {
         let (mut w, h) = Spill::builder(dir.path(), schema())
-            .memory_limit(limit)
+            .memory_budget(limit)
             .build()
             .unwrap();
         let early = h.reader();
@@ -218,7 +218,7 @@ fn writing_after_finish_or_with_another_schema_is_an_error() {
 fn a_writer_dropped_without_finish_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(0)
+        .memory_budget(1)
         .build()
         .unwrap();
     let r = h.reader();
@@ -265,7 +265,7 @@ fn a_file_system_error_reaches_every_reader_and_leaves_nothing() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let (mut w, h) = Spill::builder(dir.path(), schema())
-            .memory_limit(0)
+            .memory_budget(1)
             .wrap_file_writer(move |f| {
                 Box::new(FailingWriter {
                     inner: f,
@@ -307,7 +307,7 @@ fn a_file_system_error_reaches_every_reader_and_leaves_nothing() {
 fn a_tiny_disk_quota_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(0)
+        .memory_budget(1)
         .disk_quota(64)
         .build()
         .unwrap();
@@ -326,7 +326,7 @@ fn the_file_is_gone_after_a_panic() {
     let path = dir.path().to_path_buf();
     let r = std::panic::catch_unwind(move || {
         let (mut w, h) = Spill::builder(&path, schema())
-            .memory_limit(0)
+            .memory_budget(1)
             .build()
             .unwrap();
         w.write(&batch(0, 10)).unwrap();
@@ -352,7 +352,7 @@ fn a_path_that_is_not_a_directory_is_an_error() {
 async fn async_writer_and_readers_on_a_current_thread_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, h) = Spill::builder(dir.path(), schema())
-        .memory_limit(2000)
+        .memory_budget(2000)
         .compression(SpillCompression::Lz4)
         .build()
         .unwrap();
@@ -398,12 +398,12 @@ proptest! {
     #[test]
     fn every_reader_replays_exactly_the_input(
         sizes in proptest::collection::vec(0usize..40, 0..12),
-        limit in prop_oneof![Just(0usize), 1usize..3000, Just(usize::MAX)],
+        limit in prop_oneof![Just(1usize), 2usize..3000, Just(usize::MAX)],
         compression in arb_compression(),
         starts in proptest::collection::vec(0usize..13, 1..4),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, h) = Spill::builder(dir.path(), schema()).memory_limit(limit).compression(compression).build().unwrap();
+        let (mut w, h) = Spill::builder(dir.path(), schema()).memory_budget(limit).compression(compression).build().unwrap();
         let mut readers = Vec::new();
         let mut first = 0i64;
         let mut want = Vec::new();
@@ -428,4 +428,25 @@ proptest! {
         drop((w, h));
         assert_empty(dir.path());
     }
+}
+
+/// A zero memory budget is refused naming the setting; one byte spills the first batch.
+#[test]
+fn a_zero_memory_budget_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Spill::builder(dir.path(), schema())
+        .memory_budget(0)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("memory_budget"),
+        "{e}"
+    );
+    let (mut w, h) = Spill::builder(dir.path(), schema())
+        .memory_budget(1)
+        .build()
+        .unwrap();
+    w.write(&batch(0, 3)).unwrap();
+    w.finish().unwrap();
+    assert!(h.is_spilled());
 }
