@@ -46,6 +46,7 @@
 //! `Stream<Item = Result<RecordBatch, ArrowError>> + Send` with a `schema()`, the shape
 //! DataFusion's `RecordBatchStream` has (arrow-array itself defines no stream trait).
 
+mod epoch;
 /// The fuzz targets' entry points; not part of the API, and not stable.
 #[doc(hidden)]
 pub mod fuzz;
@@ -54,13 +55,14 @@ mod metrics;
 mod options;
 mod reader;
 mod sampler;
+mod state;
 
 pub use arrowfeed_traits::Permutation;
 pub use loader::{
-    Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderState, LoaderStream, PAD_COLUMN,
-    Remainder,
+    Loader, LoaderBuilder, LoaderIter, LoaderMetrics, LoaderStream, PAD_COLUMN, Remainder,
 };
 pub use metrics::PrefetchMetrics;
 pub use options::{Order, Prefetch, PrefetchBuilder};
 pub use reader::{PrefetchReader, PrefetchStream, TryNext};
 pub use sampler::Shuffle;
+pub use state::LoaderState;
