@@ -29,7 +29,7 @@ impl RandomAccess for ShardStore {
     /// The batch's schema is always `schema().project(p)`: string, binary and list columns
     /// that can pass 2 GiB of values are in their large types in every batch (decided at open;
     /// see the crate docs). A `take` that repeats rows until a column reported in its 32-bit
-    /// type would pass 2 GiB is an [`Error::InvalidArgument`] naming the column.
+    /// type would pass 2 GiB is an [`Error::InvalidArgument`](arrowfeed_traits::Error::InvalidArgument) naming the column.
     fn take(&self, indices: &[u64], projection: Option<&[usize]>) -> Result<RecordBatch> {
         let schema = project_schema(&self.inner.schema, projection)?;
         let n = self.num_rows();
