@@ -70,11 +70,8 @@ impl ParquetReader {
     /// file if it is not valid Parquet; [`Error::InvalidArgument`] for an unknown column or a
     /// row group that does not exist.
     pub fn open(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
-        options.check()?;
         let path = path.as_ref();
-        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
-        let name = path.display().to_string();
-        let footer = ParquetFooter::read(&name, &file, file_bytes, options)?;
+        let (file, footer) = ParquetFooter::open(path, options)?;
         no_panic(path, "the decoder", || {
             Self::build(path, file, footer, options)
         })
@@ -164,8 +161,18 @@ impl ParquetFooter {
 
     /// Reads the footer of the object behind `source`: one read of its tail for most files.
     pub(crate) fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
+        options.check()?;
         let chunks = SourceChunks::new(source.clone())?;
         Self::read(source.name(), &chunks, chunks.size(), options)
+    }
+
+    /// Checks `options`, opens the regular file at `path` and reads its footer: the first
+    /// steps of both the reader and the scan plan over a local file.
+    pub(crate) fn open(path: &Path, options: &ReadOptions) -> Result<(std::fs::File, Self)> {
+        options.check()?;
+        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
+        let footer = Self::read(&path.display().to_string(), &file, file_bytes, options)?;
+        Ok((file, footer))
     }
 }
 

@@ -86,12 +86,9 @@ impl ParquetScanPlan {
     /// # Errors
     /// As [`ParquetReader::open`](crate::ParquetReader::open).
     pub fn try_new(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Self> {
-        options.check()?;
         let path = path.as_ref();
-        let (file, file_bytes) = crate::detect::open_regular_file(path)?;
-        let name = path.display().to_string();
-        let footer = ParquetFooter::read(&name, &file, file_bytes, options)?;
-        Self::from_footer(name.into(), footer, options)
+        let (_, footer) = ParquetFooter::open(path, options)?;
+        Self::from_footer(path.display().to_string().into(), footer, options)
     }
 
     /// Plans a scan of the Parquet object behind `source` (a remote object, a memory map):
@@ -100,7 +97,6 @@ impl ParquetScanPlan {
     /// # Errors
     /// As [`try_new`](Self::try_new), and the source's read errors.
     pub fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
-        options.check()?;
         let footer = ParquetFooter::from_source(source, options)?;
         Self::from_footer(source.name().into(), footer, options)
     }
