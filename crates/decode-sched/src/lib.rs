@@ -253,13 +253,15 @@ impl Scan {
             ("io_parallelism", self.config.io_parallelism),
             ("decode_parallelism", self.config.decode_parallelism),
             ("max_tasks_in_flight", self.config.max_tasks),
-            ("memory_budget", usize::from(self.config.budget > 0)),
         ] {
             if v == 0 {
                 return Err(Error::invalid_argument(format!(
                     "{what} must be at least 1"
                 )));
             }
+        }
+        if self.config.budget == 0 {
+            return Err(Error::invalid_argument("memory_budget must be at least 1"));
         }
         if self.max_request == Some(0) {
             return Err(Error::invalid_argument(

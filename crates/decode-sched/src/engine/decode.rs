@@ -163,7 +163,7 @@ impl State {
     }
 
     /// Queues decode-queue `slot` of task `seq`.
-    fn queue_decode(&mut self, priority: u64, seq: u64, slot: usize) {
+    pub(super) fn queue_decode(&mut self, priority: u64, seq: u64, slot: usize) {
         self.decode_queue.push(Reverse(DecodeKey {
             priority,
             task: seq,

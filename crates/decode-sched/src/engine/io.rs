@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use arrowfeed_traits::{Error, Result, no_panic, spawn_thread};
 use bytes::Bytes;
 
-use super::decode::DecodeKey;
 use super::{Shared, State};
 use crate::reads::assemble;
 
@@ -71,11 +70,8 @@ impl State {
             }
         }
         task.ready = Some(bytes);
-        self.decode_queue.push(Reverse(DecodeKey {
-            priority: task.priority,
-            task: seq,
-            slot: 0,
-        }));
+        let priority = task.priority;
+        self.queue_decode(priority, seq, 0);
         shared.signals.decode.notify_one();
     }
 }
