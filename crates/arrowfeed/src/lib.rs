@@ -167,7 +167,6 @@ pub fn scan_source(
     options: &ReadOptions,
 ) -> Result<decode_sched::Scan> {
     use arrowfeed_core_source::{IpcScanPlan, ParquetScanPlan};
-    let batch_size = options.batch_size.unwrap_or(8192).max(1);
     let plan: Box<dyn traits::ScanPlan> = match source::detect_format_of(source.as_ref())? {
         // The plan decodes batches of the options' batch size too, so they break where output
         // batches do and the engine hands them on as they are (no copy where row groups meet).
@@ -184,7 +183,12 @@ pub fn scan_source(
             )));
         }
     };
-    Ok(decode_sched::Scan::from_parts(source, plan).batch_size(batch_size))
+    let scan = decode_sched::Scan::from_parts(source, plan);
+    // An unset batch size is the scan's to fit to its memory budget.
+    Ok(match options.batch_size {
+        Some(rows) => scan.batch_size(rows.max(1)),
+        None => scan,
+    })
 }
 
 /// The names most programs use, in one import.

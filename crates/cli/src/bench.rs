@@ -200,7 +200,7 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
     let (engine_name, engine_metrics) = match &source {
         Scanner::Sched(r) => {
             let m = r.metrics();
-            let v = json!({"tasks": m.tasks, "parts": m.parts, "pieces": m.pieces, "io_threads": m.io_threads, "requests": m.requests, "bytes_read": m.bytes_read,
+            let v = json!({"batch_rows": r.batch_rows(), "tasks": m.tasks, "parts": m.parts, "pieces": m.pieces, "io_threads": m.io_threads, "requests": m.requests, "bytes_read": m.bytes_read,
                 "io_s": m.io_time.as_secs_f64(), "decode_s": m.decode_time.as_secs_f64(),
                 "consumer_wait_s": m.consumer_wait.as_secs_f64(), "peak_budget_bytes": m.peak_budget_bytes,
                 "peak_memory_bytes": m.peak_memory_bytes});

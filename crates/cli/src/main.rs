@@ -163,8 +163,9 @@ enum Command {
         /// What to measure: scan (read everything in order) or take (random gathers).
         #[arg(long, value_enum, default_value_t = BenchMode::Scan)]
         mode: BenchMode,
-        /// Rows per batch (scan: Parquet decodes in this size, longer IPC batches are split;
-        /// take: rows per gather, default 256).
+        /// Rows per batch (scan: default 8192, or fewer when that many would take more than
+        /// an eighth of the memory budget; Parquet decodes in this size, longer IPC batches are
+        /// split; take: rows per gather, default 256).
         #[arg(long)]
         batch_size: Option<usize>,
         /// take: gathers to run.

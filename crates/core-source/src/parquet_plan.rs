@@ -287,6 +287,49 @@ impl ScanPlan for ParquetScanPlan {
     fn total_rows(&self) -> Option<u64> {
         Some(self.total_rows)
     }
+
+    /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to
+    /// fit `bytes` at the decoded size of a row of the planned row group with the widest rows,
+    /// estimated from the footer (see [`decoded_chunk_bytes`]).
+    fn fit_batch_rows(&mut self, rows: usize, bytes: u64) -> usize {
+        if self.batch_size == 0 {
+            // Left for the plan's first item to report, naming the setting.
+            return rows;
+        }
+        let md = self.metadata.metadata();
+        let row_bytes = self
+            .row_groups
+            .iter()
+            .map(|&g| {
+                let rg = md.row_group(g);
+                let chunks: u64 = (rg.columns().iter().enumerate())
+                    .filter(|(c, _)| self.mask.leaf_included(*c))
+                    .map(|(_, col)| decoded_chunk_bytes(col))
+                    .fold(0, u64::saturating_add);
+                chunks.div_ceil(rg.num_rows().max(1) as u64)
+            })
+            .max()
+            .unwrap_or(0);
+        let fit = arrowfeed_traits::fitted_rows(rows.min(self.batch_size), bytes, row_bytes);
+        self.batch_size = fit;
+        fit
+    }
+}
+
+/// About the bytes a column chunk takes once decoded, from its metadata: its uncompressed
+/// size (a PLAIN page's values as they are), or, if more, a value per row of its physical
+/// width (dictionary indices decode to whole values).
+fn decoded_chunk_bytes(col: &parquet::file::metadata::ColumnChunkMetaData) -> u64 {
+    use parquet::basic::Type;
+    let width: u64 = match col.column_type() {
+        Type::BOOLEAN => 1,
+        Type::INT32 | Type::FLOAT | Type::BYTE_ARRAY => 4,
+        Type::INT64 | Type::DOUBLE => 8,
+        Type::INT96 => 12,
+        Type::FIXED_LEN_BYTE_ARRAY => col.column_descr().type_length().max(1) as u64,
+    };
+    let values = (col.num_values().max(0) as u64).saturating_mul(width);
+    (col.uncompressed_size().max(0) as u64).max(values)
 }
 
 /// One row group of the plan and how to decode it with the parquet crate's decoders.

@@ -30,6 +30,41 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     fn total_rows(&self) -> Option<u64> {
         None
     }
+
+    /// Asks the plan to decode batches of at most `rows` rows that, by its own estimate of a
+    /// row's decoded size, take at most `bytes`, but never fewer than [`MIN_FITTED_ROWS`]
+    /// rows (or `rows`, if fewer); returns the rows per batch it will decode. An engine calls
+    /// it once, before the first task, when its caller left the batch size to it, and cuts
+    /// its output batches to the rows returned.
+    ///
+    /// The default keeps the plan's batches as they are and returns `rows`: a plan that
+    /// cannot estimate a row's size fits nothing.
+    fn fit_batch_rows(&mut self, rows: usize, bytes: u64) -> usize {
+        let _ = bytes;
+        rows
+    }
+}
+
+/// The fewest rows per batch that [`ScanPlan::fit_batch_rows`] shrinks batches to: below it,
+/// per-batch costs (a hand-over, a slice per column) outweigh the memory saved.
+pub const MIN_FITTED_ROWS: usize = 64;
+
+/// The rows per batch that fit `bytes` at `row_bytes` decoded bytes a row: at most `rows`,
+/// at least [`MIN_FITTED_ROWS`] (or `rows`, if fewer). The rule behind
+/// [`ScanPlan::fit_batch_rows`], for plans to share.
+///
+/// ```
+/// use arrowfeed_traits::{MIN_FITTED_ROWS, fitted_rows};
+/// assert_eq!(fitted_rows(8192, 2 << 20, 2048), 1024);
+/// assert_eq!(fitted_rows(8192, 1, 2048), MIN_FITTED_ROWS);
+/// assert_eq!(fitted_rows(8192, 1 << 30, 2048), 8192);
+/// assert_eq!(fitted_rows(10, 1, 2048), 10);
+/// assert_eq!(fitted_rows(8192, 1 << 20, 0), 8192);
+/// ```
+pub fn fitted_rows(rows: usize, bytes: u64, row_bytes: u64) -> usize {
+    let fit = bytes.checked_div(row_bytes).unwrap_or(u64::MAX);
+    let fit = usize::try_from(fit).unwrap_or(usize::MAX);
+    fit.max(MIN_FITTED_ROWS).min(rows)
 }
 
 /// One unit of I/O and decode: the byte ranges it needs and the decoder that turns them into
@@ -308,4 +343,31 @@ pub fn run_plan_in_order(
         out.push(b);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{MIN_FITTED_ROWS, fitted_rows};
+
+    proptest! {
+        /// As many rows as fit, within `[min(rows, MIN_FITTED_ROWS), rows]`.
+        #[test]
+        fn fitted_rows_are_as_many_as_fit_within_the_bounds(
+            rows in 1usize..100_000,
+            bytes in 0u64..1 << 32,
+            row_bytes in 0u64..1 << 20,
+        ) {
+            let r = fitted_rows(rows, bytes, row_bytes);
+            prop_assert!(r <= rows);
+            prop_assert!(r >= MIN_FITTED_ROWS.min(rows));
+            if r > MIN_FITTED_ROWS {
+                prop_assert!(r as u64 * row_bytes <= bytes, "{r} rows do not fit");
+            }
+            if r < rows {
+                prop_assert!((r as u64 + 1) * row_bytes > bytes, "{} rows would fit", r + 1);
+            }
+        }
+    }
 }

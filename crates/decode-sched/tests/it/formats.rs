@@ -310,6 +310,59 @@ proptest! {
     }
 }
 
+/// A scan whose batch size is left unset fits it to its memory budget: every batch but the
+/// last has `batch_rows()` rows, the fewest allowed at a budget of one byte, the default at a
+/// large budget, and in between about what an eighth of the budget holds. A batch size that
+/// is set stays, whatever the budget. The rows are the parquet crate's in every case.
+#[test]
+fn an_unset_batch_size_is_fitted_to_the_memory_budget() {
+    use arrowfeed_decode_sched::{BATCH_SHARE_OF_BUDGET, DEFAULT_BATCH_SIZE};
+    use arrowfeed_traits::{MIN_FITTED_ROWS, batch_memory_size};
+    let path = files().parquet.clone();
+    let expected = || reference_parquet(&path, &ReadOptions::default());
+    let scan = |budget: u64, bs: Option<usize>| {
+        let path = path.clone();
+        within(Duration::from_secs(30), move || {
+            let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default()).expect("plan");
+            let mut scan = Scan::from_parts(source(Kind::Mmap, &path), Box::new(plan))
+                .decode_parallelism(2)
+                .memory_budget(budget as usize);
+            if let Some(n) = bs {
+                scan = scan.batch_size(n);
+            }
+            let reader = scan.reader().expect("settings");
+            let rows = reader.batch_rows();
+            let batches = reader.collect::<Result<Vec<_>, _>>().expect("no error");
+            if let Some((_, full)) = batches.split_last() {
+                assert!(
+                    full.iter().all(|b| b.num_rows() == rows),
+                    "batches of {rows} rows"
+                );
+            }
+            (rows, batches)
+        })
+    };
+
+    let (rows, got) = scan(1, None);
+    assert_eq!(rows, MIN_FITTED_ROWS);
+    let row_bytes = batch_memory_size(&got[0]) as u64 / rows as u64;
+    assert_same_rows(got.into_iter(), expected().into_iter());
+
+    assert_eq!(scan(1 << 30, None).0, DEFAULT_BATCH_SIZE);
+
+    // Room for 1,000 rows in an eighth: the footer's estimate is within 4x of the decoded size.
+    let (rows, got) = scan(BATCH_SHARE_OF_BUDGET * 1000 * row_bytes, None);
+    assert!(
+        (250..=4000).contains(&rows),
+        "{rows} rows for 1,000 rows' room"
+    );
+    assert_same_rows(got.into_iter(), expected().into_iter());
+
+    let (rows, got) = scan(1, Some(700));
+    assert_eq!(rows, 700);
+    assert_same_rows(got.into_iter(), expected().into_iter());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
