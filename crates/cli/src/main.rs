@@ -206,7 +206,8 @@ enum Command {
         #[arg(long)]
         decode_parallelism: Option<usize>,
         /// scan (engine): MiB the scan may hold (decoded batches waiting, decoding, and
-        /// fetched bytes unless the file is memory-mapped).
+        /// fetched bytes unless the file is memory-mapped). Below 256, the process also gives
+        /// up transparent huge pages, so that its memory is counted in small pages.
         #[arg(long, default_value_t = 256)]
         memory_budget_mib: usize,
         /// Print one JSON object instead of text.

@@ -290,7 +290,8 @@ impl ScanPlan for ParquetScanPlan {
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to
     /// fit `bytes` at the decoded size of a row of the planned row group with the widest rows,
-    /// estimated from the footer (see [`decoded_chunk_bytes`]).
+    /// estimated from the footer (see [`decoded_chunk_bytes`]), and the pieces
+    /// ([`piece_bytes`](ParquetScanPlan::piece_bytes)) to `bytes`.
     fn fit_batch_rows(&mut self, rows: usize, bytes: u64) -> usize {
         if self.batch_size == 0 {
             // Left for the plan's first item to report, naming the setting.
@@ -312,6 +313,10 @@ impl ScanPlan for ParquetScanPlan {
             .unwrap_or(0);
         let fit = arrowfeed_traits::fitted_rows(rows.min(self.batch_size), bytes, row_bytes);
         self.batch_size = fit;
+        // A piece holds whole batches, so at least one whatever this says.
+        self.piece_bytes = self
+            .piece_bytes
+            .min(usize::try_from(bytes).unwrap_or(usize::MAX));
         fit
     }
 }
