@@ -181,9 +181,10 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
     let started = Instant::now();
     // A URL is opened once, as the source the scan reads.
     let input = arrowfeed::input(path).map_err(|e| Failure::at(path, e))?;
+    // A `file://` URL is a path by now: detect from the path, not the URL.
     let format = match &input {
         arrowfeed::source::Input::Source(s) => arrowfeed::source::detect_format_of(s.as_ref()),
-        _ => arrowfeed::source::detect_format(path),
+        other => arrowfeed::source::detect_format(&other.name()),
     }
     .map_err(|e| Failure::at(path, e))?;
     let plannable = matches!(
@@ -194,7 +195,7 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
         Some(e) if plannable => {
             let scan = match input {
                 arrowfeed::source::Input::Source(s) => arrowfeed::scan_source(s, &options),
-                _ => arrowfeed::scan(path, &options),
+                other => arrowfeed::scan(other.name(), &options),
             };
             let mut scan = scan
                 .map_err(|e| Failure::at(path, e))?

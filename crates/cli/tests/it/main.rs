@@ -289,6 +289,11 @@ fn bench_scan_engine_and_reader_agree() {
     let v = scan(&stream, &[]);
     assert_eq!(v["engine"], "reader");
     assert_eq!(v["checksum"], reference["checksum"]);
+    // A file:// URL names the same file (its format was once detected from the URL's text).
+    let url = std::path::PathBuf::from(format!("file://{}", pq.display()));
+    let v = scan(&url, &[]);
+    assert_eq!(v["engine"], "sched", "{v}");
+    assert_eq!(v["checksum"], reference["checksum"]);
     let narrow = scan(&pq, &["--columns", "id"]);
     let narrow_ref = scan(&pq, &["--columns", "id", "--engine", "reader"]);
     assert_eq!(narrow["checksum"], narrow_ref["checksum"]);
