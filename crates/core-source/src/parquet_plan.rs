@@ -290,7 +290,8 @@ impl ScanPlan for ParquetScanPlan {
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to
     /// fit `bytes` at the decoded size of a row of the planned row group with the widest rows,
-    /// estimated from the footer (see [`decoded_chunk_bytes`]), and the pieces
+    /// estimated from the footer (each column chunk's uncompressed size, or a value per row
+    /// of its physical width if more), and the pieces
     /// ([`piece_bytes`](ParquetScanPlan::piece_bytes)) to `bytes`.
     fn fit_batch_rows(&mut self, rows: usize, bytes: u64) -> usize {
         if self.batch_size == 0 {
