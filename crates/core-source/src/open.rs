@@ -57,7 +57,8 @@ impl ReadOptions {
 
     /// The Parquet batch size these options imply.
     pub(crate) fn parquet_batch_size(&self) -> usize {
-        self.batch_size.unwrap_or(8192)
+        self.batch_size
+            .unwrap_or(arrowfeed_traits::DEFAULT_BATCH_SIZE)
     }
 }
 

@@ -36,8 +36,8 @@
 //! - **Exact batches**: output batches have `batch_size` rows whatever the row-group, page or
 //!   IPC batch sizes (the last may be short). Left unset, the batch size is fitted to the
 //!   budget before the first task: 8,192 rows, or fewer when the plan estimates they would
-//!   take more than an eighth of it ([`Scan::batch_size`]). Inside a decoded batch they are zero-copy slices;
-//!   only a batch that straddles two is copied.
+//!   take more than an eighth of it ([`Scan::batch_size`]). Inside a decoded batch they are
+//!   zero-copy slices; only a batch that straddles two is copied.
 //! - **Errors** (a read, a decoder, the plan; panics included) arrive after the batches before
 //!   them and end the output. **Dropping** the reader or stream stops scheduling, frees the
 //!   budget and joins the threads: no task outlives it.
@@ -125,8 +125,8 @@ use rebatch::Rebatch;
 /// The default memory budget: 256 MiB.
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 /// Rows per output batch when the caller sets none (then fitted to the budget: see
-/// [`Scan::batch_size`]).
-pub const DEFAULT_BATCH_SIZE: usize = 8192;
+/// [`Scan::batch_size`]); the one the Parquet plans decode by default too.
+pub use arrowfeed_traits::DEFAULT_BATCH_SIZE;
 /// The share of the memory budget an output batch may take when the scan picks the batch
 /// size, as a divisor: an eighth. The consumer's batch, the decoders' and the batches waiting
 /// then make a few eighths, and the rest is room for what the budget's count does not see

@@ -45,6 +45,10 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     }
 }
 
+/// Rows per batch when the caller sets none: what the Parquet plans decode and what the scan
+/// engine starts from before fitting it to its budget ([`ScanPlan::fit_batch_rows`]).
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
 /// The fewest rows per batch that [`ScanPlan::fit_batch_rows`] shrinks batches to: below it,
 /// per-batch costs (a hand-over, a slice per column) outweigh the memory saved.
 pub const MIN_FITTED_ROWS: usize = 64;
