@@ -58,6 +58,7 @@ mod parquet;
 mod parquet_plan;
 mod plan_reader;
 mod snappy;
+mod stream;
 mod varwidth;
 mod write;
 

@@ -28,7 +28,8 @@ use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use crate::pages::{ChunkPages, page_rows};
+use crate::pages::{ChunkBytes, ChunkPages, page_rows};
+use crate::stream::{ChunkStream, Reach, StreamSource};
 
 /// Which page of a column chunk: its dictionary, or its `n`th data page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,6 +241,10 @@ pub(crate) struct SharedRowGroup<R: ChunkReader> {
     pub(crate) shared: Arc<SharedPages>,
     /// The rows of the row group its reader decodes, if known (see [`ChunkPages`]).
     pub(crate) rows: Option<std::ops::Range<u64>>,
+    /// Set when the column chunks are not in `reader` but read from a source a window at a
+    /// time ([`ChunkStream`]): the source and each leaf column's reach (`None` for columns
+    /// not projected). Only uncompressed and snappy chunks can be.
+    pub(crate) streamed: Option<(Arc<StreamSource>, Arc<[Option<Reach>]>)>,
 }
 
 /// The one page reader of a column in a single row group.
@@ -269,8 +274,16 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
                 })?;
                 let len = usize::try_from(len)
                     .map_err(|_| ParquetError::General(format!("column chunk of {len} bytes")))?;
+                let reach =
+                    (self.streamed.as_ref()).and_then(|(from, w)| Some((from, (*w.get(i)?)?)));
+                let bytes = match reach {
+                    Some((from, reach)) => {
+                        ChunkBytes::Streamed(ChunkStream::new(from.clone(), start, len, reach))
+                    }
+                    None => ChunkBytes::Whole(self.reader.get_bytes(start, len)?),
+                };
                 Box::new(ChunkPages::new(
-                    self.reader.get_bytes(start, len)?,
+                    bytes,
                     chunk.compression() == Compression::SNAPPY,
                     (descr.max_def_level() > 0, descr.max_rep_level() > 0),
                     self.rows.clone(),

@@ -14,6 +14,7 @@ use parquet::errors::{ParquetError, Result as ParquetResult};
 use crate::page_cache::PageCounts;
 use crate::page_header::{PageHeader, PageKind, read_page_header};
 use crate::snappy;
+use crate::stream::ChunkStream;
 
 /// The pages of an uncompressed or snappy column chunk, decompressed here ([`snappy`]) rather
 /// than by the parquet crate: straight into fresh memory, with no zeroing first.
@@ -22,7 +23,7 @@ use crate::snappy;
 /// both (their rows are known and the next one's reach into the reader's): two blocks decoded
 /// together go ~1.4x as fast as one after the other ([`snappy::decompress_two_into`]).
 pub(crate) struct ChunkPages {
-    bytes: Bytes,
+    bytes: ChunkBytes,
     /// Where the next page header starts.
     pos: usize,
     snappy: bool,
@@ -59,12 +60,61 @@ fn corrupt(message: impl Into<String>) -> ParquetError {
     ParquetError::General(message.into())
 }
 
+/// The bytes of a column chunk: fetched whole, or read from its source a window at a time
+/// ([`ChunkStream`]).
+pub(crate) enum ChunkBytes {
+    Whole(Bytes),
+    Streamed(ChunkStream),
+}
+
+/// Bytes first asked for to read a page header from a streamed chunk; more when the header
+/// (its statistics) is longer.
+const HEADER_PROBE: usize = 1 << 10;
+
+impl ChunkBytes {
+    fn len(&self) -> usize {
+        match self {
+            Self::Whole(b) => b.len(),
+            Self::Streamed(s) => s.len(),
+        }
+    }
+
+    /// The page header at `pos` and its length.
+    fn header(&mut self, pos: usize) -> ParquetResult<(PageHeader, usize)> {
+        match self {
+            Self::Whole(b) => read_page_header(&b[pos..]).map_err(corrupt),
+            Self::Streamed(s) => {
+                let mut probe = HEADER_PROBE;
+                loop {
+                    let rest = s.get(pos, probe)?;
+                    match read_page_header(&rest) {
+                        Ok(h) => {
+                            s.saw_page(h.1 + h.0.compressed_size);
+                            return Ok(h);
+                        }
+                        // Perhaps cut short: try again with more, up to the chunk's end.
+                        Err(_) if pos + rest.len() < s.len() => probe *= 8,
+                        Err(e) => return Err(corrupt(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn slice(&mut self, range: std::ops::Range<usize>) -> ParquetResult<Bytes> {
+        match self {
+            Self::Whole(b) => Ok(b.slice(range)),
+            Self::Streamed(s) => s.get(range.start, range.end - range.start),
+        }
+    }
+}
+
 impl ChunkPages {
     /// The pages of the column chunk `bytes` (snappy-compressed or not), of a column with
     /// definition levels (`def`) and repetition levels (`rep`), for a reader of the row-group
     /// rows `wanted` if known.
     pub(crate) fn new(
-        bytes: Bytes,
+        bytes: ChunkBytes,
         snappy: bool,
         (def, rep): (bool, bool),
         wanted: Option<std::ops::Range<u64>>,
@@ -88,15 +138,16 @@ impl ChunkPages {
     /// reader needs.
     fn peek(&mut self) -> ParquetResult<Option<&(PageHeader, usize)>> {
         while self.next.is_none() {
-            let Some(rest) = self.bytes.get(self.pos..).filter(|r| !r.is_empty()) else {
+            let left = self.bytes.len().saturating_sub(self.pos);
+            if left == 0 {
                 return Ok(None);
-            };
-            let (header, len) = read_page_header(rest).map_err(corrupt)?;
-            if rest.len() - len < header.compressed_size {
+            }
+            let (header, len) = self.bytes.header(self.pos)?;
+            if left - len < header.compressed_size {
                 return Err(corrupt(format!(
                     "a page of {} bytes runs past the end of its column chunk ({} bytes left)",
                     header.compressed_size,
-                    rest.len() - len
+                    left - len
                 )));
             }
             if header.kind == PageKind::Other {
@@ -125,7 +176,7 @@ impl ChunkPages {
                 .zip(page_rows(&metadata(&header), !self.rep))
                 .map(|(a, b)| a + b);
         }
-        Ok(Some((header, self.bytes.slice(start..end))))
+        Ok(Some((header, self.bytes.slice(start..end)?)))
     }
 
     /// Takes the next page if the reader will read it (its rows reach into the reader's),
@@ -413,7 +464,7 @@ pub(crate) fn snappy_blocks(path: &std::path::Path) -> crate::Result<Vec<(Bytes,
         };
         let descr = chunk.column_descr();
         let mut pages = ChunkPages::new(
-            data.slice(start as usize..(start + len) as usize),
+            ChunkBytes::Whole(data.slice(start as usize..(start + len) as usize)),
             true,
             (descr.max_def_level() > 0, descr.max_rep_level() > 0),
             None,
@@ -481,6 +532,7 @@ mod tests {
             row_group: 0,
             shared: Arc::new(SharedPages::new(vec![0, 1000], counts.clone())),
             rows: Some(0..1000),
+            streamed: None,
         };
         let mut reader = group.page_reader(0).expect("page reader");
         let mut pages = Vec::new();

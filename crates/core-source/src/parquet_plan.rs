@@ -25,6 +25,7 @@ use crate::ReadOptions;
 use crate::flat::{FlatReader, Kind};
 use crate::page_cache::{PageCounts, SharedPages, SharedRowGroup};
 use crate::parquet::{ParquetFooter, Projection};
+use crate::stream::{Reach, StreamSource};
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
@@ -58,6 +59,14 @@ pub struct ParquetScanPlan {
     total_rows: u64,
     /// Pages decompressed and shared by all the plan's readers.
     pages: Arc<PageCounts>,
+    /// The source, when its reads are fresh memory rather than views of a map: row groups
+    /// larger than [`ScanPlan::fit_fetches`] asks are then read from it a window at a time.
+    stream_from: Option<Arc<dyn ByteSource>>,
+    /// The most bytes a task should fetch, once an engine has said ([`ScanPlan::fit_fetches`]).
+    fetch_bytes: Option<u64>,
+    /// The fewest bytes a streamed chunk asks for at once ([`crate::stream::MIN_REQUEST`];
+    /// smaller in tests, to cut pages across requests).
+    min_request: usize,
 }
 
 /// Row groups with at least this many rows split into parts by default: see
@@ -98,7 +107,11 @@ impl ParquetScanPlan {
     /// As [`try_new`](Self::try_new), and the source's read errors.
     pub fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
         let footer = ParquetFooter::from_source(source, options)?;
-        Self::from_footer(source.name().into(), footer, options)
+        let mut plan = Self::from_footer(source.name().into(), footer, options)?;
+        if !source.reads_are_views() {
+            plan.stream_from = Some(source.clone());
+        }
+        Ok(plan)
     }
 
     fn from_footer(name: Arc<str>, footer: ParquetFooter, options: &ReadOptions) -> Result<Self> {
@@ -152,6 +165,9 @@ impl ParquetScanPlan {
             next_row: 0,
             total_rows,
             pages: Arc::default(),
+            stream_from: None,
+            fetch_bytes: None,
+            min_request: crate::stream::MIN_REQUEST,
         })
     }
 }
@@ -219,6 +235,37 @@ impl ParquetScanPlan {
     pub fn remaining_row_groups(&self) -> usize {
         self.row_groups.len()
     }
+
+    /// How row group `g`, whose projected chunks are `ranges`, is read a window at a time,
+    /// if it is: when the source's reads are fresh memory, the chunks add up to more than
+    /// [`ScanPlan::fit_fetches`] allowed and every one is uncompressed or snappy (the
+    /// codecs `ChunkPages` cuts pages of). The chunks' windows share that allowance.
+    fn streamed(
+        &self,
+        g: usize,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Option<(Arc<StreamSource>, Arc<[Option<Reach>]>)> {
+        let (source, allowed) = self.stream_from.as_ref().zip(self.fetch_bytes)?;
+        let total = ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        let rg = self.metadata.metadata().row_group(g);
+        let projected =
+            || (rg.columns().iter().enumerate()).filter(|(c, _)| self.mask.leaf_included(*c));
+        let codecs_cut_here = projected().all(|(_, col)| {
+            matches!(
+                col.compression(),
+                parquet::basic::Compression::UNCOMPRESSED | parquet::basic::Compression::SNAPPY
+            )
+        });
+        if total <= allowed || !codecs_cut_here {
+            return None;
+        }
+        let sizes: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+        let mut reaches = crate::stream::reaches(&sizes, allowed, self.min_request).into_iter();
+        let per_leaf = (0..rg.num_columns())
+            .map(|c| self.mask.leaf_included(c).then(|| reaches.next()).flatten())
+            .collect();
+        Some((Arc::new(StreamSource::new(source.clone())), per_leaf))
+    }
 }
 
 impl Iterator for ParquetScanPlan {
@@ -247,6 +294,12 @@ impl Iterator for ParquetScanPlan {
             })
             .collect();
         let rows = rg.num_rows().max(0) as u64;
+        let streamed = self.streamed(g, &ranges);
+        let ranges = if streamed.is_some() {
+            Vec::new()
+        } else {
+            ranges
+        };
         let flat = self.flat.clone().filter(|f| {
             f.columns
                 .iter()
@@ -270,9 +323,16 @@ impl Iterator for ParquetScanPlan {
                     flat,
                 },
                 file_bytes: self.file_bytes,
-                part_rows: self.part_rows_for(rows),
+                // A streamed row group is read in order by one reader: a later part would
+                // have to read every page before it to find its first.
+                part_rows: if streamed.is_some() {
+                    u64::MAX
+                } else {
+                    self.part_rows_for(rows)
+                },
                 pages: self.pages.clone(),
                 ranges,
+                streamed,
             }),
         };
         self.next_row += rows;
@@ -286,6 +346,15 @@ impl ScanPlan for ParquetScanPlan {
     }
     fn total_rows(&self) -> Option<u64> {
         Some(self.total_rows)
+    }
+
+    /// Reads a row group whose projected chunks add up to more than `bytes` from the source a
+    /// window at a time, rather than fetching it whole, when the plan was made
+    /// [`from_source`](ParquetScanPlan::from_source) whose reads are fresh memory and the
+    /// chunks are uncompressed or snappy. Its chunks' windows, and the ones read ahead, add
+    /// up to about `bytes`. Such a row group is decoded in one part.
+    fn fit_fetches(&mut self, bytes: u64) {
+        self.fetch_bytes = Some(bytes);
     }
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to
@@ -406,6 +475,8 @@ struct ParquetRowGroupDecoder {
     part_rows: u64,
     ranges: Vec<std::ops::Range<u64>>,
     pages: Arc<PageCounts>,
+    /// Set when the row group is read a window at a time rather than fetched.
+    streamed: Option<(Arc<StreamSource>, Arc<[Option<Reach>]>)>,
 }
 
 /// What the parts of one row group share: the row group, its fetched bytes and the pages more
@@ -414,6 +485,7 @@ struct RowGroupBytes {
     group: RowGroup,
     fetched: Arc<Fetched>,
     pages: Arc<SharedPages>,
+    streamed: Option<(Arc<StreamSource>, Arc<[Option<Reach>]>)>,
 }
 
 impl RowGroup {
@@ -442,6 +514,7 @@ impl RowGroupBytes {
             row_group: g.row_group,
             shared: self.pages.clone(),
             rows: Some(rows),
+            streamed: self.streamed.clone(),
         };
         if let Some(flat) = &g.flat {
             let row_group = row_group(skip..skip + head + rest);
@@ -535,6 +608,12 @@ impl PartDecoder for PartReader {
                 out.push(b);
             }
             Ok(out)
+        })
+        .map_err(|e| {
+            // A read of a streamed chunk failed: its error as the source gave it, not as the
+            // parquet crate's reader wrapped it.
+            let kept = rg.streamed.as_ref().and_then(|(from, _)| from.take_error());
+            kept.unwrap_or(e)
         })?;
         Ok(if self.left == 0 {
             PartDecoded::Done(out)
@@ -634,6 +713,7 @@ impl TaskDecoder for ParquetRowGroupDecoder {
             }),
             pages: Arc::new(SharedPages::new(reader_cuts, self.pages)),
             group: self.group,
+            streamed: self.streamed,
         });
         // A row group that is not split is one part, so that it too is decoded a piece at a
         // time.
@@ -746,5 +826,186 @@ mod tests {
             paired * 10 >= blocks * 9 && split_paired * 10 >= blocks * 8,
             "most pages are decompressed in pairs: {paired} and {split_paired} of {blocks}"
         );
+    }
+
+    /// Rows with a nullable integer, a string (dictionary-encoded when `dictionary`) and a
+    /// list of integers, written in row groups of `group_rows` and pages of `page_rows`.
+    fn mixed(
+        n: usize,
+        group_rows: usize,
+        page_rows: usize,
+        dictionary: bool,
+        snappy: bool,
+        v2: bool,
+    ) -> Bytes {
+        use arrow_array::ListArray;
+        use arrow_array::types::Int32Type;
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>((0..n).map(|i| {
+            (i % 5 != 0).then(|| {
+                (0..(i % 4) as i32)
+                    .map(|v| Some(v * i as i32))
+                    .collect::<Vec<_>>()
+            })
+        }));
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from_iter(
+                    (0..n as i64).map(|i| (i % 3 != 0).then_some(i * 7)),
+                )) as _,
+            ),
+            (
+                "word",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("w{}", i % 17)),
+                )) as _,
+            ),
+            ("list", Arc::new(lists) as _),
+        ])
+        .expect("batch");
+        let codec = if snappy {
+            parquet::basic::Compression::SNAPPY
+        } else {
+            parquet::basic::Compression::UNCOMPRESSED
+        };
+        let version = if v2 {
+            parquet::file::properties::WriterVersion::PARQUET_2_0
+        } else {
+            parquet::file::properties::WriterVersion::PARQUET_1_0
+        };
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows)
+            .set_max_row_group_row_count(Some(group_rows))
+            .set_dictionary_enabled(dictionary)
+            .set_compression(codec)
+            .set_writer_version(version)
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        out.into()
+    }
+
+    /// The plan of `source` with every row group streamed in requests of `request` bytes.
+    fn streamed_plan(
+        source: Arc<dyn ByteSource>,
+        batch_rows: usize,
+        request: usize,
+    ) -> ParquetScanPlan {
+        let mut plan = ParquetScanPlan::from_source(&source, &ReadOptions::default())
+            .expect("plan")
+            .decode_batch_rows(batch_rows);
+        plan.min_request = request;
+        plan.fit_fetches(1);
+        plan
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// A row group read a window at a time decodes to the rows the parquet crate reads,
+        /// whatever the requests' size against the pages' (pages cut across requests, pages
+        /// longer than several), the batch size (row groups starting mid-batch), the page
+        /// kinds and a list column; and its task fetches nothing up front.
+        #[test]
+        fn streamed_row_groups_equal_the_parquet_crate(
+            group_rows in 50usize..400,
+            page_rows in 1usize..60,
+            batch_rows in 1usize..150,
+            request in 16usize..3000,
+            dictionary in proptest::bool::ANY,
+            snappy in proptest::bool::ANY,
+            v2 in proptest::bool::ANY,
+        ) {
+            let data = mixed(700, group_rows, page_rows, dictionary, snappy, v2);
+            let want: Vec<RecordBatch> =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(data.clone(), 1 << 20)
+                    .expect("reader")
+                    .collect::<std::result::Result<_, _>>()
+                    .expect("reads");
+            let source: Arc<dyn ByteSource> = Arc::new(arrowfeed_traits::MemorySource::new("mem", data.clone()));
+            let plan = streamed_plan(source, batch_rows, request);
+            let schema = plan.schema();
+            let tasks: Vec<ReadTask> = streamed_plan(
+                Arc::new(arrowfeed_traits::MemorySource::new("mem", data.clone())),
+                batch_rows,
+                request,
+            )
+            .map(|t| t.expect("task"))
+            .collect();
+            proptest::prop_assert!(tasks.iter().all(|t| t.ranges.is_empty()), "a streamed task fetches nothing itself");
+            let got = run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))
+                .expect("decodes");
+            let concat = |b: &[RecordBatch]| arrow_select::concat::concat_batches(&schema, b).expect("concat");
+            proptest::prop_assert_eq!(concat(&got), concat(&want));
+        }
+    }
+
+    /// Fault injection: a memory source whose reads after the first `ok` fail.
+    #[derive(Debug)]
+    struct FailsAfter(
+        arrowfeed_traits::MemorySource,
+        usize,
+        std::sync::atomic::AtomicUsize,
+    );
+
+    impl ByteSource for FailsAfter {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn size(&self) -> futures::future::BoxFuture<'_, Result<u64>> {
+            self.0.size()
+        }
+        fn read(
+            &self,
+            range: std::ops::Range<u64>,
+        ) -> futures::future::BoxFuture<'_, Result<Bytes>> {
+            if self.2.fetch_add(1, Ordering::Relaxed) < self.1 {
+                return self.0.read(range);
+            }
+            let e = Error::io(
+                self.name(),
+                std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected"),
+            );
+            Box::pin(futures::future::ready(Err(e)))
+        }
+    }
+
+    /// A read of a streamed chunk that fails ends the scan with the source's own error (its
+    /// kind kept, naming the object), not a decoding error, whichever read it is.
+    #[test]
+    fn a_failed_streamed_read_is_the_sources_error() {
+        let data = mixed(700, 300, 20, true, true, false);
+        // The footer takes a read or two; fail each later read in turn.
+        let mut failures = 0;
+        for ok in 1..40 {
+            let source = Arc::new(FailsAfter(
+                arrowfeed_traits::MemorySource::new("s3://bucket/mixed.parquet", data.clone()),
+                ok,
+                Default::default(),
+            ));
+            let Ok(mut plan) = ParquetScanPlan::from_source(
+                &(source as Arc<dyn ByteSource>),
+                &ReadOptions::default(),
+            ) else {
+                continue;
+            };
+            plan.min_request = 64;
+            plan.fit_fetches(1);
+            let Err(e) =
+                run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))
+            else {
+                continue;
+            };
+            failures += 1;
+            assert!(
+                matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionReset),
+                "after {ok} reads: {e:?}"
+            );
+            assert!(e.to_string().contains("s3://bucket/mixed.parquet"), "{e}");
+        }
+        assert!(failures > 10, "only {failures} runs met a failed read");
     }
 }

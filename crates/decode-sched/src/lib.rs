@@ -134,6 +134,12 @@ pub use arrowfeed_traits::DEFAULT_BATCH_SIZE;
 /// 16 MiB budget, 8,192-row batches (15.8 MB) peaked at 94-126 MiB of anonymous memory, and
 /// 1,024-row ones at 66-86 MiB, in the same time.
 pub const BATCH_SHARE_OF_BUDGET: u64 = 8;
+/// The share of the memory budget one task's fetched bytes may take, as a divisor, when the
+/// source's reads are fresh memory: a quarter, which the plan is asked to keep to
+/// ([`ScanPlan::fit_fetches`]: a Parquet row group larger than that is read a window at a
+/// time). Half the budget is the decoded batches', and a quarter is left for what the count
+/// does not see.
+pub const FETCH_SHARE_OF_BUDGET: u64 = 4;
 /// The default gap below which two ranges are read as one request: 1 MiB.
 pub const DEFAULT_COALESCE_GAP: u64 = 1 << 20;
 /// The default largest request for sources that are not blocking (remote-like): 16 MiB.
@@ -290,6 +296,10 @@ impl Scan {
             ));
         }
         self.config.fetch_counts = !self.source.reads_are_views();
+        if self.config.fetch_counts {
+            self.plan
+                .fit_fetches(self.config.budget / FETCH_SHARE_OF_BUDGET);
+        }
         self.config.max_request = self.max_request.unwrap_or(if self.source.is_blocking() {
             u64::MAX
         } else {

@@ -43,6 +43,17 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
         let _ = bytes;
         rows
     }
+
+    /// Asks the plan to keep what one task holds of fetched bytes to about `bytes` where it
+    /// can: by smaller tasks, or by reading a large one's bytes a window at a time as it
+    /// decodes. An engine calls it once, before the first task, when the source's reads are
+    /// fresh memory rather than views of a map (`ByteSource::reads_are_views`), so that
+    /// fetched bytes count against its budget.
+    ///
+    /// The default does nothing: tasks fetch what they fetch.
+    fn fit_fetches(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// Rows per batch when the caller sets none: what the Parquet plans decode and what the scan
