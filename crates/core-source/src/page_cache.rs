@@ -29,7 +29,7 @@ use parquet::file::reader::ChunkReader;
 use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::pages::{ChunkBytes, ChunkPages, page_rows};
-use crate::stream::{ChunkStream, Reach, StreamSource};
+use crate::stream::{ChunkStream, Streamed};
 
 /// Which page of a column chunk: its dictionary, or its `n`th data page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,7 +244,7 @@ pub(crate) struct SharedRowGroup<R: ChunkReader> {
     /// Set when the column chunks are not in `reader` but read from a source a window at a
     /// time ([`ChunkStream`]): the source and each leaf column's reach (`None` for columns
     /// not projected). Only uncompressed and snappy chunks can be.
-    pub(crate) streamed: Option<(Arc<StreamSource>, Arc<[Option<Reach>]>)>,
+    pub(crate) streamed: Option<Streamed>,
 }
 
 /// The one page reader of a column in a single row group.
@@ -275,7 +275,7 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
                 let len = usize::try_from(len)
                     .map_err(|_| ParquetError::General(format!("column chunk of {len} bytes")))?;
                 let reach =
-                    (self.streamed.as_ref()).and_then(|(from, w)| Some((from, (*w.get(i)?)?)));
+                    (self.streamed.as_ref()).and_then(|s| Some((&s.from, (*s.reaches.get(i)?)?)));
                 let bytes = match reach {
                     Some((from, reach)) => {
                         ChunkBytes::Streamed(ChunkStream::new(from.clone(), start, len, reach))

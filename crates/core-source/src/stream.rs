@@ -26,7 +26,7 @@ pub(crate) const MIN_REQUEST: usize = 256 << 10;
 pub(crate) const MAX_REQUEST: usize = 8 << 20;
 /// Requests a column keeps in flight ahead of its reader, when its share allows that many of
 /// [`MIN_REQUEST`]: reads overlap each other's latency.
-pub(crate) const REQUESTS_AHEAD: usize = 4;
+pub(crate) const REQUESTS_AHEAD: usize = 2;
 /// Pages of the largest size seen so far that a column's requests reach ahead of its reader,
 /// whatever its share: a reader waiting for each page would wait a round trip per page.
 pub(crate) const PAGES_AHEAD: usize = 2;
@@ -59,6 +59,14 @@ impl StreamSource {
         slot.get_or_insert(e);
         ParquetError::General(message)
     }
+}
+
+/// How a row group's column chunks are read when they are streamed: from where, and each
+/// leaf column's [`Reach`] (`None` for columns not projected).
+#[derive(Debug, Clone)]
+pub(crate) struct Streamed {
+    pub(crate) from: Arc<StreamSource>,
+    pub(crate) reaches: Arc<[Option<Reach>]>,
 }
 
 /// A read in flight: its range (relative to the chunk) and its future, already polled once so
@@ -216,6 +224,9 @@ impl ChunkStream {
     /// ahead, so that the next page is in when the reader reaches it.
     pub(crate) fn saw_page(&mut self, bytes: usize) {
         self.reach = self.reach.max(bytes.saturating_mul(PAGES_AHEAD));
+        self.window = self
+            .window
+            .max((self.reach / REQUESTS_AHEAD).min(MAX_REQUEST));
     }
 
     /// Drops the windows that end at or before `at`.
@@ -370,7 +381,7 @@ mod tests {
         assert_eq!(
             r[0],
             Reach {
-                request: 4 * mib,
+                request: 8 * mib,
                 ahead: 16 * mib
             }
         );

@@ -53,6 +53,9 @@ pub(crate) struct Config {
     /// Fetched bytes count against the budget: the source's reads are fresh allocations, not
     /// views of a map (see `ByteSource::reads_are_views`). Filled in when the scan starts.
     pub(crate) fetch_counts: bool,
+    /// Bytes the plan's decoders hold beyond the engine's fetches (`ScanPlan::fit_fetches`),
+    /// counted as held throughout. Filled in when the scan starts.
+    pub(crate) outside: u64,
 }
 
 /// The reads of one fetch: a task's first, or a follow-up.
@@ -180,10 +183,13 @@ pub(crate) struct Shared {
 
 impl State {
     /// Memory the scan holds by the budget's count: decoded batches waiting for the consumer,
-    /// and the fetched bytes of tasks not yet consumed when they are the scan's own.
+    /// the fetched bytes of tasks not yet consumed when they are the scan's own, and what the
+    /// plan's decoders read themselves.
     fn held(&self, config: &Config) -> u64 {
         let fetched = if config.fetch_counts { self.charged } else { 0 };
-        (self.decoded.bytes() as u64).saturating_add(fetched)
+        (self.decoded.bytes() as u64)
+            .saturating_add(fetched)
+            .saturating_add(config.outside)
     }
 
     /// Records the memory held after a change, for [`ScanMetrics::peak_memory_bytes`].

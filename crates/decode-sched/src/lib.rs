@@ -137,8 +137,9 @@ pub const BATCH_SHARE_OF_BUDGET: u64 = 8;
 /// The share of the memory budget one task's fetched bytes may take, as a divisor, when the
 /// source's reads are fresh memory: a quarter, which the plan is asked to keep to
 /// ([`ScanPlan::fit_fetches`]: a Parquet row group larger than that is read a window at a
-/// time). Half the budget is the decoded batches', and a quarter is left for what the count
-/// does not see.
+/// time, the windows of all such row groups adding up to about that much). What the plan's
+/// decoders hold so is counted as held, and taken from the decoded batches' half of the
+/// budget.
 pub const FETCH_SHARE_OF_BUDGET: u64 = 4;
 /// The default gap below which two ranges are read as one request: 1 MiB.
 pub const DEFAULT_COALESCE_GAP: u64 = 1 << 20;
@@ -199,6 +200,7 @@ impl Scan {
                 max_request: u64::MAX,
                 max_tasks: 256,
                 fetch_counts: true,
+                outside: 0,
             },
         }
     }
@@ -297,7 +299,8 @@ impl Scan {
         }
         self.config.fetch_counts = !self.source.reads_are_views();
         if self.config.fetch_counts {
-            self.plan
+            self.config.outside = self
+                .plan
                 .fit_fetches(self.config.budget / FETCH_SHARE_OF_BUDGET);
         }
         self.config.max_request = self.max_request.unwrap_or(if self.source.is_blocking() {

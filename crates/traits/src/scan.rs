@@ -50,9 +50,13 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     /// fresh memory rather than views of a map (`ByteSource::reads_are_views`), so that
     /// fetched bytes count against its budget.
     ///
-    /// The default does nothing: tasks fetch what they fetch.
-    fn fit_fetches(&mut self, bytes: u64) {
+    /// Returns the bytes the plan's decoders may then hold that the engine does not fetch
+    /// (windows read ahead, beyond any task's ranges), for the engine to count as held.
+    ///
+    /// The default does nothing and returns 0: tasks fetch what they fetch.
+    fn fit_fetches(&mut self, bytes: u64) -> u64 {
         let _ = bytes;
+        0
     }
 }
 

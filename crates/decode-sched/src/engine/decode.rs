@@ -121,13 +121,13 @@ impl State {
     /// holds, each of those last taken as a [`piece_estimate`](State::piece_estimate).
     ///
     /// The decoded bytes among those stay within half the budget
-    /// ([`DECODED_SHARE_OF_BUDGET`]).
+    /// ([`DECODED_SHARE_OF_BUDGET`]), less what the plan's decoders read themselves.
     fn decode_room(&self, config: &Config) -> bool {
         let pieces = self.running as u64 + 2;
         let room = self.piece_estimate.saturating_mul(pieces);
         let decoded = (self.decoded.bytes() as u64).saturating_add(room);
-        self.held(config).saturating_add(room) <= config.budget
-            && decoded <= config.budget / DECODED_SHARE_OF_BUDGET
+        let share = (config.budget / DECODED_SHARE_OF_BUDGET).saturating_sub(config.outside);
+        self.held(config).saturating_add(room) <= config.budget && decoded <= share
     }
 
     /// The task and decode-queue slot of the job whose piece the consumer waits for, if that

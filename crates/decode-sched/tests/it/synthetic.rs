@@ -722,6 +722,8 @@ fn a_budget_bounds_the_decoded_batches_waiting_for_a_slow_consumer() {
     }
 }
 
+/// Fetches fill the fetched bytes' quarter of the budget (three tasks of 4,000 bytes in
+/// 12,000), and never pass it.
 #[test]
 fn a_budget_of_several_tasks_is_used_and_kept() {
     let plan = simple_plan(50, 4000, 7);
@@ -734,7 +736,7 @@ fn a_budget_of_several_tasks_is_used_and_kept() {
             plan,
         )
         .batch_size(16)
-        .memory_budget(12_000)
+        .memory_budget(48_000)
         .io_parallelism(4))
     });
     assert_eq!(out.error, None);
@@ -978,4 +980,66 @@ fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
     let out = run(Scan::new(MemorySource::new("the-object", data()), plan));
     let e = out.error.expect("an error");
     assert!(e.contains("the-object") && e.contains("outside"), "{e}");
+}
+
+/// A plan whose decoders would read `outside` bytes of their own (as a Parquet plan's
+/// streamed row groups do), recording the allowance the engine offered it.
+struct ReadsItself {
+    plan: Plan,
+    outside: u64,
+    offered: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Iterator for ReadsItself {
+    type Item = Result<ReadTask>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.plan.next()
+    }
+}
+
+impl ScanPlan for ReadsItself {
+    fn schema(&self) -> SchemaRef {
+        self.plan.schema()
+    }
+    fn fit_fetches(&mut self, bytes: u64) -> u64 {
+        self.offered
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.outside
+    }
+}
+
+/// The engine offers a plan a quarter of the budget for its fetches when the source's reads
+/// are fresh memory, counts what the plan says its decoders hold as held, and still finishes
+/// when that alone passes the budget (the consumer's job always runs).
+#[test]
+fn what_a_plan_reads_itself_counts_as_held_and_never_deadlocks() {
+    let budget = 40_000u64;
+    for outside in [0, budget / 4, budget / 2, 3 * budget] {
+        let offered = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let plan = ReadsItself {
+            plan: simple_plan(30, 1000, 7),
+            outside,
+            offered: offered.clone(),
+        };
+        let out = within(Duration::from_secs(20), move || {
+            run(Scan::from_parts(
+                Arc::new(MemorySource::new("memory", data())),
+                Box::new(plan),
+            )
+            .batch_size(7)
+            .memory_budget(budget as usize))
+        });
+        assert_eq!(out.error, None, "outside {outside}");
+        let rows: usize = out.batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 30 * 7, "outside {outside}");
+        assert_eq!(
+            offered.load(std::sync::atomic::Ordering::Relaxed),
+            budget / 4
+        );
+        assert!(
+            out.metrics.peak_memory_bytes >= outside,
+            "outside {outside}: {:?}",
+            out.metrics
+        );
+    }
 }
