@@ -64,6 +64,8 @@ pub struct ParquetScanPlan {
     stream_from: Option<Arc<dyn ByteSource>>,
     /// The most bytes a task should fetch, once an engine has said ([`ScanPlan::fit_fetches`]).
     fetch_bytes: Option<u64>,
+    /// The bytes the streamed row groups' readers hold (see [`ScanPlan::fit_fetches`]).
+    streamed_held: Arc<std::sync::atomic::AtomicU64>,
     /// Row groups of at most this many bytes are fetched whole ([`WHOLE_FETCH_BYTES`]; smaller
     /// in tests).
     whole_fetch: u64,
@@ -181,6 +183,7 @@ impl ParquetScanPlan {
             fetch_bytes: None,
             min_request: crate::stream::MIN_REQUEST,
             whole_fetch: WHOLE_FETCH_BYTES,
+            streamed_held: Arc::default(),
         })
     }
 }
@@ -275,7 +278,10 @@ impl ParquetScanPlan {
             .map(|c| self.mask.leaf_included(c).then(|| reaches.next()).flatten())
             .collect();
         Some(Streamed {
-            from: Arc::new(StreamSource::new(source.clone())),
+            from: Arc::new(StreamSource::new(
+                source.clone(),
+                self.streamed_held.clone(),
+            )),
             reaches: per_leaf,
         })
     }
@@ -364,10 +370,11 @@ impl ScanPlan for ParquetScanPlan {
     /// Reads a row group whose projected chunks add up to more than `bytes` (and than
     /// [`WHOLE_FETCH_BYTES`]) from the source a window at a time, rather than fetching it whole,
     /// when the plan was made [`from_source`](ParquetScanPlan::from_source) whose reads are
-    /// fresh memory and the chunks are uncompressed or snappy. The windows of the row groups
-    /// read at once, and the ones read ahead, add up to about `bytes`, which is returned when
-    /// any row group will be read so. Such a row group is decoded in one part.
-    fn fit_fetches(&mut self, bytes: u64) -> u64 {
+    /// fresh memory and the chunks are uncompressed or snappy. The bytes fetched ahead of the
+    /// readers of the row groups read at once add up to about `bytes` (more where two of a
+    /// column's pages take more); when any row group will be read so, returns the gauge of
+    /// what they hold. Such a row group is decoded in one part.
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<std::sync::atomic::AtomicU64>> {
         self.fetch_bytes = Some(bytes);
         let md = self.metadata.metadata();
         let any = self.row_groups.iter().any(|&g| {
@@ -378,7 +385,7 @@ impl ScanPlan for ParquetScanPlan {
                 .collect();
             self.streamed(g, &ranges).is_some()
         });
-        if any { bytes } else { 0 }
+        any.then(|| self.streamed_held.clone())
     }
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to

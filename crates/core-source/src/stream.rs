@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -38,13 +39,17 @@ pub(crate) const PAGES_AHEAD: usize = 2;
 pub(crate) struct StreamSource {
     pub(crate) source: Arc<dyn ByteSource>,
     pub(crate) error: Mutex<Option<Error>>,
+    /// The bytes the streams of this source hold (fetched and not yet passed, or in flight),
+    /// shared by all the plan's streamed row groups: what the engine counts as held.
+    pub(crate) held: Arc<AtomicU64>,
 }
 
 impl StreamSource {
-    pub(crate) fn new(source: Arc<dyn ByteSource>) -> Self {
+    pub(crate) fn new(source: Arc<dyn ByteSource>, held: Arc<AtomicU64>) -> Self {
         Self {
             source,
             error: Mutex::new(None),
+            held,
         }
     }
 
@@ -189,6 +194,7 @@ impl ChunkStream {
         if self.windows.is_empty() && self.requested < at {
             // Nothing held or asked for reaches `at` (the reader skipped ahead): restart there.
             self.ahead.clear();
+            self.release(self.requested - self.fetched);
             (self.fetched, self.requested) = (at, at);
         }
         while self.fetched < end {
@@ -232,15 +238,30 @@ impl ChunkStream {
     /// Drops the windows that end at or before `at`.
     fn pass(&mut self, at: usize) {
         while self.windows.front().is_some_and(|(s, b)| s + b.len() <= at) {
-            self.windows.pop_front();
+            if let Some((_, b)) = self.windows.pop_front() {
+                self.release(b.len());
+            }
         }
+    }
+
+    /// `n` bytes this stream held are no longer held.
+    fn release(&self, n: usize) {
+        self.from.held.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
     /// Starts the request for the bytes from `requested` to `to`.
     fn request(&mut self, to: usize) {
+        (self.from.held).fetch_add((to - self.requested) as u64, Ordering::Relaxed);
         let ahead = self.start(self.requested..to);
         self.ahead.push_back(ahead);
         self.requested = to;
+    }
+}
+
+impl Drop for ChunkStream {
+    fn drop(&mut self) {
+        let windows: usize = self.windows.iter().map(|(_, b)| b.len()).sum();
+        self.release(windows + (self.requested - self.fetched));
     }
 }
 
@@ -331,10 +352,10 @@ mod tests {
         ) {
             let file = data(base + len + 100);
             let source = Arc::new(MemorySource::new("mem", file.clone()));
-            let from = Arc::new(StreamSource::new(source));
+            let from = Arc::new(StreamSource::new(source, Arc::default()));
             // Below MIN_REQUEST, to exercise many windows.
             let reach = Reach { request: window, ahead: 2 * window };
-            let mut s = ChunkStream::new(from, base as u64, len, reach);
+            let mut s = ChunkStream::new(from.clone(), base as u64, len, reach);
             let (mut at, mut reached) = (0, 0);
             for (skip, n) in steps {
                 at = (at + skip).min(len);
@@ -346,7 +367,13 @@ mod tests {
                 // them; what is asked for goes at most a window past both.
                 prop_assert!(s.windows.len() <= 3 + (reached - at) / window);
                 prop_assert!(s.requested <= (at + 3 * window).max(reached + window).min(len));
+                // The gauge says what is held: the windows and the reads in flight.
+                let windows: usize = s.windows.iter().map(|(_, b)| b.len()).sum();
+                let held = from.held.load(Ordering::Relaxed);
+                prop_assert_eq!(held, (windows + s.requested - s.fetched) as u64);
             }
+            drop(s);
+            prop_assert_eq!(from.held.load(Ordering::Relaxed), 0, "a dropped stream holds nothing");
         }
     }
 
@@ -357,7 +384,7 @@ mod tests {
             1,
             AtomicUsize::new(0),
         ));
-        let from = Arc::new(StreamSource::new(source));
+        let from = Arc::new(StreamSource::new(source, Arc::default()));
         let reach = Reach {
             request: 1000,
             ahead: 2000,
@@ -366,6 +393,12 @@ mod tests {
         assert!(s.get(0, 10).is_ok(), "the first read succeeds");
         let e = (0..10).find_map(|i| s.get(i * 1000, 1000).err());
         assert!(e.is_some(), "a later read fails");
+        drop(s);
+        assert_eq!(
+            from.held.load(Ordering::Relaxed),
+            0,
+            "nothing held after a failure"
+        );
         let kept = from.take_error().expect("the source's error is kept");
         assert!(
             matches!(&kept, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::ConnectionReset),

@@ -53,9 +53,16 @@ pub(crate) struct Config {
     /// Fetched bytes count against the budget: the source's reads are fresh allocations, not
     /// views of a map (see `ByteSource::reads_are_views`). Filled in when the scan starts.
     pub(crate) fetch_counts: bool,
-    /// Bytes the plan's decoders hold beyond the engine's fetches (`ScanPlan::fit_fetches`),
-    /// counted as held throughout. Filled in when the scan starts.
-    pub(crate) outside: u64,
+    /// The bytes the plan's decoders hold beyond the engine's fetches, if they read any
+    /// themselves (`ScanPlan::fit_fetches`): counted as held. Filled in when the scan starts.
+    pub(crate) outside: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Config {
+    /// What the plan's decoders hold of bytes they read themselves, now.
+    pub(crate) fn outside_bytes(&self) -> u64 {
+        (self.outside.as_ref()).map_or(0, |g| g.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// The reads of one fetch: a task's first, or a follow-up.
@@ -189,7 +196,7 @@ impl State {
         let fetched = if config.fetch_counts { self.charged } else { 0 };
         (self.decoded.bytes() as u64)
             .saturating_add(fetched)
-            .saturating_add(config.outside)
+            .saturating_add(config.outside_bytes())
     }
 
     /// Records the memory held after a change, for [`ScanMetrics::peak_memory_bytes`].

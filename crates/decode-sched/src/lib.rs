@@ -200,7 +200,7 @@ impl Scan {
                 max_request: u64::MAX,
                 max_tasks: 256,
                 fetch_counts: true,
-                outside: 0,
+                outside: None,
             },
         }
     }

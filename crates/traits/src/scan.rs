@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -50,13 +52,13 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     /// fresh memory rather than views of a map (`ByteSource::reads_are_views`), so that
     /// fetched bytes count against its budget.
     ///
-    /// Returns the bytes the plan's decoders may then hold that the engine does not fetch
-    /// (windows read ahead, beyond any task's ranges), for the engine to count as held.
+    /// Returns, when the plan's decoders will then read bytes themselves (beyond any task's
+    /// ranges), a gauge of the bytes they hold so, for the engine to count as held.
     ///
-    /// The default does nothing and returns 0: tasks fetch what they fetch.
-    fn fit_fetches(&mut self, bytes: u64) -> u64 {
+    /// The default does nothing and returns `None`: tasks fetch what they fetch.
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<AtomicU64>> {
         let _ = bytes;
-        0
+        None
     }
 }
 

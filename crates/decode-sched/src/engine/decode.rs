@@ -126,7 +126,8 @@ impl State {
         let pieces = self.running as u64 + 2;
         let room = self.piece_estimate.saturating_mul(pieces);
         let decoded = (self.decoded.bytes() as u64).saturating_add(room);
-        let share = (config.budget / DECODED_SHARE_OF_BUDGET).saturating_sub(config.outside);
+        let share =
+            (config.budget / DECODED_SHARE_OF_BUDGET).saturating_sub(config.outside_bytes());
         self.held(config).saturating_add(room) <= config.budget && decoded <= share
     }
 

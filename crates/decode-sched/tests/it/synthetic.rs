@@ -982,7 +982,7 @@ fn a_range_past_the_end_of_the_source_is_an_error_naming_it() {
     assert!(e.contains("the-object") && e.contains("outside"), "{e}");
 }
 
-/// A plan whose decoders would read `outside` bytes of their own (as a Parquet plan's
+/// A plan whose decoders hold `outside` bytes they read themselves (as a Parquet plan's
 /// streamed row groups do), recording the allowance the engine offered it.
 struct ReadsItself {
     plan: Plan,
@@ -1001,10 +1001,10 @@ impl ScanPlan for ReadsItself {
     fn schema(&self) -> SchemaRef {
         self.plan.schema()
     }
-    fn fit_fetches(&mut self, bytes: u64) -> u64 {
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<std::sync::atomic::AtomicU64>> {
         self.offered
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
-        self.outside
+        Some(Arc::new(self.outside.into()))
     }
 }
 
