@@ -18,6 +18,7 @@
 //! Nothing made before a `fork` is used after it: every object remembers the process that made
 //! it and reopens what it holds (maps, threads, HTTP clients) when called in another.
 
+mod allocator;
 mod capsule;
 mod errors;
 mod reader;
@@ -31,17 +32,12 @@ use pyo3::prelude::*;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e`).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
 /// The module.
 #[pymodule]
 fn _arrowfeed(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Freed memory is kept 10 s before it goes back to the OS, as in the CLI: an epoch frees
-    // each batch while the next is gathered, and giving the memory back made every batch fault
-    // in fresh, zeroed pages.
-    // SAFETY: mi_option_set stores a number in mimalloc's option table; any value is valid.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) };
+    // Freed memory is kept 10 s before it goes back to the OS, as in the CLI (see
+    // `allocator.rs`, which also fits it to small memory budgets).
+    allocator::init();
     // A decoder that panics on a damaged file raises ArrowfeedError naming the file, without
     // a panic message on stderr first; other panics report as before.
     arrowfeed::traits::quiet_guarded_panics();

@@ -112,6 +112,8 @@ impl RecordBatchReader for ChannelReader {
 pub(crate) struct Reader {
     schema: SchemaRef,
     rx: Option<Batches>,
+    /// Keeps the module's allocator fitted to the budget while this reader is open.
+    _budget: crate::allocator::BudgetHold,
 }
 
 /// Opens `paths` (paths or URLs, one schema) for reading `columns` in batches of `batch_size`:
@@ -134,7 +136,9 @@ pub(crate) fn open_reader(
     let mut options = ReadOptions::default();
     options.columns = columns;
     options.batch_size = batch_size;
-    let budget = memory_budget.unwrap_or(arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET);
+    let default = arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET;
+    let budget = memory_budget.unwrap_or(default);
+    let hold = crate::allocator::BudgetHold::new(budget, default);
     let reader = py
         .detach(
             || -> arrowfeed::Result<(SchemaRef, Box<dyn Iterator<Item = Item> + Send>)> {
@@ -161,6 +165,7 @@ pub(crate) fn open_reader(
     Ok(Reader {
         schema,
         rx: Some(rx),
+        _budget: hold,
     })
 }
 
