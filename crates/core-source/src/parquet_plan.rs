@@ -59,13 +59,17 @@ pub struct ParquetScanPlan {
     total_rows: u64,
     /// Pages decompressed and shared by all the plan's readers.
     pages: Arc<PageCounts>,
-    /// The source, when its reads are fresh memory rather than views of a map: row groups
-    /// larger than [`ScanPlan::fit_fetches`] asks are then read from it a window at a time.
+    /// The source, when its reads are fresh memory rather than views of a map and do not
+    /// block: row groups larger than [`ScanPlan::fit_fetches`] asks are then read from it a
+    /// window at a time.
     stream_from: Option<Arc<dyn ByteSource>>,
     /// The most bytes a task should fetch, once an engine has said ([`ScanPlan::fit_fetches`]).
     fetch_bytes: Option<u64>,
     /// The bytes the streamed row groups' readers hold (see [`ScanPlan::fit_fetches`]).
     streamed_held: Arc<std::sync::atomic::AtomicU64>,
+    /// How many streamed row groups are taken to be read at once when their reaches are
+    /// sized: [`crate::stream::STREAMS_AT_ONCE`], or fewer if there are fewer.
+    streams_at_once: u64,
     /// Row groups of at most this many bytes are fetched whole ([`WHOLE_FETCH_BYTES`]; smaller
     /// in tests).
     whole_fetch: u64,
@@ -122,7 +126,9 @@ impl ParquetScanPlan {
     pub fn from_source(source: &Arc<dyn ByteSource>, options: &ReadOptions) -> Result<Self> {
         let footer = ParquetFooter::from_source(source, options)?;
         let mut plan = Self::from_footer(source.name().into(), footer, options)?;
-        if !source.reads_are_views() {
+        // A blocking source's reads would run one after another on the decode thread, where
+        // the engine's I/O threads overlap them.
+        if !source.reads_are_views() && !source.is_blocking() {
             plan.stream_from = Some(source.clone());
         }
         Ok(plan)
@@ -184,6 +190,7 @@ impl ParquetScanPlan {
             min_request: crate::stream::MIN_REQUEST,
             whole_fetch: WHOLE_FETCH_BYTES,
             streamed_held: Arc::default(),
+            streams_at_once: crate::stream::STREAMS_AT_ONCE,
         })
     }
 }
@@ -259,6 +266,28 @@ impl ParquetScanPlan {
     /// share that allowance.
     fn streamed(&self, g: usize, ranges: &[std::ops::Range<u64>]) -> Option<Streamed> {
         let (source, allowed) = self.stream_from.as_ref().zip(self.fetch_bytes)?;
+        if !self.streams(g, ranges, allowed) {
+            return None;
+        }
+        let sizes: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+        let mut reaches =
+            crate::stream::reaches(&sizes, allowed, self.streams_at_once, self.min_request)
+                .into_iter();
+        let per_leaf = (0..self.metadata.metadata().row_group(g).num_columns())
+            .map(|c| self.mask.leaf_included(c).then(|| reaches.next()).flatten())
+            .collect();
+        Some(Streamed {
+            from: Arc::new(StreamSource::new(
+                source.clone(),
+                self.streamed_held.clone(),
+            )),
+            reaches: per_leaf,
+        })
+    }
+
+    /// Whether row group `g`, whose projected chunks are `ranges`, is streamed when a task
+    /// may fetch `allowed` bytes (see [`streamed`](Self::streamed)).
+    fn streams(&self, g: usize, ranges: &[std::ops::Range<u64>], allowed: u64) -> bool {
         let total = ranges.iter().map(|r| r.end - r.start).sum::<u64>();
         let rg = self.metadata.metadata().row_group(g);
         let projected =
@@ -269,21 +298,7 @@ impl ParquetScanPlan {
                 parquet::basic::Compression::UNCOMPRESSED | parquet::basic::Compression::SNAPPY
             )
         });
-        if total <= allowed.max(self.whole_fetch) || !codecs_cut_here {
-            return None;
-        }
-        let sizes: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
-        let mut reaches = crate::stream::reaches(&sizes, allowed, self.min_request).into_iter();
-        let per_leaf = (0..rg.num_columns())
-            .map(|c| self.mask.leaf_included(c).then(|| reaches.next()).flatten())
-            .collect();
-        Some(Streamed {
-            from: Arc::new(StreamSource::new(
-                source.clone(),
-                self.streamed_held.clone(),
-            )),
-            reaches: per_leaf,
-        })
+        total > allowed.max(self.whole_fetch) && codecs_cut_here
     }
 }
 
@@ -376,16 +391,21 @@ impl ScanPlan for ParquetScanPlan {
     /// what they hold. Such a row group is decoded in one part.
     fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<std::sync::atomic::AtomicU64>> {
         self.fetch_bytes = Some(bytes);
+        self.stream_from.as_ref()?;
         let md = self.metadata.metadata();
-        let any = self.row_groups.iter().any(|&g| {
-            let ranges: Vec<_> = (md.row_group(g).columns().iter().enumerate())
-                .filter(|(c, _)| self.mask.leaf_included(*c))
-                .filter_map(|(_, col)| crate::parquet::chunk_range(col))
-                .map(|(start, len)| start..start.saturating_add(len))
-                .collect();
-            self.streamed(g, &ranges).is_some()
-        });
-        any.then(|| self.streamed_held.clone())
+        let streamed = (self.row_groups.iter())
+            .filter(|&&g| {
+                let ranges: Vec<_> = (md.row_group(g).columns().iter().enumerate())
+                    .filter(|(c, _)| self.mask.leaf_included(*c))
+                    .filter_map(|(_, col)| crate::parquet::chunk_range(col))
+                    .map(|(start, len)| start..start.saturating_add(len))
+                    .collect();
+                self.streams(g, &ranges, bytes)
+            })
+            .count() as u64;
+        // Fewer row groups than the engine reads at once share the allowance between them.
+        self.streams_at_once = streamed.clamp(1, crate::stream::STREAMS_AT_ONCE);
+        (streamed > 0).then(|| self.streamed_held.clone())
     }
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to

@@ -279,17 +279,18 @@ pub(crate) struct Reach {
 }
 
 /// The reach of each projected column of a row group whose chunks are `chunks` bytes, for
-/// [`STREAMS_AT_ONCE`] such row groups to hold about `bytes` ahead of their readers in all:
+/// `streams` such row groups (at most [`STREAMS_AT_ONCE`]) to hold about `bytes` ahead of
+/// their readers in all:
 /// shared by the columns in proportion to their chunks' sizes, each reading in requests of a
 /// [`REQUESTS_AHEAD`]th of its share, but at least `min_request` (for scans,
 /// [`MIN_REQUEST`]), and at most [`MAX_REQUEST`], going at least two requests ahead.
-pub(crate) fn reaches(chunks: &[u64], bytes: u64, min_request: usize) -> Vec<Reach> {
+pub(crate) fn reaches(chunks: &[u64], bytes: u64, streams: u64, min_request: usize) -> Vec<Reach> {
     let total = chunks
         .iter()
         .copied()
         .fold(0u64, u64::saturating_add)
         .max(1);
-    let per_stream = bytes / STREAMS_AT_ONCE;
+    let per_stream = bytes / streams.max(1);
     chunks
         .iter()
         .map(|&c| {
@@ -409,7 +410,7 @@ mod tests {
 
     #[test]
     fn reaches_share_the_bytes_by_chunk_size() {
-        let r = reaches(&[100, 300, 0], 256 << 20, MIN_REQUEST);
+        let r = reaches(&[100, 300, 0], 256 << 20, STREAMS_AT_ONCE, MIN_REQUEST);
         let mib = 1 << 20;
         assert_eq!(
             r[0],
@@ -430,6 +431,6 @@ mod tests {
             ahead: 2 * MIN_REQUEST,
         };
         assert_eq!(r[2], least);
-        assert_eq!(reaches(&[1], 1, MIN_REQUEST), vec![least]);
+        assert_eq!(reaches(&[1], 1, STREAMS_AT_ONCE, MIN_REQUEST), vec![least]);
     }
 }
