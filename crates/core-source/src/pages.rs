@@ -182,6 +182,11 @@ impl ChunkPages {
     /// Takes the next page if the reader will read it (its rows reach into the reader's),
     /// unpacked for decompression.
     fn take_wanted_next(&mut self) -> Option<(PageHeader, ParquetResult<Unpacked>)> {
+        // A streamed chunk's reader waits on its source, not on snappy: pairing would only
+        // hold a second decompressed page and read further ahead.
+        if matches!(self.bytes, ChunkBytes::Streamed(_)) {
+            return None;
+        }
         let (start, wanted) = self.rows_before.zip(self.wanted.clone())?;
         // An error in the next header is left for the reader to meet when it asks for it.
         let flat = !self.rep;
