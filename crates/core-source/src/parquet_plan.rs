@@ -280,6 +280,7 @@ impl ParquetScanPlan {
             from: Arc::new(StreamSource::new(
                 source.clone(),
                 self.streamed_held.clone(),
+                allowed.saturating_mul(2),
             )),
             reaches: per_leaf,
         })

@@ -42,14 +42,18 @@ pub(crate) struct StreamSource {
     /// The bytes the streams of this source hold (fetched and not yet passed, or in flight),
     /// shared by all the plan's streamed row groups: what the engine counts as held.
     pub(crate) held: Arc<AtomicU64>,
+    /// Streams read ahead of their readers only while `held` is below this; what a reader
+    /// needs now is read whatever it is.
+    pub(crate) limit: u64,
 }
 
 impl StreamSource {
-    pub(crate) fn new(source: Arc<dyn ByteSource>, held: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(source: Arc<dyn ByteSource>, held: Arc<AtomicU64>, limit: u64) -> Self {
         Self {
             source,
             error: Mutex::new(None),
             held,
+            limit,
         }
     }
 
@@ -208,7 +212,10 @@ impl ChunkStream {
             self.finish(next)?;
         }
         self.pass(at);
-        while self.requested < self.len && self.requested < at.saturating_add(self.reach) {
+        while self.requested < self.len
+            && self.requested < at.saturating_add(self.reach)
+            && self.from.held.load(Ordering::Relaxed) < self.from.limit
+        {
             self.request((self.requested + self.window).min(self.len));
         }
         let (s, b) = &self.windows[0];
@@ -353,7 +360,7 @@ mod tests {
         ) {
             let file = data(base + len + 100);
             let source = Arc::new(MemorySource::new("mem", file.clone()));
-            let from = Arc::new(StreamSource::new(source, Arc::default()));
+            let from = Arc::new(StreamSource::new(source, Arc::default(), u64::MAX));
             // Below MIN_REQUEST, to exercise many windows.
             let reach = Reach { request: window, ahead: 2 * window };
             let mut s = ChunkStream::new(from.clone(), base as u64, len, reach);
@@ -385,7 +392,7 @@ mod tests {
             1,
             AtomicUsize::new(0),
         ));
-        let from = Arc::new(StreamSource::new(source, Arc::default()));
+        let from = Arc::new(StreamSource::new(source, Arc::default(), u64::MAX));
         let reach = Reach {
             request: 1000,
             ahead: 2000,
@@ -406,6 +413,28 @@ mod tests {
             "{kept:?}"
         );
         assert!(kept.to_string().contains("mem://x"), "{kept}");
+    }
+
+    /// Past the source's limit a stream reads what its reader needs and nothing ahead.
+    #[test]
+    fn past_the_limit_nothing_is_read_ahead() {
+        let source = Arc::new(MemorySource::new("mem", data(10_000)));
+        let reach = Reach {
+            request: 100,
+            ahead: 1000,
+        };
+        let held = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(StreamSource::new(source.clone(), held.clone(), u64::MAX));
+        let mut s = ChunkStream::new(open, 0, 10_000, reach);
+        s.get(0, 10).expect("read");
+        assert_eq!(s.requested, 1000, "within the limit: a reach ahead");
+        drop(s);
+        let shut = Arc::new(StreamSource::new(source, held.clone(), 0));
+        let mut s = ChunkStream::new(shut, 0, 10_000, reach);
+        let got = s.get(0, 250).expect("read");
+        assert_eq!(got.len(), 250);
+        assert_eq!(s.requested, 250, "past it: only what the reader asked for");
+        assert_eq!(held.load(Ordering::Relaxed), 250);
     }
 
     #[test]
