@@ -45,6 +45,12 @@ def open(path_or_url, columns=None, batch_size=None, memory_budget=None):  # noq
     remote bytes fetched; a local file is memory-mapped, and its pages (page cache) are not
     counted. Several files and IPC streams are read in order on one thread.
 
+    Under a budget below the default, the module's allocator gives freed memory back to the OS
+    sooner while the reader is open. The interpreter, pyarrow and memory the allocator keeps
+    are outside the count; ``MIMALLOC_ALLOW_THP=0`` in the environment keeps the module's
+    memory out of transparent huge pages (at 16 MiB over S3: about 80 instead of 125 MiB for
+    the whole process).
+
     >>> import arrowfeed, pyarrow as pa                              # doctest: +SKIP
     >>> reader = arrowfeed.open("s3://bucket/train.parquet", columns=["text"])
     >>> table = pa.table(reader)                                    # no copy
