@@ -185,10 +185,10 @@ impl ChunkStream {
     /// the windows before `at` are dropped.
     pub(crate) fn get(&mut self, at: usize, n: usize) -> ParquetResult<Bytes> {
         let end = at.saturating_add(n).min(self.len);
+        self.pass(at);
         if at >= end {
             return Ok(Bytes::new());
         }
-        self.pass(at);
         if self.windows.front().is_some_and(|(s, _)| *s > at) {
             return Err(ParquetError::General(format!(
                 "bytes {} of a streamed column chunk were read already",
