@@ -66,7 +66,7 @@ pub struct ParquetScanPlan {
     /// The most bytes a task should fetch, once an engine has said ([`ScanPlan::fit_fetches`]).
     fetch_bytes: Option<u64>,
     /// The bytes the streamed row groups' readers hold (see [`ScanPlan::fit_fetches`]).
-    streamed_held: Arc<std::sync::atomic::AtomicU64>,
+    streamed_reads: Arc<arrowfeed_traits::OwnReads>,
     /// How many streamed row groups are taken to be read at once when their reaches are
     /// sized: [`crate::stream::STREAMS_AT_ONCE`], or fewer if there are fewer.
     streams_at_once: u64,
@@ -189,7 +189,7 @@ impl ParquetScanPlan {
             fetch_bytes: None,
             min_request: crate::stream::MIN_REQUEST,
             whole_fetch: WHOLE_FETCH_BYTES,
-            streamed_held: Arc::default(),
+            streamed_reads: Arc::default(),
             streams_at_once: crate::stream::STREAMS_AT_ONCE,
         })
     }
@@ -279,7 +279,7 @@ impl ParquetScanPlan {
         Some(Streamed {
             from: Arc::new(StreamSource::new(
                 source.clone(),
-                self.streamed_held.clone(),
+                self.streamed_reads.clone(),
                 allowed.saturating_mul(2),
             )),
             reaches: per_leaf,
@@ -388,9 +388,9 @@ impl ScanPlan for ParquetScanPlan {
     /// when the plan was made [`from_source`](ParquetScanPlan::from_source) whose reads are
     /// fresh memory and the chunks are uncompressed or snappy. The bytes fetched ahead of the
     /// readers of the row groups read at once add up to about `bytes` (more where two of a
-    /// column's pages take more); when any row group will be read so, returns the gauge of
-    /// what they hold. Such a row group is decoded in one part.
-    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+    /// column's pages take more); when any row group will be read so, returns what they read
+    /// and hold. Such a row group is decoded in one part.
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<arrowfeed_traits::OwnReads>> {
         self.fetch_bytes = Some(bytes);
         self.stream_from.as_ref()?;
         let md = self.metadata.metadata();
@@ -406,7 +406,7 @@ impl ScanPlan for ParquetScanPlan {
             .count() as u64;
         // Fewer row groups than the engine reads at once share the allowance between them.
         self.streams_at_once = streamed.clamp(1, crate::stream::STREAMS_AT_ONCE);
-        (streamed > 0).then(|| self.streamed_held.clone())
+        (streamed > 0).then(|| self.streamed_reads.clone())
     }
 
     /// Shrinks the decode batches (see [`decode_batch_rows`](Self::decode_batch_rows)) to

@@ -11,11 +11,11 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use arrowfeed_traits::{ByteSource, Error};
+use arrowfeed_traits::{ByteSource, Error, OwnReads};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use parquet::errors::{ParquetError, Result as ParquetResult};
@@ -39,20 +39,21 @@ pub(crate) const PAGES_AHEAD: usize = 2;
 pub(crate) struct StreamSource {
     pub(crate) source: Arc<dyn ByteSource>,
     pub(crate) error: Mutex<Option<Error>>,
-    /// The bytes the streams of this source hold (fetched and not yet passed, or in flight),
-    /// shared by all the plan's streamed row groups: what the engine counts as held.
-    pub(crate) held: Arc<AtomicU64>,
+    /// What the streams of this source read and hold (fetched and not yet passed, or in
+    /// flight), shared by all the plan's streamed row groups: what the engine counts as held
+    /// and reports.
+    pub(crate) reads: Arc<OwnReads>,
     /// Streams read ahead of their readers only while `held` is below this; what a reader
     /// needs now is read whatever it is.
     pub(crate) limit: u64,
 }
 
 impl StreamSource {
-    pub(crate) fn new(source: Arc<dyn ByteSource>, held: Arc<AtomicU64>, limit: u64) -> Self {
+    pub(crate) fn new(source: Arc<dyn ByteSource>, reads: Arc<OwnReads>, limit: u64) -> Self {
         Self {
             source,
             error: Mutex::new(None),
-            held,
+            reads,
             limit,
         }
     }
@@ -175,6 +176,7 @@ impl ChunkStream {
                 ),
             )));
         }
+        (self.from.reads.bytes).fetch_add(got.len() as u64, Ordering::Relaxed);
         self.windows.push_back((range.start, got));
         self.fetched = range.end;
         Ok(())
@@ -214,7 +216,7 @@ impl ChunkStream {
         self.pass(at);
         while self.requested < self.len
             && self.requested < at.saturating_add(self.reach)
-            && self.from.held.load(Ordering::Relaxed) < self.from.limit
+            && self.from.reads.held.load(Ordering::Relaxed) < self.from.limit
         {
             self.request((self.requested + self.window).min(self.len));
         }
@@ -253,12 +255,13 @@ impl ChunkStream {
 
     /// `n` bytes this stream held are no longer held.
     fn release(&self, n: usize) {
-        self.from.held.fetch_sub(n as u64, Ordering::Relaxed);
+        self.from.reads.held.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
     /// Starts the request for the bytes from `requested` to `to`.
     fn request(&mut self, to: usize) {
-        (self.from.held).fetch_add((to - self.requested) as u64, Ordering::Relaxed);
+        (self.from.reads.held).fetch_add((to - self.requested) as u64, Ordering::Relaxed);
+        self.from.reads.requests.fetch_add(1, Ordering::Relaxed);
         let ahead = self.start(self.requested..to);
         self.ahead.push_back(ahead);
         self.requested = to;
@@ -377,11 +380,11 @@ mod tests {
                 prop_assert!(s.requested <= (at + 3 * window).max(reached + window).min(len));
                 // The gauge says what is held: the windows and the reads in flight.
                 let windows: usize = s.windows.iter().map(|(_, b)| b.len()).sum();
-                let held = from.held.load(Ordering::Relaxed);
+                let held = from.reads.held.load(Ordering::Relaxed);
                 prop_assert_eq!(held, (windows + s.requested - s.fetched) as u64);
             }
             drop(s);
-            prop_assert_eq!(from.held.load(Ordering::Relaxed), 0, "a dropped stream holds nothing");
+            prop_assert_eq!(from.reads.held.load(Ordering::Relaxed), 0, "a dropped stream holds nothing");
         }
     }
 
@@ -403,7 +406,7 @@ mod tests {
         assert!(e.is_some(), "a later read fails");
         drop(s);
         assert_eq!(
-            from.held.load(Ordering::Relaxed),
+            from.reads.held.load(Ordering::Relaxed),
             0,
             "nothing held after a failure"
         );
@@ -423,18 +426,24 @@ mod tests {
             request: 100,
             ahead: 1000,
         };
-        let held = Arc::new(AtomicU64::new(0));
-        let open = Arc::new(StreamSource::new(source.clone(), held.clone(), u64::MAX));
+        let reads = Arc::new(OwnReads::default());
+        let open = Arc::new(StreamSource::new(source.clone(), reads.clone(), u64::MAX));
         let mut s = ChunkStream::new(open, 0, 10_000, reach);
         s.get(0, 10).expect("read");
         assert_eq!(s.requested, 1000, "within the limit: a reach ahead");
         drop(s);
-        let shut = Arc::new(StreamSource::new(source, held.clone(), 0));
+        let shut = Arc::new(StreamSource::new(source, reads.clone(), 0));
         let mut s = ChunkStream::new(shut, 0, 10_000, reach);
         let got = s.get(0, 250).expect("read");
         assert_eq!(got.len(), 250);
         assert_eq!(s.requested, 250, "past it: only what the reader asked for");
-        assert_eq!(held.load(Ordering::Relaxed), 250);
+        assert_eq!(reads.held.load(Ordering::Relaxed), 250);
+        assert_eq!(
+            reads.bytes.load(Ordering::Relaxed),
+            100 + 250,
+            "the bytes that came in, both streams"
+        );
+        assert_eq!(reads.requests.load(Ordering::Relaxed), 10 + 1);
     }
 
     #[test]

@@ -55,13 +55,13 @@ pub(crate) struct Config {
     pub(crate) fetch_counts: bool,
     /// The bytes the plan's decoders hold beyond the engine's fetches, if they read any
     /// themselves (`ScanPlan::fit_fetches`): counted as held. Filled in when the scan starts.
-    pub(crate) outside: Option<Arc<std::sync::atomic::AtomicU64>>,
+    pub(crate) outside: Option<Arc<arrowfeed_traits::OwnReads>>,
 }
 
 impl Config {
     /// What the plan's decoders hold of bytes they read themselves, now.
     pub(crate) fn outside_bytes(&self) -> u64 {
-        (self.outside.as_ref()).map_or(0, |g| g.load(std::sync::atomic::Ordering::Relaxed))
+        (self.outside.as_ref()).map_or(0, |g| g.held.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -312,7 +312,15 @@ impl Shared {
         threads
     }
 
+    /// The counters so far, with the reads the plan's decoders made themselves.
     pub(crate) fn metrics(&self) -> ScanMetrics {
-        self.lock().metrics.clone()
+        let mut m = self.lock().metrics.clone();
+        if let Some(own) = &self.config.outside {
+            let load =
+                |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            m.requests += load(&own.requests);
+            m.bytes_read += load(&own.bytes);
+        }
+        m
     }
 }

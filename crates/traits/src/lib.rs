@@ -107,8 +107,8 @@ pub use panic::{
 pub use permutation::Permutation;
 pub use random_access::{RandomAccess, check_slice, project_schema};
 pub use scan::{
-    DEFAULT_BATCH_SIZE, DecodePart, Decoded, InOrder, MIN_FITTED_ROWS, PartDecoded, PartDecoder,
-    ReadTask, ScanPlan, TaskDecoder, fitted_rows, run_plan_in_order,
+    DEFAULT_BATCH_SIZE, DecodePart, Decoded, InOrder, MIN_FITTED_ROWS, OwnReads, PartDecoded,
+    PartDecoder, ReadTask, ScanPlan, TaskDecoder, fitted_rows, run_plan_in_order,
 };
 
 #[cfg(test)]

@@ -53,13 +53,26 @@ pub trait ScanPlan: Iterator<Item = Result<ReadTask>> + Send {
     /// fetched bytes count against its budget.
     ///
     /// Returns, when the plan's decoders will then read bytes themselves (beyond any task's
-    /// ranges), a gauge of the bytes they hold so, for the engine to count as held.
+    /// ranges), what they read so ([`OwnReads`]), for the engine to count as held and report.
     ///
     /// The default does nothing and returns `None`: tasks fetch what they fetch.
-    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<AtomicU64>> {
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<OwnReads>> {
         let _ = bytes;
         None
     }
+}
+
+/// What a plan's decoders read themselves, beyond its tasks' ranges (see
+/// [`ScanPlan::fit_fetches`]), kept up to date by them: an engine counts `held` against its
+/// budget and adds the requests and bytes to its own.
+#[derive(Debug, Default)]
+pub struct OwnReads {
+    /// Bytes fetched or in flight that the decoders hold now.
+    pub held: AtomicU64,
+    /// Requests made so far.
+    pub requests: AtomicU64,
+    /// Bytes read so far.
+    pub bytes: AtomicU64,
 }
 
 /// Rows per batch when the caller sets none: what the Parquet plans decode and what the scan

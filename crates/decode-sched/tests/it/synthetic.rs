@@ -1001,10 +1001,17 @@ impl ScanPlan for ReadsItself {
     fn schema(&self) -> SchemaRef {
         self.plan.schema()
     }
-    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+    fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<arrowfeed_traits::OwnReads>> {
         self.offered
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
-        Some(Arc::new(self.outside.into()))
+        let reads = arrowfeed_traits::OwnReads::default();
+        reads
+            .held
+            .store(self.outside, std::sync::atomic::Ordering::Relaxed);
+        reads
+            .requests
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        Some(Arc::new(reads))
     }
 }
 
@@ -1040,6 +1047,11 @@ fn what_a_plan_reads_itself_counts_as_held_and_never_deadlocks() {
             out.metrics.peak_memory_bytes >= outside,
             "outside {outside}: {:?}",
             out.metrics
+        );
+        assert_eq!(
+            out.metrics.requests,
+            30 + 3,
+            "the plan's own requests are reported"
         );
     }
 }
