@@ -259,6 +259,24 @@ impl ParquetScanPlan {
         self.row_groups.len()
     }
 
+    /// The byte ranges of row group `g`'s projected column chunks, in file order.
+    fn chunk_ranges(&self, g: usize) -> Vec<std::ops::Range<u64>> {
+        (self
+            .metadata
+            .metadata()
+            .row_group(g)
+            .columns()
+            .iter()
+            .enumerate())
+        .filter(|(c, _)| self.mask.leaf_included(*c))
+        .map(|(_, col)| {
+            // Checked when the file was opened.
+            let (start, len) = crate::parquet::chunk_range(col).unwrap_or((0, 0));
+            start..start.saturating_add(len)
+        })
+        .collect()
+    }
+
     /// How row group `g`, whose projected chunks are `ranges`, is read a window at a time,
     /// if it is: when the source's reads are fresh memory, the chunks add up to more than
     /// [`ScanPlan::fit_fetches`] allowed and than [`WHOLE_FETCH_BYTES`], and every one is
@@ -317,17 +335,7 @@ impl Iterator for ParquetScanPlan {
         let g = self.row_groups.pop_front()?;
         let md: &ParquetMetaData = self.metadata.metadata();
         let rg = md.row_group(g);
-        let ranges: Vec<std::ops::Range<u64>> = rg
-            .columns()
-            .iter()
-            .enumerate()
-            .filter(|(c, _)| self.mask.leaf_included(*c))
-            .map(|(_, col)| {
-                // Checked when the file was opened.
-                let (start, len) = crate::parquet::chunk_range(col).unwrap_or((0, 0));
-                start..start.saturating_add(len)
-            })
-            .collect();
+        let ranges = self.chunk_ranges(g);
         let rows = rg.num_rows().max(0) as u64;
         let streamed = self.streamed(g, &ranges);
         let ranges = if streamed.is_some() {
@@ -393,16 +401,8 @@ impl ScanPlan for ParquetScanPlan {
     fn fit_fetches(&mut self, bytes: u64) -> Option<Arc<arrowfeed_traits::OwnReads>> {
         self.fetch_bytes = Some(bytes);
         self.stream_from.as_ref()?;
-        let md = self.metadata.metadata();
         let streamed = (self.row_groups.iter())
-            .filter(|&&g| {
-                let ranges: Vec<_> = (md.row_group(g).columns().iter().enumerate())
-                    .filter(|(c, _)| self.mask.leaf_included(*c))
-                    .filter_map(|(_, col)| crate::parquet::chunk_range(col))
-                    .map(|(start, len)| start..start.saturating_add(len))
-                    .collect();
-                self.streams(g, &ranges, bytes)
-            })
+            .filter(|&&g| self.streams(g, &self.chunk_ranges(g), bytes))
             .count() as u64;
         // Fewer row groups than the engine reads at once share the allowance between them.
         self.streams_at_once = streamed.clamp(1, crate::stream::STREAMS_AT_ONCE);

@@ -315,27 +315,44 @@ pub(crate) fn reaches(chunks: &[u64], bytes: u64, streams: u64, min_request: usi
         .collect()
 }
 
+/// Fault injection for the tests of streamed reads.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use arrowfeed_traits::MemorySource;
-    use proptest::prelude::*;
+pub(crate) mod testing {
+    use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Fault injection: a memory source whose reads after the first `ok` fail.
+    use arrowfeed_traits::{ByteSource, Error, MemorySource, Result};
+    use bytes::Bytes;
+    use futures::future::BoxFuture;
+
+    /// A memory source whose reads after the first `ok` fail (connection reset).
     #[derive(Debug)]
-    struct FailsAfter(MemorySource, usize, AtomicUsize);
+    pub(crate) struct FailsAfter {
+        inner: MemorySource,
+        ok: usize,
+        reads: AtomicUsize,
+    }
+
+    impl FailsAfter {
+        pub(crate) fn new(inner: MemorySource, ok: usize) -> Self {
+            Self {
+                inner,
+                ok,
+                reads: AtomicUsize::new(0),
+            }
+        }
+    }
 
     impl ByteSource for FailsAfter {
         fn name(&self) -> &str {
-            self.0.name()
+            self.inner.name()
         }
-        fn size(&self) -> BoxFuture<'_, arrowfeed_traits::Result<u64>> {
-            self.0.size()
+        fn size(&self) -> BoxFuture<'_, Result<u64>> {
+            self.inner.size()
         }
-        fn read(&self, range: Range<u64>) -> BoxFuture<'_, arrowfeed_traits::Result<Bytes>> {
-            if self.2.fetch_add(1, Ordering::Relaxed) < self.1 {
-                return self.0.read(range);
+        fn read(&self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
+            if self.reads.fetch_add(1, Ordering::Relaxed) < self.ok {
+                return self.inner.read(range);
             }
             let e = Error::io(
                 self.name(),
@@ -344,6 +361,14 @@ mod tests {
             Box::pin(futures::future::ready(Err(e)))
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrowfeed_traits::MemorySource;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn data(n: usize) -> Bytes {
         (0..n)
@@ -390,10 +415,9 @@ mod tests {
 
     #[test]
     fn a_failed_read_is_kept_as_the_source_gave_it() {
-        let source = Arc::new(FailsAfter(
+        let source = Arc::new(testing::FailsAfter::new(
             MemorySource::new("mem://x", data(10_000)),
             1,
-            AtomicUsize::new(0),
         ));
         let from = Arc::new(StreamSource::new(source, Arc::default(), u64::MAX));
         let reach = Reach {

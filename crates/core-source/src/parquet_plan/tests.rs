@@ -209,33 +209,6 @@ proptest::proptest! {
     }
 }
 
-/// Fault injection: a memory source whose reads after the first `ok` fail.
-#[derive(Debug)]
-struct FailsAfter(
-    arrowfeed_traits::MemorySource,
-    usize,
-    std::sync::atomic::AtomicUsize,
-);
-
-impl ByteSource for FailsAfter {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn size(&self) -> futures::future::BoxFuture<'_, Result<u64>> {
-        self.0.size()
-    }
-    fn read(&self, range: std::ops::Range<u64>) -> futures::future::BoxFuture<'_, Result<Bytes>> {
-        if self.2.fetch_add(1, Ordering::Relaxed) < self.1 {
-            return self.0.read(range);
-        }
-        let e = Error::io(
-            self.name(),
-            std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected"),
-        );
-        Box::pin(futures::future::ready(Err(e)))
-    }
-}
-
 /// A read of a streamed chunk that fails ends the scan with the source's own error (its
 /// kind kept, naming the object), not a decoding error, whichever read it is.
 #[test]
@@ -244,10 +217,9 @@ fn a_failed_streamed_read_is_the_sources_error() {
     // The footer takes a read or two; fail each later read in turn.
     let mut failures = 0;
     for ok in 1..40 {
-        let source = Arc::new(FailsAfter(
+        let source = Arc::new(crate::stream::testing::FailsAfter::new(
             arrowfeed_traits::MemorySource::new("s3://bucket/mixed.parquet", data.clone()),
             ok,
-            Default::default(),
         ));
         let Ok(mut plan) =
             ParquetScanPlan::from_source(&(source as Arc<dyn ByteSource>), &ReadOptions::default())
