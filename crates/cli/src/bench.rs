@@ -123,27 +123,14 @@ fn small_pages_below_the_default(budget: usize) {
     let _ = budget;
 }
 
-/// Under a memory budget below the default, when what the scan reads is its own memory (a
-/// remote object named by URL, not a memory-mapped file), freed memory goes back to the OS after
-/// [`purge_delay_ms`] rather than 10 s. A memory-mapped scan keeps the 10 s: within its budget
-/// without it, `ml.parquet` at 16 and 64 MiB ran 1.28× and 1.22× slower with it (farm-bench, 7
-/// pairs) for 45-49 against 60-71 MiB and 78-83 against 88-109 MiB.
-fn return_freed_memory_sooner_below_the_default(budget: usize) {
-    if budget < arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET {
-        crate::return_freed_memory_after(purge_delay_ms(budget));
-    }
-}
-
-/// How long freed memory waits to be given back under a `budget` below the default: a
-/// millisecond per 1.6 MiB of budget (10 ms at 16 MiB, 40 ms at 64 MiB). Scanning `ml.parquet`
-/// of 256,000 rows over S3 (SeaweedFS on loopback) at a 16 MiB budget, 10 s of delay peaked at
-/// 109-131 MiB of anonymous memory, 100 ms at 92-101 and 10 ms at 78-87 (1.2-1.5 s against
-/// 1.4-1.6 s); at 64 MiB, 10 s peaked at 129-162 MiB, 100 ms at 117-126, 10 ms at 104-108.
-/// From the memory map at 16 MiB: 62-68 MiB with 10 s, 45-47 with 10 ms (0.29 against
-/// 0.35 s).
-fn purge_delay_ms(budget: usize) -> std::ffi::c_long {
-    let ms = (budget as u64).saturating_mul(10) / (16 << 20);
-    std::ffi::c_long::try_from(ms.max(1)).unwrap_or(std::ffi::c_long::MAX)
+/// When what the scan reads is its own memory (a remote object named by URL, not a
+/// memory-mapped file), freed memory goes back to the OS after the delay fitted to `budget`
+/// (`decode_sched::freed_memory_delay_ms`: sooner below the default). A memory-mapped scan
+/// keeps the 10 s: within its budget without it, `ml.parquet` at 16 and 64 MiB ran 1.28× and
+/// 1.22× slower with it (farm-bench, 7 pairs) for 45-49 against 60-71 MiB and 78-83 against
+/// 88-109 MiB.
+fn return_freed_memory_as_the_budget_asks(budget: usize) {
+    crate::return_freed_memory_after(arrowfeed::decode_sched::freed_memory_delay_ms(budget));
 }
 
 /// Settings of `bench --mode scan`.
@@ -201,7 +188,7 @@ pub(crate) fn scan(path: &Path, args: ScanArgs, as_json: bool) -> CliResult {
     if let Some(e) = &args.engine {
         small_pages_below_the_default(e.memory_budget);
         if path.to_str().is_some_and(arrowfeed::is_url) {
-            return_freed_memory_sooner_below_the_default(e.memory_budget);
+            return_freed_memory_as_the_budget_asks(e.memory_budget);
         }
     }
     let mut options = ReadOptions::default();
@@ -417,21 +404,5 @@ pub(crate) fn epoch(path: &Path, a: EpochArgs, as_json: bool) -> CliResult {
             sum.seconds,
             sum.rates()
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::purge_delay_ms;
-
-    #[test]
-    fn the_purge_delay_grows_with_the_budget() {
-        assert_eq!(purge_delay_ms(16 << 20), 10);
-        assert_eq!(purge_delay_ms(64 << 20), 40);
-        assert_eq!(
-            purge_delay_ms(1),
-            1,
-            "never 0: mimalloc would then purge at once"
-        );
     }
 }

@@ -18,12 +18,15 @@ const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 /// on the consumer's thread while decode threads allocate the next ones; with mimalloc's 1 s
 /// default the memory went back mid-scan and came back as fresh, zeroed pages.
 fn keep_freed_memory() {
-    return_freed_memory_after(10_000);
+    return_freed_memory_after(arrowfeed::decode_sched::freed_memory_delay_ms(
+        arrowfeed::decode_sched::DEFAULT_MEMORY_BUDGET,
+    ));
 }
 
 /// Sets how long mimalloc keeps freed memory before giving it back to the OS, in
 /// milliseconds.
-fn return_freed_memory_after(ms: std::ffi::c_long) {
+fn return_freed_memory_after(ms: u64) {
+    let ms = std::ffi::c_long::try_from(ms).unwrap_or(std::ffi::c_long::MAX);
     // SAFETY: mi_option_set stores a number in mimalloc's option table; any value is valid.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) };
 }

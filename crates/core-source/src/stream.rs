@@ -368,7 +368,7 @@ mod tests {
     use super::*;
     use arrowfeed_traits::MemorySource;
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     fn data(n: usize) -> Bytes {
         (0..n)

@@ -31,11 +31,11 @@ pub(crate) fn init() {
     set(MI_OPTION_PURGE_DELAY, KEEP_FREED_MS);
 }
 
-/// How long freed memory waits under a `budget` below the default: a millisecond per 1.6 MiB
-/// (10 ms at 16 MiB), as the CLI's `bench` does.
+/// How long freed memory waits under `budget`, as the CLI's `bench` waits
+/// (`decode_sched::freed_memory_delay_ms`: 10 ms at 16 MiB).
 fn purge_delay_ms(budget: usize) -> std::ffi::c_long {
-    let ms = (budget as u64).saturating_mul(10) / (16 << 20);
-    std::ffi::c_long::try_from(ms.max(1)).unwrap_or(std::ffi::c_long::MAX)
+    let ms = arrowfeed::decode_sched::freed_memory_delay_ms(budget);
+    std::ffi::c_long::try_from(ms).unwrap_or(std::ffi::c_long::MAX)
 }
 
 fn apply(budgets: &[usize]) {
