@@ -45,36 +45,43 @@ impl RandomAccess for ShardStore {
         if self.inner.cache.is_some() {
             return self.take_shard_by_shard(indices, projection, &schema);
         }
-        let mut loaded: HashMap<usize, Arc<LoadedShard>> = HashMap::new();
-        let mut source_of: HashMap<(usize, usize), usize> = HashMap::new();
-        let mut sources: Vec<RecordBatch> = Vec::new();
-        let mut positions = Vec::with_capacity(indices.len());
+        // Two passes: route every row and load its shard, then name each batch gathered from
+        // once, by reference. Flat tables rather than maps, and no batch cloned: these were a
+        // tenth of a fresh process's take of 256 random rows from a store of 12 shards.
+        let shards = self.num_shards();
+        let mut loaded: Vec<Option<Arc<LoadedShard>>> = vec![None; shards];
+        let mut located = Vec::with_capacity(indices.len());
         for &i in indices {
             let (s, local) = self.inner.routes.route(i);
-            let shard = match loaded.get(&s) {
-                Some(sh) => sh.clone(),
-                None => {
-                    let sh = self.shard(s)?;
-                    loaded.insert(s, sh.clone());
-                    sh
-                }
+            let shard = match &loaded[s] {
+                Some(sh) => sh,
+                None => loaded[s].insert(self.shard(s)?),
             };
             let (b, r) = shard.locate(local);
-            let src = match source_of.get(&(s, b)) {
-                Some(&k) => k,
-                None => {
-                    let batch = &shard.batches[b];
-                    sources.push(match projection {
-                        Some(p) => batch.project(p)?,
-                        None => batch.clone(),
-                    });
-                    source_of.insert((s, b), sources.len() - 1);
-                    sources.len() - 1
-                }
-            };
-            positions.push((src, r));
+            located.push((s, b, r));
         }
-        self.columns().gather_batch(&schema, &sources, &positions)
+        // Where each loaded shard's batches start among all loaded batches, and which source
+        // each of those batches became (`usize::MAX`: none yet).
+        let mut first_batch = vec![0; shards];
+        let mut all = 0;
+        for (s, sh) in loaded.iter().enumerate() {
+            first_batch[s] = all;
+            all += sh.as_ref().map_or(0, |sh| sh.batches.len());
+        }
+        let mut source_of = vec![usize::MAX; all];
+        let mut sources: Vec<&RecordBatch> = Vec::new();
+        let mut positions = Vec::with_capacity(indices.len());
+        for &(s, b, r) in &located {
+            let slot = &mut source_of[first_batch[s] + b];
+            if *slot == usize::MAX {
+                let shard = loaded[s].as_ref().expect("loaded in the first pass");
+                *slot = sources.len();
+                sources.push(&shard.batches[b]);
+            }
+            positions.push((*slot, r));
+        }
+        self.columns()
+            .gather_batch(&schema, &sources, projection, &positions)
     }
 
     /// Rows `offset..offset + len`: zero-copy when they lie in one batch, else the pieces of
@@ -192,8 +199,9 @@ impl ShardStore {
                     .collect::<std::result::Result<Vec<_>, _>>()?,
                 None => sources,
             };
+            let sources: Vec<&RecordBatch> = sources.iter().collect();
             part_of.insert(s, parts.len());
-            parts.push(self.columns().gather_batch(schema, &sources, &pos)?);
+            parts.push(self.columns().gather_batch(schema, &sources, None, &pos)?);
             // The shard is let go here, before the next is opened.
         }
         if parts.len() == 1 {
@@ -201,6 +209,8 @@ impl ShardStore {
         }
         let positions: Vec<(usize, usize)> =
             positions.iter().map(|&(s, r)| (part_of[&s], r)).collect();
-        self.columns().gather_batch(schema, &parts, &positions)
+        let parts: Vec<&RecordBatch> = parts.iter().collect();
+        self.columns()
+            .gather_batch(schema, &parts, None, &positions)
     }
 }

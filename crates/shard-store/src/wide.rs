@@ -117,11 +117,13 @@ impl Columns<'_> {
     }
 
     /// Gathers `positions` (batch, row) from `sources` into a batch of `schema`, column by
-    /// column.
+    /// column: column `c` of the output from column `projection[c]` of the sources (column
+    /// `c` without a projection).
     pub(crate) fn gather_batch(
         self,
         schema: &SchemaRef,
-        sources: &[RecordBatch],
+        sources: &[&RecordBatch],
+        projection: Option<&[usize]>,
         positions: &[(usize, usize)],
     ) -> Result<RecordBatch> {
         let columns = schema
@@ -129,6 +131,7 @@ impl Columns<'_> {
             .iter()
             .enumerate()
             .map(|(c, f)| {
+                let c = projection.map_or(c, |p| p[c]);
                 self.gather(
                     f,
                     sources.iter().map(|b| b.column(c).as_ref()).collect(),
