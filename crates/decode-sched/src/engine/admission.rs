@@ -14,7 +14,7 @@ use crate::reads::plan_reads;
 
 /// Fetched bytes not yet consumed may take this share of the budget, as a divisor: a
 /// quarter (the fetch of the task the consumer waits for is admitted whatever its size).
-/// Without it, a consumer that keeps up leaves the decoded batches' share of the budget
+/// Without it, a consumer that keeps up leaves the decoded batches' half of the budget
 /// ([`super::decode::DECODED_SHARE_OF_BUDGET`]) empty and fetches fill the whole budget:
 /// scanning `tpch.parquet` of 256,000 rows (18 MB row groups) over S3 on loopback at the
 /// default budget, peak anonymous memory was 328-344 MiB with no share, 300-332 with half and

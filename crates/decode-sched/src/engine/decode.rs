@@ -27,18 +27,13 @@ use super::{Config, Part, Shared, State, Task};
 pub(super) const DECODE_AHEAD_PER_THREAD: usize = 2;
 
 /// Decoding runs ahead of the consumer only while the decoded batches, with the decoding in
-/// progress and the consumer's batch, fit in this share of the budget, as a divisor: a
-/// quarter. The rest is room for what the budget's count does not see: decompressed pages,
+/// progress and the consumer's batch, fit in this share of the budget, as a divisor: half.
+/// The other half is room for what the budget's count does not see: decompressed pages,
 /// decoders' buffers, memory the allocator keeps after it is freed (between two and three
 /// times the live bytes in one measurement of the CLI's scans). On `ml.parquet` of 256,000
-/// rows in 4,096-row batches at a 64 MiB budget, a half instead of no share took peak
-/// anonymous memory from 122-136 MiB to 94-100 MiB, in the same time. A quarter instead of a
-/// half, at the default budget, took wall time to 0.92× on `ml.parquet` and 0.90× on
-/// `tpch.parquet` (farm-bench, 9-11 pairs of the CLI's scan, 256,000 rows), with half the
-/// system time: what decoding far ahead bought was fresh pages, whose first touch costs the
-/// kernel (and on a virtual machine the host) more than decoding just in time; an eighth was
-/// slower than a quarter (1.18×), the threads waiting for the consumer.
-pub(super) const DECODED_SHARE_OF_BUDGET: u64 = 4;
+/// rows in 4,096-row batches at a 64 MiB budget, peak anonymous memory went from 122-136 MiB
+/// to 94-100 MiB, in the same time.
+pub(super) const DECODED_SHARE_OF_BUDGET: u64 = 2;
 
 /// A job in the decode queue, served smallest first: by priority, then plan order, then slot.
 /// Slot 0 is the task's decoder, slot `i + 1` its part `i`, so that a task's parts are served
@@ -125,7 +120,7 @@ impl State {
     /// beside what the scan holds, what the jobs running will add and the batch the consumer
     /// holds, each of those last taken as a [`piece_estimate`](State::piece_estimate).
     ///
-    /// The decoded bytes among those stay within a quarter of the budget
+    /// The decoded bytes among those stay within half the budget
     /// ([`DECODED_SHARE_OF_BUDGET`]), less what the plan's decoders read themselves.
     fn decode_room(&self, config: &Config) -> bool {
         let pieces = self.running as u64 + 2;
