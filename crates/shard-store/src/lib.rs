@@ -51,6 +51,7 @@ mod cache;
 pub mod fuzz;
 mod gather;
 mod hf;
+mod interleave;
 mod manifest;
 mod open_shards;
 mod route;

@@ -100,7 +100,8 @@ impl Columns<'_> {
         {
             Err(ArrowError::OffsetOverflowError(0))
         } else {
-            arrow_select::interleave::interleave(&arrays, positions)
+            crate::interleave::interleave(&arrays, positions)
+                .unwrap_or_else(|| arrow_select::interleave::interleave(&arrays, positions))
         };
         match gathered {
             Ok(a) => conform_array(a, field),
