@@ -181,27 +181,22 @@ impl ShardStore {
         for &s in &order {
             let shard = self.shard(s)?;
             let local = &rows_of[&s];
-            let mut sources: Vec<RecordBatch> = Vec::new();
+            let mut sources: Vec<&RecordBatch> = Vec::new();
             let mut source_of: HashMap<usize, usize> = HashMap::new();
             let mut pos = Vec::with_capacity(local.len());
             for &r in local {
                 let (b, row) = shard.locate(r);
                 let k = *source_of.entry(b).or_insert_with(|| {
-                    sources.push(shard.batches[b].clone());
+                    sources.push(&shard.batches[b]);
                     sources.len() - 1
                 });
                 pos.push((k, row));
             }
-            let sources = match projection {
-                Some(p) => sources
-                    .iter()
-                    .map(|b| b.project(p))
-                    .collect::<std::result::Result<Vec<_>, _>>()?,
-                None => sources,
-            };
-            let sources: Vec<&RecordBatch> = sources.iter().collect();
             part_of.insert(s, parts.len());
-            parts.push(self.columns().gather_batch(schema, &sources, None, &pos)?);
+            parts.push(
+                self.columns()
+                    .gather_batch(schema, &sources, projection, &pos)?,
+            );
             // The shard is let go here, before the next is opened.
         }
         if parts.len() == 1 {

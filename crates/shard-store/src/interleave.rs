@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    ArrowPrimitiveType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, BinaryType, ByteArrayType, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type, Utf8Type,
 };
 use arrow_array::{
     Array, ArrayRef, BinaryArray, GenericListArray, PrimitiveArray, StringArray, new_empty_array,
@@ -79,32 +79,18 @@ pub(crate) fn interleave(
         DataType::UInt64 => primitive!(UInt64Type),
         DataType::Float32 => primitive!(Float32Type),
         DataType::Float64 => primitive!(Float64Type),
-        DataType::Utf8 => {
-            let parts: Vec<(&[i32], &[u8])> = arrays
-                .iter()
-                .map(|a| {
-                    let s = a.as_string::<i32>();
-                    (s.value_offsets(), s.value_data())
-                })
-                .collect();
-            Some(gather_bytes(&parts, positions, 1).map(|(offsets, values)| {
+        DataType::Utf8 => Some(
+            gather_bytes(&byte_parts::<Utf8Type>(arrays), positions, 1).map(|(offsets, values)| {
                 // SAFETY: every value is the bytes of one value of a valid `StringArray`,
                 // whole, so each is UTF-8 and the offsets fall on their boundaries.
                 Arc::new(unsafe { StringArray::new_unchecked(offsets, values, None) }) as ArrayRef
-            }))
-        }
-        DataType::Binary => {
-            let parts: Vec<(&[i32], &[u8])> = arrays
-                .iter()
-                .map(|a| {
-                    let b = a.as_binary::<i32>();
-                    (b.value_offsets(), b.value_data())
-                })
-                .collect();
-            Some(gather_bytes(&parts, positions, 1).map(|(offsets, values)| {
-                Arc::new(BinaryArray::new(offsets, values, None)) as ArrayRef
-            }))
-        }
+            }),
+        ),
+        DataType::Binary => Some(
+            gather_bytes(&byte_parts::<BinaryType>(arrays), positions, 1).map(
+                |(offsets, values)| Arc::new(BinaryArray::new(offsets, values, None)) as ArrayRef,
+            ),
+        ),
         DataType::List(field) if !field.is_nullable() || no_child_nulls(arrays) => {
             macro_rules! list {
                 ($t:ty) => {
@@ -122,6 +108,19 @@ pub(crate) fn interleave(
         }
         _ => None,
     }
+}
+
+/// Each of `arrays` (all of type `T`) as its offsets and value bytes.
+fn byte_parts<'a, T: ByteArrayType<Offset = i32>>(
+    arrays: &[&'a dyn Array],
+) -> Vec<(&'a [i32], &'a [u8])> {
+    arrays
+        .iter()
+        .map(|a| {
+            let b = a.as_bytes::<T>();
+            (b.value_offsets(), b.value_data())
+        })
+        .collect()
 }
 
 /// True when no list in `arrays` has a null element.
@@ -187,11 +186,9 @@ fn list_of<T: ArrowPrimitiveType>(
     let width = std::mem::size_of::<T::Native>();
     Some(
         gather_bytes(&parts, positions, width).map(|(offsets, values)| {
-            let values = PrimitiveArray::<T>::new(
-                ScalarBuffer::new(values.clone(), 0, values.len() / width),
-                None,
-            )
-            .with_data_type(field.data_type().clone());
+            let len = values.len() / width;
+            let values = PrimitiveArray::<T>::new(ScalarBuffer::new(values, 0, len), None)
+                .with_data_type(field.data_type().clone());
             Arc::new(GenericListArray::<i32>::new(
                 field,
                 offsets,
