@@ -315,6 +315,63 @@ impl Hybrid {
         Ok(())
     }
 
+    /// How many of the next `n` values are 0, passing them unread otherwise: a page's rows,
+    /// from its repetition levels (each row starts at a level of 0). An error for a value
+    /// above `max`, or if there are fewer than `n`.
+    pub(crate) fn zeros(&mut self, mut n: usize, max: u8) -> Res<usize> {
+        if self.bit_width > 8 {
+            return Err(format!("levels of {} bits", self.bit_width));
+        }
+        let (mut zeros, mut top) = (0, 0u32);
+        while n > 0 {
+            if self.rle_left == 0 && self.packed_left == 0 {
+                self.next_run()?;
+            }
+            if self.rle_left > 0 {
+                let k = self.rle_left.min(n);
+                top = top.max(self.rle_value);
+                zeros += if self.rle_value == 0 { k } else { 0 };
+                self.rle_left -= k;
+                n -= k;
+                continue;
+            }
+            let k = self.packed_left.min(n);
+            let (bw, buf) = (self.bit_width as usize, &self.buf[..]);
+            if bw == 1 {
+                // A bit a level: the ones are counted a byte at a time; levels past the end of
+                // the buffer are not in the run (`next_run` counts only the bytes there).
+                let (mut bit, end) = (self.bit, self.bit + k);
+                let mut ones = 0;
+                while bit < end {
+                    let take = (8 - bit % 8).min(end - bit);
+                    let byte = u32::from(buf[bit / 8]) >> (bit % 8);
+                    ones += (byte & ((1 << take) - 1)).count_ones() as usize;
+                    bit += take;
+                }
+                zeros += k - ones;
+                top = top.max(u32::from(ones > 0));
+            } else {
+                let mask = self.mask as u16;
+                for j in 0..k {
+                    let bit = self.bit + j * bw;
+                    let b = bit / 8;
+                    let lo = u16::from(buf.get(b).copied().unwrap_or(0));
+                    let hi = u16::from(buf.get(b + 1).copied().unwrap_or(0));
+                    let v = ((hi << 8 | lo) >> (bit % 8)) & mask;
+                    top = top.max(u32::from(v));
+                    zeros += usize::from(v == 0);
+                }
+            }
+            self.bit += k * bw;
+            self.packed_left -= k;
+            n -= k;
+        }
+        if top > u32::from(max) {
+            return Err(format!("a level of {top} past the column's {max}"));
+        }
+        Ok(zeros)
+    }
+
     /// Appends `dict[i]` for each of the next `n` values `i` to `out`.
     pub(crate) fn gather<T: Copy>(
         &mut self,
@@ -484,6 +541,8 @@ impl Values {
                 *pos = r.end;
             }
             Self::Dict(h) => h.gather(n, dict.ok_or("no dictionary")?, out)?,
+            // Nothing from no page: the end of a chunk whose pages were all skipped whole.
+            Self::None if n == 0 => {}
             Self::None => return Err("no page".into()),
         }
         Ok(())
@@ -992,7 +1051,7 @@ impl FlatReader {
     /// column, in order).
     pub(crate) fn new(
         schema: SchemaRef,
-        columns: Vec<(Box<dyn PageReader>, Kind, bool)>,
+        columns: Vec<(Box<dyn crate::pages::ColumnPages>, Kind, bool)>,
         skip: usize,
         head: usize,
         rest: usize,

@@ -74,7 +74,7 @@ pub use open::{
     open_many, open_source, open_with,
 };
 pub use parquet::ParquetReader;
-pub use parquet_plan::{DEFAULT_PIECE_BYTES, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};
+pub use parquet_plan::{DEFAULT_PIECE_BYTES, PART_BYTES, ParquetScanPlan, SPLIT_ROW_GROUPS_FROM};
 pub use plan_reader::PlanReader;
 pub use write::{BatchWriter, WriteCompression};
 

@@ -28,7 +28,7 @@ use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use crate::pages::{ChunkBytes, ChunkPages, page_rows};
+use crate::pages::{ChunkBytes, ChunkPages, ColumnPages, RowStarts, page_rows};
 use crate::stream::{ChunkStream, Streamed};
 
 /// Which page of a column chunk: its dictionary, or its `n`th data page.
@@ -46,6 +46,9 @@ pub(crate) struct PageCounts {
     /// Snappy blocks our own page reader decompressed, and how many of them in pairs.
     pub(crate) snappy_blocks: AtomicU64,
     pub(crate) paired: AtomicU64,
+    /// v1 pages of a repeated column whose rows were counted from their levels alone, by a
+    /// reader skipping to its first row ([`crate::pages::ColumnPages::row_starts`]).
+    pub(crate) by_levels: AtomicU64,
 }
 
 /// The pages of one row group that more than one reader needs, until each has taken them.
@@ -56,6 +59,9 @@ pub(crate) struct SharedPages {
     cuts: Vec<u64>,
     /// Decompressed pages, by column and page, with how many more readers will take them.
     cache: Mutex<HashMap<(usize, PageKey), (Page, usize)>>,
+    /// The rows of v1 pages of repeated columns counted so far, by column and data page:
+    /// each part skipping to its start passes the pages before it, and counts each once.
+    starts: Mutex<HashMap<(usize, usize), RowStarts>>,
     counts: Arc<PageCounts>,
 }
 
@@ -68,6 +74,7 @@ impl SharedPages {
         Self {
             cuts,
             cache: Mutex::new(HashMap::new()),
+            starts: Mutex::new(HashMap::new()),
             counts,
         }
     }
@@ -116,7 +123,7 @@ impl SharedPages {
 
 /// A column chunk's page reader that takes pages from, and leaves them in, [`SharedPages`].
 struct SharingPageReader {
-    inner: Box<dyn PageReader>,
+    inner: Box<dyn ColumnPages>,
     shared: Arc<SharedPages>,
     column: usize,
     /// Data pages passed so far (read or skipped).
@@ -232,6 +239,24 @@ impl PageReader for SharingPageReader {
     }
 }
 
+impl ColumnPages for SharingPageReader {
+    fn row_starts(&mut self, rep_width: u32) -> ParquetResult<Option<RowStarts>> {
+        let Some((PageKey::Data(page), _)) = self.next_key()? else {
+            return Ok(None);
+        };
+        let key = (self.column, page);
+        let lock = || self.shared.starts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&s) = lock().get(&key) {
+            return Ok(Some(s));
+        }
+        let starts = self.inner.row_starts(rep_width)?;
+        if let Some(s) = starts {
+            lock().insert(key, s);
+        }
+        Ok(starts)
+    }
+}
+
 /// One row group of fetched bytes as the parquet crate's [`RowGroups`], its page readers
 /// sharing pages through [`SharedPages`].
 pub(crate) struct SharedRowGroup<R: ChunkReader> {
@@ -248,13 +273,13 @@ pub(crate) struct SharedRowGroup<R: ChunkReader> {
 }
 
 /// The one page reader of a column in a single row group.
-struct OnePageReader(Option<Box<dyn PageReader>>);
+struct OnePageReader(Option<Box<dyn ColumnPages>>);
 
 impl Iterator for OnePageReader {
     type Item = ParquetResult<Box<dyn PageReader>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.take().map(Ok)
+        self.0.take().map(|p| Ok(p as Box<dyn PageReader>))
     }
 }
 
@@ -264,10 +289,10 @@ impl<R: ChunkReader + 'static> SharedRowGroup<R> {
     /// The page reader of leaf column `i`: uncompressed and snappy chunks are read by
     /// `ChunkPages`, other codecs by the parquet crate's page reader; either way sharing pages
     /// with the row group's other readers.
-    pub(crate) fn page_reader(&self, i: usize) -> ParquetResult<Box<dyn PageReader>> {
+    pub(crate) fn page_reader(&self, i: usize) -> ParquetResult<Box<dyn ColumnPages>> {
         let chunk = self.metadata.row_group(self.row_group).column(i);
         let descr = chunk.column_descr();
-        let inner: Box<dyn PageReader> = match chunk.compression() {
+        let inner: Box<dyn ColumnPages> = match chunk.compression() {
             Compression::UNCOMPRESSED | Compression::SNAPPY => {
                 let (start, len) = crate::parquet::chunk_range(chunk).ok_or_else(|| {
                     ParquetError::General("a column chunk with a negative offset or length".into())

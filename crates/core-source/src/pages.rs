@@ -358,6 +358,107 @@ impl Packed {
     }
 }
 
+/// What a v1 data page's repetition levels say of its rows, read without its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowStarts {
+    /// Rows that start in the page: its levels of 0.
+    pub(crate) rows: usize,
+    /// The page's first level starts a row; if not, it continues the row before the page.
+    pub(crate) opens: bool,
+}
+
+/// A column chunk's page reader that can also count the rows of its next page when that is a
+/// v1 data page of a repeated column, from the page's repetition levels alone: v1 pages do not
+/// say their rows, and a reader skipping to a row past them would otherwise decompress them
+/// and read all their levels. (The parquet crate's readers never see these counts: a v1 page
+/// may end inside a row, which its `PageMetadata::num_rows` cannot say.)
+pub(crate) trait ColumnPages: PageReader {
+    /// The [`RowStarts`] of the next page, with repetition levels of `rep_width` bits; `None`
+    /// when it is not a v1 data page, at the end of the chunk, when this reader cannot count
+    /// them cheaply, or when its levels are damaged (left for the page's reader to find).
+    fn row_starts(&mut self, rep_width: u32) -> ParquetResult<Option<RowStarts>> {
+        let _ = rep_width;
+        Ok(None)
+    }
+}
+
+impl<R: parquet::file::reader::ChunkReader> ColumnPages
+    for parquet::file::serialized_reader::SerializedPageReader<R>
+{
+}
+
+/// The [`RowStarts`] of a v1 data page of `num_values` levels whose decompressed data begins
+/// with `data` (its repetition levels' 4-byte length and at least those levels).
+pub(crate) fn v1_row_starts(data: &Bytes, rep_width: u32, num_values: usize) -> Option<RowStarts> {
+    let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    let levels = data.get(4..4usize.checked_add(len)?)?;
+    let mut rep = crate::flat::Hybrid::new(data.slice_ref(levels), rep_width).ok()?;
+    let max = u8::try_from((1u32 << rep_width) - 1).ok()?;
+    if num_values == 0 {
+        return Some(RowStarts {
+            rows: 0,
+            opens: false,
+        });
+    }
+    let opens = rep.zeros(1, max).ok()? == 1;
+    let rest = rep.zeros(num_values - 1, max).ok()?;
+    Some(RowStarts {
+        rows: usize::from(opens) + rest,
+        opens,
+    })
+}
+
+impl ColumnPages for ChunkPages {
+    fn row_starts(&mut self, rep_width: u32) -> ParquetResult<Option<RowStarts>> {
+        if !self.rep {
+            return Ok(None);
+        }
+        let v1 = |h: &PageHeader| match h.kind {
+            PageKind::DataV1 {
+                num_values,
+                rep_level_encoding: parquet::basic::Encoding::RLE,
+                ..
+            } => Some(num_values as usize),
+            _ => None,
+        };
+        if let Some((h, buf)) = &self.ahead {
+            // Already decompressed, with the page before.
+            return Ok(v1(h)
+                .zip(buf.as_ref().ok())
+                .and_then(|(n, b)| v1_row_starts(b, rep_width, n)));
+        }
+        let Some((header, len)) = self.peek()? else {
+            return Ok(None);
+        };
+        let Some(num_values) = v1(header) else {
+            return Ok(None);
+        };
+        let (size, compressed, len) = (header.uncompressed_size, header.compressed_size, *len);
+        let start = self.pos + len;
+        let body = self.bytes.slice(start..start + compressed)?;
+        let data = if self.snappy {
+            // The levels' length, then the levels: a few kilobytes of a page of values.
+            let levels_len = snappy::decompress_prefix(&body, 4)
+                .ok()
+                .and_then(|h| Some(u32::from_le_bytes(h.get(..4)?.try_into().ok()?) as usize))
+                .filter(|&l| l <= size.saturating_sub(4));
+            let Some(prefix) =
+                levels_len.and_then(|l| snappy::decompress_prefix(&body, 4 + l).ok())
+            else {
+                return Ok(None);
+            };
+            Bytes::from(prefix)
+        } else {
+            body
+        };
+        let starts = v1_row_starts(&data, rep_width, num_values);
+        if starts.is_some() {
+            self.counts.by_levels.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(starts)
+    }
+}
+
 impl Iterator for ChunkPages {
     type Item = ParquetResult<Page>;
 

@@ -347,6 +347,59 @@ unsafe fn literal(
     Ok(())
 }
 
+/// The first `n` bytes of the raw snappy block `input`'s decompressed data (all of it if it is
+/// shorter), decoded up to there and no further: what a page's levels take, when the values
+/// after them are not wanted. Checked as [`decompress_into`] checks, in safe code: this runs
+/// on a page's first few kilobytes, not on its values.
+///
+/// # Errors
+/// A [`SnappyError`] if the block is malformed before its `n`th byte.
+pub(crate) fn decompress_prefix(input: &[u8], n: usize) -> Result<Vec<u8>, SnappyError> {
+    let (len, start) = decompressed_len(input)?;
+    if len > (input.len() - start).saturating_mul(32) {
+        return Err(SnappyError::Length);
+    }
+    let want = n.min(len);
+    let src = &input[start..];
+    let mut out = Vec::with_capacity(want);
+    let mut ip = 0;
+    while out.len() < want {
+        let tag = *src.get(ip).ok_or(SnappyError::Short)?;
+        ip += 1;
+        if tag & 3 == 0 {
+            let mut lit = (tag >> 2) as usize + 1;
+            if lit > 60 {
+                let extra = lit - 60;
+                lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
+                ip += extra;
+            }
+            let bytes = src.get(ip..ip + lit).ok_or(SnappyError::Literal)?;
+            if len - out.len() < lit {
+                return Err(SnappyError::Literal);
+            }
+            // Only what is wanted of a long literal.
+            out.extend_from_slice(&bytes[..lit.min(want - out.len())]);
+            ip += lit;
+            continue;
+        }
+        let e = COPY_TAGS[tag as usize] as usize;
+        let extra = e >> 11;
+        let offset = (e & 0x700) + le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
+        ip += extra;
+        let m = e & 0xff;
+        if offset == 0 || offset > out.len() || len - out.len() < m {
+            return Err(SnappyError::Copy);
+        }
+        // Byte by byte: the source may overlap what this copy writes.
+        let from = out.len() - offset;
+        for k in 0..m.min(want - out.len()) {
+            let b = out[from + k];
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
 /// The bytes of a raw snappy block's first element if it is a literal (a block usually opens
 /// with one): the start of the decompressed data, read without decompressing.
 pub(crate) fn first_literal(block: &[u8]) -> Option<&[u8]> {
@@ -516,6 +569,38 @@ mod tests {
                     prop_assert_eq!(oa, vec![1u8, 2]);
                     prop_assert_eq!(ob, vec![3u8]);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// A prefix is the decompressed data's first bytes; on a damaged block, it is those
+        /// bytes or an error, never a panic, and an error only if the whole block is one too.
+        #[test]
+        fn prefixes_are_what_the_whole_block_starts_with(
+            data in page_like(),
+            n in 0usize..6000,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        ) {
+            let mut block = snap::raw::Encoder::new().compress_vec(&data).expect("compress");
+            for &(at, x) in &flips {
+                let i = at % block.len();
+                block[i] ^= x;
+            }
+            let whole = decompress(&block);
+            match (decompress_prefix(&block, n), whole) {
+                (Ok(p), Ok(w)) => prop_assert_eq!(&p[..], &w[..n.min(w.len())]),
+                (Err(_), Ok(_)) => prop_assert!(false, "a prefix of a valid block failed"),
+                (Ok(p), Err(_)) => {
+                    // Damage past the prefix; undamaged, the prefix is the original's.
+                    if flips.is_empty() {
+                        prop_assert_eq!(&p[..], &data[..n.min(data.len())]);
+                    }
+                }
+                (Err(_), Err(_)) => {}
+            }
+            if flips.is_empty() {
+                prop_assert_eq!(decompress_prefix(&block, n).expect("valid"), &data[..n.min(data.len())]);
             }
         }
     }

@@ -24,6 +24,7 @@ use parquet::column::page::PageReader;
 use crate::flat::{
     FlatPages, Hybrid, Res, Skipped, Validity, Values, dictionary, next_data_page, skip_whole_page,
 };
+use crate::pages::ColumnPages;
 
 /// The 4-byte little-endian length at `pos` of a PLAIN byte-array stream.
 fn length_at(buf: &[u8], pos: usize) -> Res<usize> {
@@ -206,7 +207,7 @@ const LEVELS_AT_ONCE: usize = 4096;
 
 /// One list<int32> column of one row group (three-level LIST), read batch by batch.
 pub(crate) struct ListColumn {
-    pages: Box<dyn PageReader>,
+    pages: Box<dyn ColumnPages>,
     /// The element field of the list type.
     item: FieldRef,
     list_nullable: bool,
@@ -236,7 +237,7 @@ struct ListOut {
 
 impl ListColumn {
     pub(crate) fn new(
-        pages: Box<dyn PageReader>,
+        pages: Box<dyn ColumnPages>,
         item: FieldRef,
         list_nullable: bool,
         elem_nullable: bool,
@@ -311,16 +312,18 @@ impl ListColumn {
 
     /// Passes levels until `rows` rows have started and the next one starts (or the chunk
     /// ends), counting the values the batch takes. With `out`, also builds the batch's
-    /// offsets and validity.
+    /// offsets and validity. With `continues`, the levels may open with the rest of a row
+    /// skipped before them (pages passed whole by [`Self::skip`]), passed with it.
     fn walk(
         &mut self,
         rows: usize,
         finished: &mut Vec<(Values, usize)>,
         mut out: Option<&mut ListOut>,
+        continues: bool,
     ) -> Res<()> {
         let (element, max) = (self.element_def(), self.max_def);
         let mut rows_left = rows;
-        let mut first = true;
+        let mut first = !continues;
         loop {
             if !self.fill(Some(finished))? {
                 if rows_left > 0 {
@@ -411,8 +414,12 @@ impl ListColumn {
 
     pub(crate) fn skip(&mut self, rows: usize) -> Res<()> {
         let mut rows = rows;
-        // Whole v2 pages (which start at a row and say how many rows they hold) are passed
-        // unread while the page at hand is done.
+        // The rows passed so far may continue into the next page (only a v1 page can end
+        // inside a row).
+        let mut continues = false;
+        // Whole pages are passed unread while the page at hand is done: v2 pages (which start
+        // at a row and say how many rows they hold), and v1 pages whose rows, counted from
+        // their repetition levels alone, are all to be skipped.
         while rows > 0 && self.at == self.rep.len() && self.page_left == 0 {
             let mut dict = None;
             let skipped = skip_whole_page(self.pages.as_mut(), rows, false, |b, n| {
@@ -420,16 +427,32 @@ impl ListColumn {
                 Ok(())
             })?;
             match skipped {
-                Skipped::Rows(n) => rows -= n,
-                Skipped::Dictionary => self.dict = dict,
-                Skipped::Nothing => break,
+                Skipped::Rows(n) => {
+                    rows -= n;
+                    continues = false;
+                    continue;
+                }
+                Skipped::Dictionary => {
+                    self.dict = dict;
+                    continue;
+                }
+                Skipped::Nothing => {}
+            }
+            match self.pages.row_starts(1).map_err(|e| e.to_string())? {
+                // A page that continues a row not being skipped is left to `walk` to refuse.
+                Some(s) if s.rows <= rows && (s.opens || continues) => {
+                    self.pages.skip_next_page().map_err(|e| e.to_string())?;
+                    rows -= s.rows;
+                    continues = true;
+                }
+                _ => break,
             }
         }
-        if rows == 0 {
+        if rows == 0 && !continues {
             return Ok(());
         }
         let mut finished = Vec::new();
-        self.walk(rows, &mut finished, None)?;
+        self.walk(rows, &mut finished, None, continues)?;
         for (mut values, n) in finished {
             values.skip(n, 4)?;
         }
@@ -446,7 +469,7 @@ impl ListColumn {
             slots: 0,
         };
         let mut finished = Vec::new();
-        self.walk(rows, &mut finished, Some(&mut out))?;
+        self.walk(rows, &mut finished, Some(&mut out), false)?;
         let ListOut {
             mut offsets,
             lists,
@@ -490,5 +513,228 @@ impl ListColumn {
         )
         .map_err(|e| e.to_string())?;
         Ok(Arc::new(list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use parquet::basic::Encoding;
+    use parquet::column::page::{Page, PageMetadata};
+    use parquet::errors::Result as ParquetResult;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::pages::{RowStarts, v1_row_starts};
+
+    /// v1 data pages in memory, counting their rows as `ChunkPages` does (from the levels).
+    struct Pages {
+        pages: VecDeque<Page>,
+        counted: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Iterator for Pages {
+        type Item = ParquetResult<Page>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.pages.pop_front().map(Ok)
+        }
+    }
+
+    impl PageReader for Pages {
+        fn get_next_page(&mut self) -> ParquetResult<Option<Page>> {
+            Ok(self.pages.pop_front())
+        }
+        fn peek_next_page(&mut self) -> ParquetResult<Option<PageMetadata>> {
+            Ok(self.pages.front().map(|p| PageMetadata {
+                num_rows: None,
+                num_levels: Some(p.num_values() as usize),
+                is_dict: false,
+            }))
+        }
+        fn skip_next_page(&mut self) -> ParquetResult<()> {
+            self.pages.pop_front();
+            Ok(())
+        }
+    }
+
+    impl ColumnPages for Pages {
+        fn row_starts(&mut self, rep_width: u32) -> ParquetResult<Option<RowStarts>> {
+            let starts = match self.pages.front() {
+                Some(Page::DataPage {
+                    buf, num_values, ..
+                }) => v1_row_starts(buf, rep_width, *num_values as usize),
+                _ => None,
+            };
+            if starts.is_some() {
+                self.counted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(starts)
+        }
+    }
+
+    /// `levels` (of one bit each) RLE/bit-packed hybrid encoded: runs of eight or more equal
+    /// levels as RLE runs, the rest in bit-packed groups of eight.
+    fn hybrid(levels: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let varint = |out: &mut Vec<u8>, mut v: usize| {
+            while v >= 0x80 {
+                out.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        };
+        let mut i = 0;
+        while i < levels.len() {
+            let run = levels[i..].iter().take_while(|&&l| l == levels[i]).count();
+            if run >= 8 {
+                varint(&mut out, run << 1);
+                out.push(levels[i]);
+                i += run;
+            } else {
+                varint(&mut out, 1 << 1 | 1);
+                let group = &levels[i..(i + 8).min(levels.len())];
+                out.push(group.iter().enumerate().map(|(k, &l)| l << k).sum());
+                i += 8;
+            }
+        }
+        out
+    }
+
+    /// Rows of a required list of required INT32 as v1 pages cut at the levels `cuts`
+    /// (anywhere, so a page may end inside a row and the next continue it).
+    fn pages_of(rows: &[Vec<i32>], cuts: &[usize]) -> VecDeque<Page> {
+        let mut levels: Vec<(u8, u8, Option<i32>)> = Vec::new();
+        for row in rows {
+            if row.is_empty() {
+                levels.push((0, 0, None));
+            }
+            for (k, &v) in row.iter().enumerate() {
+                levels.push((u8::from(k > 0), 1, Some(v)));
+            }
+        }
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (levels.len() + 1)).collect();
+        cuts.extend([0, levels.len()]);
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.windows(2)
+            .map(|w| {
+                let page = &levels[w[0]..w[1]];
+                let mut buf = Vec::new();
+                for section in [
+                    hybrid(&page.iter().map(|l| l.0).collect::<Vec<_>>()),
+                    hybrid(&page.iter().map(|l| l.1).collect::<Vec<_>>()),
+                ] {
+                    buf.extend((section.len() as u32).to_le_bytes());
+                    buf.extend(section);
+                }
+                buf.extend(page.iter().filter_map(|l| l.2).flat_map(i32::to_le_bytes));
+                Page::DataPage {
+                    buf: buf.into(),
+                    num_values: page.len() as u32,
+                    encoding: Encoding::PLAIN,
+                    def_level_encoding: Encoding::RLE,
+                    rep_level_encoding: Encoding::RLE,
+                    statistics: None,
+                }
+            })
+            .collect()
+    }
+
+    fn list(rows: &[Vec<i32>]) -> ListArray {
+        let item = Arc::new(arrow_schema::Field::new_list_field(
+            arrow_schema::DataType::Int32,
+            false,
+        ));
+        let values = Int32Array::from_iter_values(rows.iter().flatten().copied());
+        let offsets = OffsetBuffer::from_lengths(rows.iter().map(Vec::len));
+        ListArray::new(item, offsets, Arc::new(values), None)
+    }
+
+    proptest! {
+        /// Skips and reads in any order over v1 pages that end anywhere, inside rows too, give
+        /// the rows they pass over and ask for; whole pages skipped are passed by their levels.
+        #[test]
+        fn skips_pass_pages_that_end_inside_rows(
+            rows in proptest::collection::vec(proptest::collection::vec(-9i32..9, 0..12), 1..80),
+            cuts in proptest::collection::vec(any::<usize>(), 0..30),
+            steps in proptest::collection::vec((any::<bool>(), 0usize..40), 1..20),
+        ) {
+            let item = Arc::new(arrow_schema::Field::new_list_field(
+                arrow_schema::DataType::Int32,
+                false,
+            ));
+            let pages = Pages { pages: pages_of(&rows, &cuts), counted: Default::default() };
+            let mut column = ListColumn::new(Box::new(pages), item, false, false);
+            let mut at = 0;
+            for (read, n) in steps {
+                let n = n.min(rows.len() - at);
+                if read {
+                    let got = column.read(n).expect("reads");
+                    let got = got.as_any().downcast_ref::<ListArray>().expect("a list");
+                    prop_assert_eq!(got, &list(&rows[at..at + n]));
+                } else {
+                    column.skip(n).expect("skips");
+                }
+                at += n;
+            }
+            let rest = column.read(rows.len() - at).expect("reads the rest");
+            prop_assert_eq!(rest.as_any().downcast_ref::<ListArray>(), Some(&list(&rows[at..])));
+        }
+    }
+
+    /// The levels alone carry the rows: a skip over many pages counts them without reading
+    /// their values (here cut off in every page the skip passes whole, which reading would
+    /// refuse).
+    #[test]
+    fn whole_pages_skipped_are_not_read() {
+        let rows: Vec<Vec<i32>> = (0..200).map(|i| vec![i; (i % 5) as usize]).collect();
+        let cuts: Vec<usize> = (0..80).map(|k| k * 7 + 3).collect();
+        let mut pages = pages_of(&rows, &cuts);
+        // The level where row 190 starts: pages that end by it are passed whole.
+        let first: usize = rows[..190].iter().map(|r| r.len().max(1)).sum();
+        let mut end = 0;
+        let mut damaged = 0;
+        for page in &mut pages {
+            end += page.num_values() as usize;
+            if let Page::DataPage { buf, .. } = page
+                && end <= first
+            {
+                *buf = buf.slice(..buf.len() - 4);
+                damaged += 1;
+            }
+        }
+        assert!(damaged > 40, "{damaged}");
+        let item = Arc::new(arrow_schema::Field::new_list_field(
+            arrow_schema::DataType::Int32,
+            false,
+        ));
+        let counted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pages = Pages {
+            pages,
+            counted: counted.clone(),
+        };
+        let mut column = ListColumn::new(Box::new(pages), item, false, false);
+        column.skip(190).expect("skips by levels alone");
+        let got = column.read(10).expect("reads");
+        assert_eq!(
+            got.as_any().downcast_ref::<ListArray>(),
+            Some(&list(&rows[190..]))
+        );
+        assert!(counted.load(std::sync::atomic::Ordering::Relaxed) >= damaged);
+    }
+
+    #[test]
+    fn hybrid_runs_count_zeros() {
+        for levels in [
+            vec![0u8; 20],
+            vec![1; 20],
+            (0..50).map(|i| u8::from(i % 3 == 0)).collect(),
+        ] {
+            let mut h = Hybrid::new(Bytes::from(hybrid(&levels)), 1).expect("hybrid");
+            let zeros = levels.iter().filter(|&&l| l == 0).count();
+            assert_eq!(h.zeros(levels.len(), 1).expect("counts"), zeros);
+        }
     }
 }

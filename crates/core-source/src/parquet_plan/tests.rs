@@ -153,6 +153,48 @@ fn mixed(
     out.into()
 }
 
+/// Parts of a row group with a list column in v1 pages reach their first rows by counting the
+/// list's pages from their levels (decompressing those alone), each page once for all parts,
+/// rather than decompressing every page before them: the parts decompress the pages one reader
+/// does, and one more list page each, where they start.
+#[test]
+fn parts_pass_a_lists_v1_pages_by_their_levels() {
+    for snappy in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lists.parquet");
+        std::fs::write(&path, mixed(4000, 4000, 40, false, snappy, false)).expect("write");
+        let counted = |part_rows| {
+            let plan = ParquetScanPlan::try_new(&path, &ReadOptions::default())
+                .expect("plan")
+                .decode_batch_rows(96)
+                .part_rows(part_rows);
+            let counts = plan.pages.clone();
+            let data = Bytes::from(std::fs::read(&path).expect("read"));
+            let batches =
+                run_plan_in_order(plan, |r| Ok(data.slice(r.start as usize..r.end as usize)))
+                    .expect("decodes");
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            (batches, n(&counts.decompressed), n(&counts.by_levels))
+        };
+        let (whole, pages, none) = counted(0);
+        assert_eq!(none, 0, "one reader skips nothing");
+        // Parts of 500 rows (rounded to batches of 96): 7 parts start past row 0.
+        let (split, split_pages, by_levels) = counted(500);
+        assert_eq!(split, whole);
+        assert!(
+            split_pages <= pages + 7,
+            "snappy {snappy}: {split_pages} pages decompressed against one reader's {pages}"
+        );
+        // The list's pages hold 50 rows (its writer checks the page row limit after each
+        // batch of levels); the last part starts at row 3456, past 69 of them, and counts
+        // the one it starts in.
+        assert!(
+            (69..=71).contains(&by_levels),
+            "snappy {snappy}: {by_levels} pages counted by their levels"
+        );
+    }
+}
+
 /// The plan of `source` with every row group streamed in requests of `request` bytes.
 fn streamed_plan(
     source: Arc<dyn ByteSource>,
