@@ -19,13 +19,13 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::{FieldLevels, ProjectionMask, parquet_to_arrow_field_levels};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::reader::{ChunkReader, Length};
 
 use crate::ReadOptions;
 use crate::flat::{FlatReader, Kind};
 use crate::page_cache::{PageCounts, SharedPages, SharedRowGroup};
 use crate::parquet::{ParquetFooter, Projection};
 use crate::stream::{StreamSource, Streamed};
+use fetched::Fetched;
 
 /// A plan that reads a Parquet file one row group per task, fetching only the projected
 /// columns' chunks.
@@ -697,53 +697,6 @@ impl PartDecoder for PartReader {
     }
 }
 
-/// The fetched byte ranges of a file, served to the parquet crate as if it were the file.
-#[derive(Clone)]
-struct Fetched {
-    len: u64,
-    parts: Vec<(u64, Bytes)>,
-}
-
-impl Fetched {
-    fn find(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let end = start + length as u64;
-        self.parts
-            .iter()
-            .find(|(s, b)| *s <= start && end <= s + b.len() as u64)
-            .map(|(s, b)| b.slice((start - s) as usize..(end - s) as usize))
-            .ok_or_else(|| {
-                parquet::errors::ParquetError::General(format!(
-                    "bytes {start}..{end} were not fetched"
-                ))
-            })
-    }
-}
-
-impl Length for Fetched {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl ChunkReader for Fetched {
-    type T = bytes::buf::Reader<Bytes>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        let (s, b) = self
-            .parts
-            .iter()
-            .find(|(s, b)| *s <= start && start < s + b.len() as u64)
-            .ok_or_else(|| {
-                parquet::errors::ParquetError::General(format!("byte {start} was not fetched"))
-            })?;
-        Ok(bytes::Buf::reader(b.slice((start - s) as usize..)))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        self.find(start, length)
-    }
-}
-
 impl TaskDecoder for ParquetRowGroupDecoder {
     fn decode(self: Box<Self>, bytes: Vec<Bytes>) -> Result<Decoded> {
         if bytes.len() != self.ranges.len() {
@@ -807,5 +760,6 @@ impl TaskDecoder for ParquetRowGroupDecoder {
     }
 }
 
+mod fetched;
 #[cfg(test)]
 mod tests;
