@@ -284,29 +284,22 @@ impl<'a> Block<'a> {
         while ip < n {
             let tag = src[ip];
             ip += 1;
-            if tag & 3 == 0 {
-                let mut lit = (tag >> 2) as usize + 1;
-                if lit > 60 {
-                    let extra = lit - 60;
-                    lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
-                    ip += extra;
+            match element(tag, src, &mut ip)? {
+                Element::Literal(lit) => {
+                    // SAFETY: `dst` holds `len` bytes and more (the block's invariant);
+                    // `literal` checks that the copy stays inside `src` and `dst[op..len]`.
+                    unsafe { literal(src, ip, dst, op, len, lit)? };
+                    ip += lit;
+                    op += lit;
                 }
-                // SAFETY: `dst` holds `len` bytes and more (the block's invariant); `literal`
-                // checks that the copy stays inside `src` and `dst[op..len]`.
-                unsafe { literal(src, ip, dst, op, len, lit)? };
-                ip += lit;
-                op += lit;
-                continue;
+                Element::Copy { offset, len: m } => {
+                    // SAFETY: `dst` holds `len + SLACK` bytes with `dst[..op]` written (the
+                    // block's invariant); `copy` checks that it reads inside `dst[..op]` and
+                    // writes inside `dst[op..len]`.
+                    unsafe { copy(dst, op, offset, m, len)? };
+                    op += m;
+                }
             }
-            let e = COPY_TAGS[tag as usize] as usize;
-            let extra = e >> 11;
-            let word = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
-            ip += extra;
-            // SAFETY: `dst` holds `len + SLACK` bytes with `dst[..op]` written (the block's
-            // invariant); `copy` checks that it reads inside `dst[..op]` and writes inside
-            // `dst[op..len]`.
-            unsafe { copy(dst, op, (e & 0x700) + word, e & 0xff, len)? };
-            op += e & 0xff;
         }
         self.ip = ip;
         self.op = op;
@@ -315,6 +308,37 @@ impl<'a> Block<'a> {
         }
         Ok(())
     }
+}
+
+/// A tag's element, read with every read checked.
+enum Element {
+    /// A literal of this many bytes, which follow the tag.
+    Literal(usize),
+    /// A copy of `len` bytes from `offset` bytes back.
+    Copy { offset: usize, len: usize },
+}
+
+/// The element of `tag` (read at `src[*ip - 1]`), moving `ip` past the bytes after the tag
+/// that give its length or offset (not past a literal's bytes).
+#[inline(always)]
+fn element(tag: u8, src: &[u8], ip: &mut usize) -> Result<Element, SnappyError> {
+    if tag & 3 == 0 {
+        let mut lit = (tag >> 2) as usize + 1;
+        if lit > 60 {
+            let extra = lit - 60;
+            lit = le(src.get(*ip..*ip + extra).ok_or(SnappyError::Truncated)?) + 1;
+            *ip += extra;
+        }
+        return Ok(Element::Literal(lit));
+    }
+    let e = COPY_TAGS[tag as usize] as usize;
+    let extra = e >> 11;
+    let word = le(src.get(*ip..*ip + extra).ok_or(SnappyError::Truncated)?);
+    *ip += extra;
+    Ok(Element::Copy {
+        offset: (e & 0x700) + word,
+        len: e & 0xff,
+    })
 }
 
 /// The little-endian number in `bytes` (at most 4 of them).
@@ -366,27 +390,19 @@ pub(crate) fn decompress_prefix(input: &[u8], n: usize) -> Result<Vec<u8>, Snapp
     while out.len() < want {
         let tag = *src.get(ip).ok_or(SnappyError::Short)?;
         ip += 1;
-        if tag & 3 == 0 {
-            let mut lit = (tag >> 2) as usize + 1;
-            if lit > 60 {
-                let extra = lit - 60;
-                lit = le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?) + 1;
-                ip += extra;
+        let (offset, m) = match element(tag, src, &mut ip)? {
+            Element::Literal(lit) => {
+                let bytes = src.get(ip..ip + lit).ok_or(SnappyError::Literal)?;
+                if len - out.len() < lit {
+                    return Err(SnappyError::Literal);
+                }
+                // Only what is wanted of a long literal.
+                out.extend_from_slice(&bytes[..lit.min(want - out.len())]);
+                ip += lit;
+                continue;
             }
-            let bytes = src.get(ip..ip + lit).ok_or(SnappyError::Literal)?;
-            if len - out.len() < lit {
-                return Err(SnappyError::Literal);
-            }
-            // Only what is wanted of a long literal.
-            out.extend_from_slice(&bytes[..lit.min(want - out.len())]);
-            ip += lit;
-            continue;
-        }
-        let e = COPY_TAGS[tag as usize] as usize;
-        let extra = e >> 11;
-        let offset = (e & 0x700) + le(src.get(ip..ip + extra).ok_or(SnappyError::Truncated)?);
-        ip += extra;
-        let m = e & 0xff;
+            Element::Copy { offset, len: m } => (offset, m),
+        };
         if offset == 0 || offset > out.len() || len - out.len() < m {
             return Err(SnappyError::Copy);
         }
