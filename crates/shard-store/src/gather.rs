@@ -50,16 +50,26 @@ impl RandomAccess for ShardStore {
         // tenth of a fresh process's take of 256 random rows from a store of 12 shards.
         let shards = self.num_shards();
         let mut loaded: Vec<Option<Arc<LoadedShard>>> = vec![None; shards];
-        let mut located = Vec::with_capacity(indices.len());
+        let mut routed = Vec::with_capacity(indices.len());
+        let mut wanted = Vec::new();
+        let mut seen = vec![false; shards];
         for &i in indices {
             let (s, local) = self.inner.routes.route(i);
-            let shard = match &loaded[s] {
-                Some(sh) => sh,
-                None => loaded[s].insert(self.shard(s)?),
-            };
-            let (b, r) = shard.locate(local);
-            located.push((s, b, r));
+            if !std::mem::replace(&mut seen[s], true) {
+                wanted.push(s);
+            }
+            routed.push((s, local));
         }
+        for (&s, sh) in wanted.iter().zip(self.shards(&wanted)?) {
+            loaded[s] = Some(sh);
+        }
+        let located: Vec<(usize, usize, usize)> = routed
+            .iter()
+            .map(|&(s, local)| {
+                let (b, r) = loaded[s].as_ref().expect("loaded above").locate(local);
+                (s, b, r)
+            })
+            .collect();
         // Where each loaded shard's batches start among all loaded batches, and which source
         // each of those batches became (`usize::MAX`: none yet).
         let mut first_batch = vec![0; shards];

@@ -101,6 +101,11 @@ impl OpenShards {
         !idle.is_empty()
     }
 
+    /// True if shard `s` is open (its place in the order unchanged).
+    pub(crate) fn is_open(&self, s: usize) -> bool {
+        self.lock().open.contains_key(&s)
+    }
+
     /// Loads so far.
     pub(crate) fn loads(&self) -> u64 {
         self.lock().loads

@@ -435,6 +435,52 @@ impl ShardStore {
         self.inner.open.get_or_load(s, || self.load(s))
     }
 
+    /// Shards `wanted` (numbers, each once), open already or loaded now, in that order. When
+    /// more than one must be loaded, they load on up to as many threads as the machine has
+    /// cores: mapping with its pages populated and decoding are CPU work per shard, and a
+    /// fresh process's first gather from a store of many shards needs them all.
+    pub(crate) fn shards(&self, wanted: &[usize]) -> Result<Vec<Arc<LoadedShard>>> {
+        let missing = wanted
+            .iter()
+            .filter(|&&s| !self.inner.open.is_open(s))
+            .count();
+        if missing < 2 || self.inner.cache.is_some() {
+            return wanted.iter().map(|&s| self.shard(s)).collect();
+        }
+        // Asked only now: it reads files under /proc and /sys, which a take per batch would
+        // pay for every time.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(missing);
+        if threads < 2 {
+            return wanted.iter().map(|&s| self.shard(s)).collect();
+        }
+        // Thread `t` loads every `threads`-th shard from the `t`-th: shards are of about one
+        // size, and a fixed share is what the tests can count on.
+        let share = |t: usize| -> Vec<Result<Arc<LoadedShard>>> {
+            wanted
+                .iter()
+                .skip(t)
+                .step_by(threads)
+                .map(|&s| self.shard(s))
+                .collect()
+        };
+        let shares: Vec<Vec<Result<Arc<LoadedShard>>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads)
+                .map(|t| scope.spawn(move || share(t)))
+                .collect();
+            let mut shares = vec![share(0)];
+            for h in helpers {
+                shares.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            shares
+        });
+        let mut shares: Vec<_> = shares.into_iter().map(Vec::into_iter).collect();
+        (0..wanted.len())
+            .map(|k| shares[k % threads].next().expect("a share per shard"))
+            .collect()
+    }
+
     /// Maps (or reads) shard `s`, checks it against what the manifest records, and decodes it.
     fn load(&self, s: usize) -> Result<LoadedShard> {
         let meta = &self.inner.shards[s];

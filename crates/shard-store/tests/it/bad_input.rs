@@ -148,6 +148,11 @@ fn missing_and_truncated_shards() {
         1,
         "other shards still read"
     );
+    // Loaded side by side with others, the missing shard is still the error.
+    let s = ShardStore::open(&p).unwrap();
+    let e = s.take(&[250, 150, 50], None).unwrap_err();
+    assert!(e.to_string().contains("shard-00001.arrow"), "{e}");
+    assert_eq!(s.take(&[250, 50], None).unwrap().num_rows(), 2);
     let v = s.verify().unwrap();
     assert_eq!(v.bad.len(), 1);
     assert_eq!(v.bad[0].file, "shard-00001.arrow");

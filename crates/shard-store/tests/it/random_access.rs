@@ -136,6 +136,30 @@ fn the_open_shard_cap_is_respected_and_lru() {
     assert_eq!(loads_after(1), 5, "shard 1 was the least recently used");
 }
 
+/// A take whose rows lie in many shards not yet open loads them side by side (more than one
+/// to load): each is loaded once, and the rows come back in the asked order.
+#[test]
+fn a_take_across_unopened_shards_loads_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let batches = input(&[1000]);
+    let all = concat(&batches);
+    write(
+        &p,
+        batches,
+        &StoreWriter::new().shard_rows(100).batch_rows(30),
+    );
+    for mode in [LoadMode::Mmap, LoadMode::Read] {
+        let store = ShardStore::open_with(&p, OpenOptions::default().mode(mode)).unwrap();
+        let idx: Vec<u64> = (0..10u64).rev().map(|s| s * 100 + 7 * s).collect();
+        assert_eq!(store.take(&idx, None).unwrap(), naive(&all, &idx, None));
+        assert_eq!(store.shard_loads(), 10);
+        let again: Vec<u64> = idx.iter().map(|i| i + 1).collect();
+        assert_eq!(store.take(&again, None).unwrap(), naive(&all, &again, None));
+        assert_eq!(store.shard_loads(), 10, "open shards are not loaded again");
+    }
+}
+
 /// Threads that need the same shard at once load it once: the others wait for that load
 /// rather than mapping and decoding it again (which doubled a fresh epoch's resident memory).
 #[test]
