@@ -48,6 +48,7 @@ mod flat;
 mod input;
 mod ipc;
 mod ipc_plan;
+mod levels;
 mod local;
 mod memtable;
 mod open;

@@ -24,6 +24,7 @@ use parquet::column::page::PageReader;
 use crate::flat::{
     FlatPages, Hybrid, Res, Skipped, Validity, Values, dictionary, next_data_page, skip_whole_page,
 };
+use crate::levels;
 use crate::pages::ColumnPages;
 
 /// The 4-byte little-endian length at `pos` of a PLAIN byte-array stream.
@@ -333,17 +334,10 @@ impl ListColumn {
             }
             let (rep, def) = (&self.rep[self.at..], &self.def[self.at..]);
             // Where the row after the batch's last starts, if it is among these levels.
-            let mut stop = rep.len();
-            let mut seen = 0;
-            for (i, &r) in rep.iter().enumerate() {
-                if r == 0 {
-                    if seen == rows_left {
-                        stop = i;
-                        break;
-                    }
-                    seen += 1;
-                }
-            }
+            let (stop, seen) = match levels::nth_zero(rep, rows_left) {
+                Ok(at) => (at, rows_left),
+                Err(zeros) => (rep.len(), zeros),
+            };
             rows_left -= seen;
             let found = stop < rep.len();
             if first && stop > 0 && rep[0] != 0 {
@@ -357,13 +351,10 @@ impl ListColumn {
             match out.as_deref_mut() {
                 // Every level a valid element (lists of numbers without nulls or empty lists):
                 // the offsets are where rows start.
-                Some(o) if def.iter().all(|&d| d == max) => {
+                Some(o) if levels::all_are(def, max) => {
                     let before = o.offsets.len();
-                    for (i, &r) in rep.iter().enumerate() {
-                        if r == 0 {
-                            o.offsets.push((o.slots + i) as i32);
-                        }
-                    }
+                    let (offsets, slots) = (&mut o.offsets, o.slots);
+                    levels::each_zero(rep, |i| offsets.push((slots + i) as i32));
                     if let Some(l) = o.lists.as_mut() {
                         l.push(true, o.offsets.len() - before);
                     }
@@ -394,12 +385,7 @@ impl ListColumn {
                     }
                     o.slots = slots;
                 }
-                None => {
-                    for (&r, &d) in rep.iter().zip(def) {
-                        bad |= r != 0 && d < element;
-                        valid += usize::from(d == max);
-                    }
-                }
+                None => (valid, bad) = levels::count_valid(rep, def, element, max),
             }
             if bad {
                 return Err("a null or empty list has more than one level".into());
