@@ -42,7 +42,7 @@ impl OpenShards {
     }
 
     /// Shard `s` if it is open, marked most recently used.
-    fn get(&self, s: usize) -> Option<Arc<LoadedShard>> {
+    pub(crate) fn get(&self, s: usize) -> Option<Arc<LoadedShard>> {
         let mut lru = self.lock();
         let sh = lru.open.get(&s).cloned()?;
         if let Some(p) = lru.order.iter().position(|&k| k == s) {
@@ -99,11 +99,6 @@ impl OpenShards {
             }
         }
         !idle.is_empty()
-    }
-
-    /// True if shard `s` is open (its place in the order unchanged).
-    pub(crate) fn is_open(&self, s: usize) -> bool {
-        self.lock().open.contains_key(&s)
     }
 
     /// Loads so far.

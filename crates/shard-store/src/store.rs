@@ -440,45 +440,56 @@ impl ShardStore {
     /// cores: mapping with its pages populated and decoding are CPU work per shard, and a
     /// fresh process's first gather from a store of many shards needs them all.
     pub(crate) fn shards(&self, wanted: &[usize]) -> Result<Vec<Arc<LoadedShard>>> {
-        let missing = wanted
-            .iter()
-            .filter(|&&s| !self.inner.open.is_open(s))
-            .count();
-        if missing < 2 || self.inner.cache.is_some() {
-            return wanted.iter().map(|&s| self.shard(s)).collect();
-        }
-        // Asked only now: it reads files under /proc and /sys, which a take per batch would
-        // pay for every time.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(missing);
-        if threads < 2 {
-            return wanted.iter().map(|&s| self.shard(s)).collect();
-        }
-        // Thread `t` loads every `threads`-th shard from the `t`-th: shards are of about one
-        // size, and a fixed share is what the tests can count on.
-        let share = |t: usize| -> Vec<Result<Arc<LoadedShard>>> {
-            wanted
-                .iter()
-                .skip(t)
-                .step_by(threads)
-                .map(|&s| self.shard(s))
-                .collect()
+        let mut got: Vec<Option<Arc<LoadedShard>>> =
+            wanted.iter().map(|&s| self.inner.open.get(s)).collect();
+        let missing: Vec<usize> = (0..wanted.len()).filter(|&k| got[k].is_none()).collect();
+        // Asked only when two or more must load: it reads files under /proc and /sys, which a
+        // take per batch would pay for every time.
+        let threads = if missing.len() < 2 || self.inner.cache.is_some() {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(missing.len())
         };
-        let shares: Vec<Vec<Result<Arc<LoadedShard>>>> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads)
-                .map(|t| scope.spawn(move || share(t)))
-                .collect();
-            let mut shares = vec![share(0)];
-            for h in helpers {
-                shares.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        // Thread `t` loads every `threads`-th missing shard from the `t`-th, stopping at its
+        // first error: shards are of about one size, and a fixed share is what the tests can
+        // count on.
+        let share = |t: usize| -> Vec<Result<Arc<LoadedShard>>> {
+            let mut out = Vec::new();
+            for &k in missing.iter().skip(t).step_by(threads) {
+                let loaded = self.shard(wanted[k]);
+                let failed = loaded.is_err();
+                out.push(loaded);
+                if failed {
+                    break;
+                }
             }
-            shares
-        });
+            out
+        };
+        let shares: Vec<Vec<Result<Arc<LoadedShard>>>> = if threads < 2 {
+            vec![share(0)]
+        } else {
+            std::thread::scope(|scope| {
+                let helpers: Vec<_> = (1..threads)
+                    .map(|t| scope.spawn(move || share(t)))
+                    .collect();
+                let mut shares = vec![share(0)];
+                for h in helpers {
+                    shares.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                }
+                shares
+            })
+        };
+        // In the order asked: a share's error comes before anything it did not load.
         let mut shares: Vec<_> = shares.into_iter().map(Vec::into_iter).collect();
-        (0..wanted.len())
-            .map(|k| shares[k % threads].next().expect("a share per shard"))
-            .collect()
+        for (n, &k) in missing.iter().enumerate() {
+            got[k] = Some(shares[n % threads].next().expect("a share per shard")?);
+        }
+        Ok(got
+            .into_iter()
+            .map(|sh| sh.expect("open or loaded"))
+            .collect())
     }
 
     /// Maps (or reads) shard `s`, checks it against what the manifest records, and decodes it.
